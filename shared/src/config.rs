@@ -1,0 +1,277 @@
+//! Settings, read once from the environment (or from a map in tests) into [`Settings`].
+//!
+//! | variable | meaning |
+//! |---|---|
+//! | `ACR_IDENTITY` | force one identity source: `secret`, `certificate`, `workload`, `managed` (`app-service` or `imds`), `cli` |
+//! | `ACR_LOGIN_SERVERS` | extra login servers to serve, comma-separated `host[:port]` (custom domains, test hosts) |
+//! | `ACR_AUDIENCE` | `acr` (default, `https://containerregistry.azure.net/.default`) or `arm` (`https://management.azure.com/.default`) |
+//! | `ACR_CACHE_DIR` | cache folder (default `$XDG_CACHE_HOME/docker-credential-acr`, else `~/.cache/docker-credential-acr`) |
+//! | `ACR_TIMEOUT` | overall deadline of one fetch in seconds (default 30) |
+//! | `AZURE_TENANT_ID`, `AZURE_CLIENT_ID`, `AZURE_CLIENT_SECRET`, `AZURE_CLIENT_CERTIFICATE_PATH`, `AZURE_FEDERATED_TOKEN_FILE`, `AZURE_AUTHORITY_HOST`, `IDENTITY_ENDPOINT`, `IDENTITY_HEADER` | the conventional Azure settings |
+
+use crate::error::Error;
+use crate::registry::normalize_host;
+use crate::secret::Secret;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The ACR audience scope for Entra tokens.
+pub const ACR_SCOPE: &str = "https://containerregistry.azure.net/.default";
+/// The Azure Resource Manager audience scope (what `az login` tokens carry).
+pub const ARM_SCOPE: &str = "https://management.azure.com/.default";
+
+/// A snapshot of environment variables; the only way the broker reads the environment.
+#[derive(Clone, Default)]
+pub struct Env(HashMap<String, String>);
+
+impl std::fmt::Debug for Env {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Values may be secrets (AZURE_CLIENT_SECRET): show names only.
+        let mut keys: Vec<_> = self.0.keys().collect();
+        keys.sort();
+        f.debug_struct("Env").field("names", &keys).finish()
+    }
+}
+
+impl Env {
+    /// The process environment (variables that are not valid UTF-8 are left out).
+    pub fn process() -> Self {
+        Env(std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .collect())
+    }
+
+    /// An environment made of the given pairs.
+    pub fn from_pairs<K: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        Env(pairs
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect())
+    }
+
+    /// A variable's value; empty counts as unset.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .get(key)
+            .map(String::as_str)
+            .filter(|v| !v.trim().is_empty())
+    }
+
+    /// Sets a variable (for callers that add settings from flags).
+    pub fn set(&mut self, key: &str, value: impl Into<String>) {
+        self.0.insert(key.to_string(), value.into());
+    }
+}
+
+/// Which identity source configuration forces, if any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceChoice {
+    /// Service principal with a client secret.
+    Secret,
+    /// Service principal with a certificate.
+    Certificate,
+    /// Workload identity (federated token file).
+    Workload,
+    /// Managed identity, App Service endpoint if set, else IMDS.
+    Managed,
+    /// Managed identity through the App Service style endpoint.
+    AppService,
+    /// Managed identity through IMDS.
+    Imds,
+    /// The Azure CLI's login.
+    Cli,
+}
+
+impl SourceChoice {
+    fn parse(s: &str) -> Result<Self, Error> {
+        Ok(match s.trim().to_ascii_lowercase().as_str() {
+            "secret" | "client-secret" => SourceChoice::Secret,
+            "certificate" | "cert" | "client-certificate" => SourceChoice::Certificate,
+            "workload" | "workload-identity" => SourceChoice::Workload,
+            "managed" | "managed-identity" | "msi" => SourceChoice::Managed,
+            "app-service" => SourceChoice::AppService,
+            "imds" => SourceChoice::Imds,
+            "cli" | "azure-cli" | "az" => SourceChoice::Cli,
+            other => {
+                return Err(Error::InvalidConfig(format!(
+                    "ACR_IDENTITY={other:?} is not one of secret, certificate, workload, managed, app-service, imds, cli"
+                )));
+            }
+        })
+    }
+}
+
+/// Everything the broker needs to know, resolved from the environment before any work.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The raw environment, for the identity sources.
+    pub env: Env,
+    /// A source forced by `ACR_IDENTITY`.
+    pub forced_source: Option<SourceChoice>,
+    /// Extra login servers, normalised.
+    pub extra_login_servers: Vec<String>,
+    /// The Entra scope to ask for.
+    pub scope: &'static str,
+    /// The cache folder, or `None` when no home folder is known (then nothing is cached).
+    pub cache_dir: Option<PathBuf>,
+    /// Overall deadline of one fetch.
+    pub timeout: Duration,
+    /// `AZURE_AUTHORITY_HOST`, when set (must be https).
+    pub authority_host: Option<String>,
+}
+
+impl Settings {
+    /// Reads settings from `env`. `default_cache_dir` is used when `ACR_CACHE_DIR` is unset and
+    /// the caller has its own default (the kubelet plugin); otherwise XDG rules apply.
+    pub fn from_env(env: Env, default_cache_dir: Option<PathBuf>) -> Result<Settings, Error> {
+        let forced_source = env
+            .get("ACR_IDENTITY")
+            .map(SourceChoice::parse)
+            .transpose()?;
+        let mut extra_login_servers = Vec::new();
+        if let Some(list) = env.get("ACR_LOGIN_SERVERS") {
+            for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                let host = normalize_host(item).map_err(|e| {
+                    Error::InvalidConfig(format!("ACR_LOGIN_SERVERS entry {item:?}: {}", e.reason))
+                })?;
+                extra_login_servers.push(host);
+            }
+        }
+        let scope = match env
+            .get("ACR_AUDIENCE")
+            .map(|s| s.trim().to_ascii_lowercase())
+        {
+            None => ACR_SCOPE,
+            Some(a) if a == "acr" => ACR_SCOPE,
+            Some(a) if a == "arm" => ARM_SCOPE,
+            Some(a) => {
+                return Err(Error::InvalidConfig(format!(
+                    "ACR_AUDIENCE={a:?} is not `acr` or `arm`"
+                )));
+            }
+        };
+        let cache_dir = env
+            .get("ACR_CACHE_DIR")
+            .map(PathBuf::from)
+            .or(default_cache_dir)
+            .or_else(|| {
+                env.get("XDG_CACHE_HOME")
+                    .map(|x| PathBuf::from(x).join("docker-credential-acr"))
+            })
+            .or_else(|| {
+                env.get("HOME")
+                    .map(|h| PathBuf::from(h).join(".cache/docker-credential-acr"))
+            });
+        let timeout = match env.get("ACR_TIMEOUT") {
+            None => Duration::from_secs(30),
+            Some(t) => match t.trim().parse::<u64>() {
+                Ok(s) if (1..=3600).contains(&s) => Duration::from_secs(s),
+                _ => {
+                    return Err(Error::InvalidConfig(format!(
+                        "ACR_TIMEOUT={t:?} is not a number of seconds between 1 and 3600"
+                    )));
+                }
+            },
+        };
+        let authority_host = match env.get("AZURE_AUTHORITY_HOST") {
+            None => None,
+            Some(a) => {
+                let a = a.trim().trim_end_matches('/').to_string();
+                if !a.to_ascii_lowercase().starts_with("https://") {
+                    return Err(Error::InvalidConfig(format!(
+                        "AZURE_AUTHORITY_HOST={a:?} must be an https:// URL"
+                    )));
+                }
+                Some(a)
+            }
+        };
+        Ok(Settings {
+            env,
+            forced_source,
+            extra_login_servers,
+            scope,
+            cache_dir,
+            timeout,
+            authority_host,
+        })
+    }
+
+    /// A secret setting from the environment.
+    pub(crate) fn secret(&self, key: &str) -> Option<Secret> {
+        self.env.get(key).map(Secret::new)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults() {
+        let s = Settings::from_env(Env::from_pairs([("HOME", "/home/u")]), None).unwrap();
+        assert_eq!(s.scope, ACR_SCOPE);
+        assert_eq!(
+            s.cache_dir.unwrap(),
+            PathBuf::from("/home/u/.cache/docker-credential-acr")
+        );
+        assert_eq!(s.timeout, Duration::from_secs(30));
+        assert!(s.forced_source.is_none());
+    }
+
+    #[test]
+    fn xdg_and_override_and_extra_servers() {
+        let s = Settings::from_env(
+            Env::from_pairs([
+                ("HOME", "/home/u"),
+                ("XDG_CACHE_HOME", "/x"),
+                (
+                    "ACR_LOGIN_SERVERS",
+                    "https://Localhost:8443/, registry.example.com",
+                ),
+                ("ACR_AUDIENCE", "ARM"),
+                ("ACR_IDENTITY", "cli"),
+            ]),
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            s.cache_dir.unwrap(),
+            PathBuf::from("/x/docker-credential-acr")
+        );
+        assert_eq!(
+            s.extra_login_servers,
+            vec!["localhost:8443", "registry.example.com"]
+        );
+        assert_eq!(s.scope, ARM_SCOPE);
+        assert_eq!(s.forced_source, Some(SourceChoice::Cli));
+        let s = Settings::from_env(
+            Env::from_pairs([("ACR_CACHE_DIR", "/c")]),
+            Some("/d".into()),
+        )
+        .unwrap();
+        assert_eq!(s.cache_dir.unwrap(), PathBuf::from("/c"));
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        for (k, v) in [
+            ("ACR_IDENTITY", "magic"),
+            ("ACR_AUDIENCE", "graph"),
+            ("ACR_TIMEOUT", "soon"),
+            ("AZURE_AUTHORITY_HOST", "http://login.example"),
+            ("ACR_LOGIN_SERVERS", "user@host"),
+        ] {
+            let e = Settings::from_env(Env::from_pairs([(k, v)]), None).unwrap_err();
+            assert!(e.to_string().contains(k), "{e}");
+        }
+    }
+
+    #[test]
+    fn env_debug_shows_no_values() {
+        let e = Env::from_pairs([("AZURE_CLIENT_SECRET", "s3cr3t")]);
+        assert!(!format!("{e:?}").contains("s3cr3t"));
+    }
+}

@@ -1,0 +1,158 @@
+//! The broker's one error type. Each message is the single line a user needs to fix the problem.
+
+use std::path::PathBuf;
+
+/// One identity source the chain looked at, and why it did not apply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    /// The source, e.g. `service principal (secret)`.
+    pub source: &'static str,
+    /// What it lacked, e.g. `AZURE_CLIENT_SECRET is not set`.
+    pub reason: String,
+}
+
+/// Everything that can go wrong while getting a registry credential.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No identity source had its settings.
+    #[error("no Azure identity found (tried: {}); set AZURE_TENANT_ID/AZURE_CLIENT_ID with AZURE_CLIENT_SECRET, AZURE_CLIENT_CERTIFICATE_PATH or AZURE_FEDERATED_TOKEN_FILE, use a managed identity, or run `az login`", list(.tried))]
+    NoIdentity {
+        /// Each source and what it lacked.
+        tried: Vec<Skipped>,
+    },
+
+    /// A setting is present but unusable.
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
+
+    /// Entra ID (or the managed identity endpoint, or the Azure CLI) refused or failed.
+    #[error("{source_name} could not get an Entra token: {detail}")]
+    Entra {
+        /// The identity source.
+        source_name: &'static str,
+        /// The cause, one line, without secrets.
+        detail: String,
+    },
+
+    /// The registry refused the exchange of the Entra token (401/403): a missing role.
+    #[error("{registry} refused the token of {identity} (HTTP {status}{}); grant it AcrPull (or AcrPush) on the registry, or on ABAC-enabled registries a repository role such as \"Container Registry Repository Reader\"", server_message(.message))]
+    ExchangeRefused {
+        /// Login server.
+        registry: String,
+        /// A description of the identity (kind and client id), no secret.
+        identity: String,
+        /// HTTP status.
+        status: u16,
+        /// The registry's error message, if it gave one.
+        message: Option<String>,
+    },
+
+    /// The registry's token service failed in another way.
+    #[error("token exchange with {registry} failed: {detail}")]
+    Exchange {
+        /// Login server.
+        registry: String,
+        /// The cause, one line.
+        detail: String,
+    },
+
+    /// The whole operation took longer than its deadline.
+    #[error(
+        "timed out after {seconds}s getting a token for {registry}; check network access to Entra ID and the registry, or raise ACR_TIMEOUT"
+    )]
+    Timeout {
+        /// Login server.
+        registry: String,
+        /// The deadline.
+        seconds: u64,
+    },
+
+    /// Another process held the cache lock for too long.
+    #[error("timed out waiting for the cache lock {}; another process is fetching a token; retry, or remove the file if no such process runs", .path.display())]
+    LockTimeout {
+        /// The lock file.
+        path: PathBuf,
+    },
+
+    /// A file could not be read or written.
+    #[error("{action} {}: {source}", .path.display())]
+    Io {
+        /// What was being done, e.g. `cannot write`.
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// Wraps an I/O error with what was done and to which file.
+    pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+fn list(tried: &[Skipped]) -> String {
+    tried
+        .iter()
+        .map(|s| format!("{}: {}", s.source, s.reason))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn server_message(m: &Option<String>) -> String {
+    match m {
+        Some(m) => format!(": {m}"),
+        None => String::new(),
+    }
+}
+
+/// Collapses a message to one line of at most 300 characters.
+pub(crate) fn one_line(s: &str) -> String {
+    let mut out: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    if out.len() > 300 {
+        let mut cut = 300;
+        while !out.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.truncate(cut);
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_identity_lists_every_source_and_reason() {
+        let e = Error::NoIdentity {
+            tried: vec![
+                Skipped {
+                    source: "service principal (secret)",
+                    reason: "AZURE_CLIENT_SECRET is not set".into(),
+                },
+                Skipped {
+                    source: "Azure CLI",
+                    reason: "`az` is not on PATH".into(),
+                },
+            ],
+        };
+        let m = e.to_string();
+        assert!(m.contains("service principal (secret): AZURE_CLIENT_SECRET is not set; Azure CLI: `az` is not on PATH"), "{m}");
+        assert!(!m.contains('\n'));
+    }
+
+    #[test]
+    fn one_line_collapses_and_bounds() {
+        assert_eq!(one_line("a\n  b\tc"), "a b c");
+        assert!(one_line(&"x ".repeat(1000)).len() <= 304);
+    }
+}

@@ -1,0 +1,348 @@
+//! The ACR token service: exchanging an Entra token for an ACR refresh token.
+//!
+//! The broker posts straight to `https://<login>/oauth2/exchange`. Only when that endpoint is not
+//! there (404/405) does it read the `/v2/` challenge to discover the realm, and it follows a realm
+//! only to the same host or another recognised login server, so an Entra token is never sent to a
+//! host the user did not configure.
+
+use crate::error::{Error, one_line};
+use crate::http::{error_chain, read_body};
+use crate::identity::Identity;
+use crate::registry::LoginServer;
+use crate::secret::Secret;
+use std::collections::HashMap;
+
+/// A parsed `Www-Authenticate: Bearer ...` challenge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Challenge {
+    /// The token endpoint.
+    pub realm: String,
+    /// The `service` parameter, if given.
+    pub service: Option<String>,
+}
+
+/// Parses a Bearer challenge; values may be quoted (with `\` escapes) or bare tokens.
+pub fn parse_challenge(header: &str) -> Option<Challenge> {
+    let header = header.trim();
+    let (scheme, rest) = header.split_once(char::is_whitespace)?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let mut params = HashMap::new();
+    let mut chars = rest.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| c.is_whitespace() || *c == ',') {
+            chars.next();
+        }
+        let mut key = String::new();
+        while let Some(&c) = chars.peek() {
+            if c == '=' || c == ',' || c.is_whitespace() {
+                break;
+            }
+            key.push(c);
+            chars.next();
+        }
+        if key.is_empty() {
+            break;
+        }
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        if chars.next() != Some('=') {
+            return None;
+        }
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        let mut value = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            loop {
+                match chars.next()? {
+                    '"' => break,
+                    '\\' => value.push(chars.next()?),
+                    c => value.push(c),
+                }
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c == ',' || c.is_whitespace() {
+                    break;
+                }
+                value.push(c);
+                chars.next();
+            }
+        }
+        params.insert(key.to_ascii_lowercase(), value);
+    }
+    Some(Challenge {
+        realm: params.remove("realm")?,
+        service: params.remove("service"),
+    })
+}
+
+#[derive(serde::Deserialize)]
+struct ExchangeResponse {
+    refresh_token: Option<Secret>,
+}
+
+#[derive(serde::Deserialize)]
+struct AcrErrors {
+    errors: Vec<AcrError>,
+}
+
+#[derive(serde::Deserialize)]
+struct AcrError {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    message: String,
+}
+
+/// Exchanges `aad_token` for an ACR refresh token at `server`.
+pub(crate) async fn exchange(
+    http: &reqwest::Client,
+    server: &LoginServer,
+    extra_servers: &[String],
+    identity: &Identity,
+    tenant: Option<&str>,
+    aad_token: &Secret,
+) -> Result<Secret, Error> {
+    let direct = format!("{}/oauth2/exchange", server.base_url());
+    match post_exchange(
+        http,
+        server,
+        identity,
+        &direct,
+        server.host(),
+        tenant,
+        aad_token,
+    )
+    .await
+    {
+        Err(Attempt::NotThere(detail)) => {
+            log::debug!("{direct}: {detail}; reading the /v2/ challenge");
+            let challenge = discover(http, server).await?;
+            let realm = challenge.realm;
+            let url = realm_to_exchange(&realm).ok_or_else(|| Error::Exchange {
+                registry: server.host().to_string(),
+                detail: format!("challenge realm {realm:?} is not an https://…/oauth2/token URL"),
+            })?;
+            let realm_host = crate::registry::normalize_host(&url).ok();
+            let allowed = realm_host.as_deref().is_some_and(|h| {
+                h == server.host() || LoginServer::parse(h, extra_servers).is_ok()
+            });
+            if !allowed {
+                return Err(Error::Exchange {
+                    registry: server.host().to_string(),
+                    detail: format!(
+                        "challenge realm {realm:?} is on another host; refusing to send a token there (add it to ACR_LOGIN_SERVERS if you trust it)"
+                    ),
+                });
+            }
+            let service = challenge
+                .service
+                .unwrap_or_else(|| server.host().to_string());
+            match post_exchange(http, server, identity, &url, &service, tenant, aad_token).await {
+                Ok(t) => Ok(t),
+                Err(Attempt::Fatal(e)) => Err(e),
+                Err(Attempt::NotThere(detail)) => Err(Error::Exchange {
+                    registry: server.host().to_string(),
+                    detail,
+                }),
+            }
+        }
+        Err(Attempt::Fatal(e)) => Err(e),
+        Ok(t) => Ok(t),
+    }
+}
+
+enum Attempt {
+    /// The endpoint does not exist here: try discovery.
+    NotThere(String),
+    Fatal(Error),
+}
+
+async fn post_exchange(
+    http: &reqwest::Client,
+    server: &LoginServer,
+    identity: &Identity,
+    url: &str,
+    service: &str,
+    tenant: Option<&str>,
+    aad_token: &Secret,
+) -> Result<Secret, Attempt> {
+    let registry = server.host().to_string();
+    let mut form = vec![
+        ("grant_type", "access_token"),
+        ("service", service),
+        ("access_token", aad_token.expose()),
+    ];
+    if let Some(t) = tenant {
+        form.push(("tenant", t));
+    }
+    let response = http.post(url).form(&form).send().await.map_err(|e| {
+        Attempt::Fatal(Error::Exchange {
+            registry: registry.clone(),
+            detail: one_line(&error_chain(&e)),
+        })
+    })?;
+    let status = response.status().as_u16();
+    let body = read_body(response).await.map_err(|detail| {
+        Attempt::Fatal(Error::Exchange {
+            registry: registry.clone(),
+            detail,
+        })
+    })?;
+    match status {
+        200 => {
+            let parsed: ExchangeResponse = serde_json::from_slice(&body).map_err(|e| {
+                Attempt::Fatal(Error::Exchange {
+                    registry: registry.clone(),
+                    detail: format!("malformed exchange response: {e}"),
+                })
+            })?;
+            match parsed.refresh_token {
+                Some(t) if !t.is_empty() => Ok(t),
+                _ => Err(Attempt::Fatal(Error::Exchange {
+                    registry,
+                    detail: "exchange response has no refresh_token".into(),
+                })),
+            }
+        }
+        401 | 403 => Err(Attempt::Fatal(Error::ExchangeRefused {
+            registry,
+            identity: identity.describe(),
+            status,
+            message: acr_message(&body),
+        })),
+        404 | 405 => Err(Attempt::NotThere(format!("HTTP {status}"))),
+        _ => Err(Attempt::Fatal(Error::Exchange {
+            registry,
+            detail: match acr_message(&body) {
+                Some(m) => format!("HTTP {status}: {m}"),
+                None => format!("HTTP {status}"),
+            },
+        })),
+    }
+}
+
+/// The first ACR error message in a body, one line.
+fn acr_message(body: &[u8]) -> Option<String> {
+    let errors: AcrErrors = serde_json::from_slice(body).ok()?;
+    let e = errors.errors.first()?;
+    let text = match (e.code.is_empty(), e.message.is_empty()) {
+        (false, false) => format!("{}: {}", e.code, e.message),
+        (true, false) => e.message.clone(),
+        (false, true) => e.code.clone(),
+        (true, true) => return None,
+    };
+    Some(one_line(&text))
+}
+
+async fn discover(http: &reqwest::Client, server: &LoginServer) -> Result<Challenge, Error> {
+    let url = format!("{}/v2/", server.base_url());
+    let fail = |detail: String| Error::Exchange {
+        registry: server.host().to_string(),
+        detail,
+    };
+    let response = http
+        .get(&url)
+        .send()
+        .await
+        .map_err(|e| fail(one_line(&error_chain(&e))))?;
+    let header = response
+        .headers()
+        .get(reqwest::header::WWW_AUTHENTICATE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    match header.as_deref().and_then(parse_challenge) {
+        Some(c) => Ok(c),
+        None => Err(fail(format!(
+            "no /oauth2/exchange endpoint and {url} gives no Bearer challenge (HTTP {}); is this an Azure Container Registry?",
+            response.status().as_u16()
+        ))),
+    }
+}
+
+/// `https://host/oauth2/token` → `https://host/oauth2/exchange`.
+fn realm_to_exchange(realm: &str) -> Option<String> {
+    let lower = realm.to_ascii_lowercase();
+    if !lower.starts_with("https://") {
+        return None;
+    }
+    let base = realm.strip_suffix("/oauth2/token")?;
+    Some(format!("{base}/oauth2/exchange"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn parses_acr_challenges() {
+        let c = parse_challenge(
+            r#"Bearer realm="https://r.azurecr.io/oauth2/token",service="r.azurecr.io""#,
+        )
+        .unwrap();
+        assert_eq!(c.realm, "https://r.azurecr.io/oauth2/token");
+        assert_eq!(c.service.as_deref(), Some("r.azurecr.io"));
+        let c = parse_challenge(
+            r#"bearer  Realm=https://x/oauth2/token , service=x, scope="repository:a:pull""#,
+        )
+        .unwrap();
+        assert_eq!(c.realm, "https://x/oauth2/token");
+        assert_eq!(c.service.as_deref(), Some("x"));
+        let c = parse_challenge(r#"Bearer realm="https://a/\"q\"""#).unwrap();
+        assert_eq!(c.realm, r#"https://a/"q""#);
+    }
+
+    #[test]
+    fn refuses_other_schemes_and_garbage() {
+        for h in [
+            "Basic realm=\"x\"",
+            "Bearer",
+            "Bearer service=\"x\"",
+            "Bearer realm=\"unterminated",
+            "Bearer realm",
+        ] {
+            assert_eq!(parse_challenge(h), None, "{h}");
+        }
+    }
+
+    #[test]
+    fn realm_maps_to_exchange() {
+        assert_eq!(
+            realm_to_exchange("https://r.azurecr.io/oauth2/token").as_deref(),
+            Some("https://r.azurecr.io/oauth2/exchange")
+        );
+        assert_eq!(realm_to_exchange("http://r.azurecr.io/oauth2/token"), None);
+        assert_eq!(realm_to_exchange("https://r.azurecr.io/token"), None);
+    }
+
+    #[test]
+    fn acr_error_bodies_become_one_line() {
+        let body =
+            br#"{"errors":[{"code":"UNAUTHORIZED","message":"no role\nassigned","detail":null}]}"#;
+        assert_eq!(
+            acr_message(body).as_deref(),
+            Some("UNAUTHORIZED: no role assigned")
+        );
+        assert_eq!(acr_message(b"<html>"), None);
+    }
+
+    proptest! {
+        #[test]
+        fn challenge_parser_never_panics(s in "\\PC{0,200}") {
+            let _ = parse_challenge(&s);
+        }
+
+        #[test]
+        fn challenge_round_trips(realm in "https://[a-z]{1,10}/[a-z/]{0,10}", service in "[a-z.]{1,20}") {
+            let c = parse_challenge(&format!("Bearer realm=\"{realm}\",service=\"{service}\"")).unwrap();
+            prop_assert_eq!(c.realm, realm);
+            prop_assert_eq!(c.service, Some(service));
+        }
+    }
+}

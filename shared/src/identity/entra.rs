@@ -1,0 +1,268 @@
+//! Getting an Entra access token for an [`Identity`], through the `azure_identity` credentials.
+//!
+//! Every credential shares the broker's HTTP client (CA bundle, proxy, timeouts, no redirects)
+//! and a bounded retry policy, so one fetch fits the overall deadline. The certificate source signs
+//! its own client assertion from a PEM file (certificate + RSA key), which avoids OpenSSL.
+
+use super::Identity;
+use crate::error::{Error, one_line};
+use crate::secret::Secret;
+use azure_core::cloud::{CloudConfiguration, CustomConfiguration};
+use azure_core::credentials::TokenCredential;
+use azure_core::http::{
+    ClientMethodOptions, ClientOptions, ExponentialRetryOptions, RetryOptions, Transport,
+};
+use azure_identity::{
+    AzureCliCredential, AzureCliCredentialOptions, ClientAssertion, ClientAssertionCredential,
+    ClientAssertionCredentialOptions, ClientSecretCredential, ClientSecretCredentialOptions,
+    ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId,
+    WorkloadIdentityCredential, WorkloadIdentityCredentialOptions,
+};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// An Entra access token and when it expires.
+#[derive(Debug, Clone)]
+pub(crate) struct EntraToken {
+    pub token: Secret,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
+/// Asks Entra (or the managed identity endpoint, or the CLI) for a token for `scope`.
+pub(crate) async fn get_token(
+    identity: &Identity,
+    scope: &str,
+    authority: &str,
+    http: &reqwest::Client,
+    deadline: Duration,
+) -> Result<EntraToken, Error> {
+    let name = identity.source_name();
+    let fail = |detail: String| Error::Entra {
+        source_name: name,
+        detail: one_line(&detail),
+    };
+    let options = client_options(http, authority, deadline);
+    let credential: Arc<dyn TokenCredential> = match identity {
+        Identity::ClientSecret {
+            tenant,
+            client_id,
+            secret,
+        } => ClientSecretCredential::new(
+            tenant,
+            client_id.clone(),
+            azure_core::credentials::Secret::new(secret.expose().to_string()),
+            Some(ClientSecretCredentialOptions {
+                client_options: options,
+            }),
+        )
+        .map_err(|e| fail(e.to_string()))?,
+        Identity::ClientCertificate {
+            tenant,
+            client_id,
+            path,
+        } => {
+            let pem = std::fs::read(path)
+                .map_err(|e| fail(format!("cannot read certificate {}: {e}", path.display())))?;
+            let endpoint = format!(
+                "{}/{tenant}/oauth2/v2.0/token",
+                authority.trim_end_matches('/')
+            );
+            let assertion = CertificateAssertion::from_pem(&pem, client_id, endpoint)
+                .map_err(|e| fail(format!("certificate {}: {e}", path.display())))?;
+            ClientAssertionCredential::new(
+                tenant.clone(),
+                client_id.clone(),
+                assertion,
+                Some(ClientAssertionCredentialOptions {
+                    client_options: options,
+                }),
+            )
+            .map_err(|e| fail(e.to_string()))?
+        }
+        Identity::Workload {
+            tenant,
+            client_id,
+            token_file,
+        } => {
+            if !token_file.exists() {
+                return Err(fail(format!(
+                    "federated token file {} does not exist",
+                    token_file.display()
+                )));
+            }
+            WorkloadIdentityCredential::new(Some(WorkloadIdentityCredentialOptions {
+                credential_options: ClientAssertionCredentialOptions {
+                    client_options: options,
+                },
+                client_id: Some(client_id.clone()),
+                tenant_id: Some(tenant.clone()),
+                token_file_path: Some(token_file.clone()),
+                ..Default::default()
+            }))
+            .map_err(|e| fail(e.to_string()))?
+        }
+        Identity::Federated {
+            tenant,
+            client_id,
+            assertion,
+        } => ClientAssertionCredential::new(
+            tenant.clone(),
+            client_id.clone(),
+            StaticAssertion(assertion.clone()),
+            Some(ClientAssertionCredentialOptions {
+                client_options: options,
+            }),
+        )
+        .map_err(|e| fail(e.to_string()))?,
+        Identity::AppService { client_id, .. } | Identity::Imds { client_id } => {
+            ManagedIdentityCredential::new(Some(ManagedIdentityCredentialOptions {
+                user_assigned_id: client_id.clone().map(UserAssignedId::ClientId),
+                client_options: options,
+                ..Default::default()
+            }))
+            .map_err(|e| fail(e.to_string()))?
+        }
+        Identity::AzureCli { tenant } => AzureCliCredential::new(Some(AzureCliCredentialOptions {
+            tenant_id: tenant.clone(),
+            ..Default::default()
+        }))
+        .map_err(|e| fail(e.to_string()))?,
+    };
+    let token = credential
+        .get_token(&[scope], None)
+        .await
+        .map_err(|e| fail(describe_azure_error(&e)))?;
+    Ok(EntraToken {
+        token: Secret::new(token.token.secret().to_string()),
+        expires_at: token.expires_on.unix_timestamp(),
+    })
+}
+
+/// Pipeline options: our HTTP client as transport, the authority, bounded retries.
+fn client_options(http: &reqwest::Client, authority: &str, deadline: Duration) -> ClientOptions {
+    let mut cloud = CustomConfiguration::default();
+    cloud.authority_host = authority.to_string();
+    let total = azure_core::time::Duration::seconds(deadline.as_secs() as i64);
+    ClientOptions {
+        transport: Some(Transport::new(Arc::new(http.clone()))),
+        retry: RetryOptions::exponential(ExponentialRetryOptions {
+            initial_delay: azure_core::time::Duration::milliseconds(300),
+            max_retries: 3,
+            max_total_elapsed: total,
+            max_delay: azure_core::time::Duration::seconds(4),
+        }),
+        cloud: Some(Arc::new(CloudConfiguration::Custom(cloud))),
+        ..Default::default()
+    }
+}
+
+/// One line from an azure_core error: its message and the chain of causes.
+fn describe_azure_error(e: &azure_core::Error) -> String {
+    let mut msg = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !msg.contains(&text) {
+            msg.push_str(": ");
+            msg.push_str(&text);
+        }
+        cause = c.source();
+    }
+    msg.replace(
+        "To troubleshoot, visit https://aka.ms/azsdk/rust/identity/troubleshoot",
+        "",
+    )
+}
+
+/// A client assertion that is a fixed token (a pod's service-account token).
+struct StaticAssertion(Secret);
+
+impl std::fmt::Debug for StaticAssertion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StaticAssertion(REDACTED)")
+    }
+}
+
+#[async_trait::async_trait]
+impl ClientAssertion for StaticAssertion {
+    async fn secret(&self, _: Option<ClientMethodOptions<'_>>) -> azure_core::Result<String> {
+        Ok(self.0.expose().to_string())
+    }
+}
+
+/// Signs RS256 client assertions with a certificate's key, identified by its SHA-1 thumbprint.
+struct CertificateAssertion {
+    key: jsonwebtoken::EncodingKey,
+    x5t: String,
+    client_id: String,
+    audience: String,
+}
+
+impl std::fmt::Debug for CertificateAssertion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CertificateAssertion")
+            .field("x5t", &self.x5t)
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CertificateAssertion {
+    fn from_pem(pem: &[u8], client_id: &str, audience: String) -> Result<Self, String> {
+        use base64::Engine;
+        use rustls_pki_types::CertificateDer;
+        use rustls_pki_types::pem::PemObject;
+        let cert = CertificateDer::pem_slice_iter(pem)
+            .next()
+            .ok_or("no CERTIFICATE block; the file must be PEM with the certificate and its private key (convert a .pfx with `openssl pkcs12 -in cert.pfx -out cert.pem -nodes`)")?
+            .map_err(|e| format!("bad certificate PEM: {e}"))?;
+        let text = std::str::from_utf8(pem).map_err(|_| "not a PEM text file".to_string())?;
+        let key_pem = pem_block(text, "PRIVATE KEY")
+            .or_else(|| pem_block(text, "RSA PRIVATE KEY"))
+            .ok_or("no PRIVATE KEY block; the file must hold the certificate and its unencrypted RSA private key")?;
+        let key = jsonwebtoken::EncodingKey::from_rsa_pem(key_pem.as_bytes())
+            .map_err(|e| format!("private key is not a usable RSA key: {e}"))?;
+        let digest =
+            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, cert.as_ref());
+        Ok(CertificateAssertion {
+            key,
+            x5t: base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref()),
+            client_id: client_id.to_string(),
+            audience,
+        })
+    }
+}
+
+/// The text of the first PEM block labelled `label`, with its BEGIN and END lines.
+fn pem_block<'a>(text: &'a str, label: &str) -> Option<&'a str> {
+    let begin = format!("-----BEGIN {label}-----");
+    let end = format!("-----END {label}-----");
+    let start = text.find(&begin)?;
+    let stop = text[start..].find(&end)? + start + end.len();
+    Some(&text[start..stop])
+}
+
+#[async_trait::async_trait]
+impl ClientAssertion for CertificateAssertion {
+    async fn secret(&self, _: Option<ClientMethodOptions<'_>>) -> azure_core::Result<String> {
+        let now = crate::clock::Clock::now(&crate::clock::SystemClock);
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+        header.x5t = Some(self.x5t.clone());
+        let claims = serde_json::json!({
+            "aud": self.audience,
+            "iss": self.client_id,
+            "sub": self.client_id,
+            "jti": uuid::Uuid::new_v4().to_string(),
+            "nbf": now,
+            "iat": now,
+            "exp": now + 600,
+        });
+        jsonwebtoken::encode(&header, &claims, &self.key).map_err(|e| {
+            azure_core::Error::with_message(
+                azure_core::error::ErrorKind::Credential,
+                format!("cannot sign the client assertion: {e}"),
+            )
+        })
+    }
+}

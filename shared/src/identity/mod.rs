@@ -1,0 +1,458 @@
+//! The identity chain: which Entra identity the broker acts as, chosen from settings without I/O.
+//!
+//! Order, unless `ACR_IDENTITY` names one source: service principal with secret, service principal
+//! with certificate, workload identity, managed identity (App Service endpoint, else IMDS on an
+//! Azure VM), Azure CLI. A source whose settings are absent is skipped with a reason; when every
+//! source is skipped, [`Error::NoIdentity`] lists them all. Getting a token is in [`entra`].
+
+pub(crate) mod entra;
+
+use crate::config::{Settings, SourceChoice};
+use crate::error::{Error, Skipped};
+use crate::secret::Secret;
+use std::path::{Path, PathBuf};
+
+/// Azure's chassis asset tag, present on every Azure VM (and so on AKS nodes): its presence
+/// tells, without network I/O, that IMDS can be there.
+const AZURE_ASSET_TAG: &str = "7783-7084-3265-9085";
+const ASSET_TAG_PATH: &str = "/sys/class/dmi/id/chassis_asset_tag";
+
+/// An Entra identity the broker can get tokens for. Secrets inside are [`Secret`]s.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Identity {
+    /// Service principal with a client secret.
+    ClientSecret {
+        /// Tenant id.
+        tenant: String,
+        /// Application (client) id.
+        client_id: String,
+        /// The client secret.
+        secret: Secret,
+    },
+    /// Service principal with a certificate (PEM file holding the certificate and its RSA key).
+    ClientCertificate {
+        /// Tenant id.
+        tenant: String,
+        /// Application (client) id.
+        client_id: String,
+        /// Path of the PEM file.
+        path: PathBuf,
+    },
+    /// Workload identity: a federated token read from a file (Kubernetes projected token).
+    Workload {
+        /// Tenant id.
+        tenant: String,
+        /// Application (client) id.
+        client_id: String,
+        /// The token file.
+        token_file: PathBuf,
+    },
+    /// A federated client assertion given directly (a pod's service-account token).
+    Federated {
+        /// Tenant id.
+        tenant: String,
+        /// Application (client) id.
+        client_id: String,
+        /// The assertion (a JWT).
+        assertion: Secret,
+    },
+    /// Managed identity through the App Service style endpoint (`IDENTITY_ENDPOINT`).
+    AppService {
+        /// The endpoint URL (not secret; part of the cache key).
+        endpoint: String,
+        /// Client id of a user-assigned identity, or `None` for the system-assigned one.
+        client_id: Option<String>,
+    },
+    /// Managed identity through the instance metadata service.
+    Imds {
+        /// Client id of a user-assigned identity, or `None` for the system-assigned one.
+        client_id: Option<String>,
+    },
+    /// The Azure CLI's logged-in account.
+    AzureCli {
+        /// Tenant to ask for, if set.
+        tenant: Option<String>,
+    },
+}
+
+impl Identity {
+    /// Chooses the identity from settings. Reads no network; at most checks whether `az` is on
+    /// `PATH` and reads the machine's chassis asset tag.
+    pub fn from_settings(settings: &Settings) -> Result<Identity, Error> {
+        let env = &settings.env;
+        let tenant = env.get("AZURE_TENANT_ID").map(str::to_string);
+        let client = env.get("AZURE_CLIENT_ID").map(str::to_string);
+        let mut tried = Vec::new();
+        let sp = |needs: &str| -> Result<(String, String), String> {
+            let mut missing = Vec::new();
+            if tenant.is_none() {
+                missing.push("AZURE_TENANT_ID");
+            }
+            if client.is_none() {
+                missing.push("AZURE_CLIENT_ID");
+            }
+            if missing.is_empty() {
+                Ok((
+                    tenant.clone().unwrap_or_default(),
+                    client.clone().unwrap_or_default(),
+                ))
+            } else {
+                let verb = if missing.len() > 1 { "are" } else { "is" };
+                Err(format!(
+                    "{needs} is set but {} {verb} not",
+                    missing.join(" and ")
+                ))
+            }
+        };
+        let forced = settings.forced_source;
+        let wants = |c: SourceChoice| forced.is_none() || forced == Some(c);
+
+        // 1. Service principal with a secret.
+        if wants(SourceChoice::Secret) {
+            match settings.secret("AZURE_CLIENT_SECRET") {
+                Some(secret) => match sp("AZURE_CLIENT_SECRET") {
+                    Ok((tenant, client_id)) => {
+                        return Ok(Identity::ClientSecret {
+                            tenant,
+                            client_id,
+                            secret,
+                        });
+                    }
+                    Err(r) => tried.push(skip(SOURCE_SECRET, r)),
+                },
+                None => tried.push(skip(SOURCE_SECRET, "AZURE_CLIENT_SECRET is not set".into())),
+            }
+        }
+        // 2. Service principal with a certificate.
+        if wants(SourceChoice::Certificate) {
+            match env.get("AZURE_CLIENT_CERTIFICATE_PATH") {
+                Some(path) => match sp("AZURE_CLIENT_CERTIFICATE_PATH") {
+                    Ok((tenant, client_id)) => {
+                        return Ok(Identity::ClientCertificate {
+                            tenant,
+                            client_id,
+                            path: PathBuf::from(path),
+                        });
+                    }
+                    Err(r) => tried.push(skip(SOURCE_CERT, r)),
+                },
+                None => tried.push(skip(
+                    SOURCE_CERT,
+                    "AZURE_CLIENT_CERTIFICATE_PATH is not set".into(),
+                )),
+            }
+        }
+        // 3. Workload identity.
+        if wants(SourceChoice::Workload) {
+            match env.get("AZURE_FEDERATED_TOKEN_FILE") {
+                Some(path) => match sp("AZURE_FEDERATED_TOKEN_FILE") {
+                    Ok((tenant, client_id)) => {
+                        return Ok(Identity::Workload {
+                            tenant,
+                            client_id,
+                            token_file: PathBuf::from(path),
+                        });
+                    }
+                    Err(r) => tried.push(skip(SOURCE_WORKLOAD, r)),
+                },
+                None => tried.push(skip(
+                    SOURCE_WORKLOAD,
+                    "AZURE_FEDERATED_TOKEN_FILE is not set".into(),
+                )),
+            }
+        }
+        // 4. Managed identity.
+        let app_service = match (env.get("IDENTITY_ENDPOINT"), env.get("IDENTITY_HEADER")) {
+            (Some(endpoint), Some(_)) => Some(endpoint.to_string()),
+            _ => None,
+        };
+        if wants(SourceChoice::Managed) || wants(SourceChoice::AppService) {
+            if let Some(endpoint) = app_service.clone() {
+                if forced != Some(SourceChoice::Imds) {
+                    return Ok(Identity::AppService {
+                        endpoint,
+                        client_id: client.clone(),
+                    });
+                }
+            }
+            tried.push(skip(
+                SOURCE_APP_SERVICE,
+                "IDENTITY_ENDPOINT and IDENTITY_HEADER are not both set".into(),
+            ));
+        }
+        if wants(SourceChoice::Managed) || wants(SourceChoice::Imds) {
+            let forced_here = matches!(forced, Some(SourceChoice::Managed | SourceChoice::Imds));
+            if forced_here || on_azure_vm(Path::new(ASSET_TAG_PATH)) {
+                return Ok(Identity::Imds {
+                    client_id: client.clone(),
+                });
+            }
+            tried.push(skip(
+                SOURCE_IMDS,
+                "not an Azure VM (set ACR_IDENTITY=imds to use IMDS anyway)".into(),
+            ));
+        }
+        // 5. Azure CLI.
+        if wants(SourceChoice::Cli) {
+            if forced == Some(SourceChoice::Cli) || on_path("az", env.get("PATH")) {
+                return Ok(Identity::AzureCli { tenant });
+            }
+            tried.push(skip(SOURCE_CLI, "`az` is not on PATH".into()));
+        }
+        match forced {
+            // Only the forced source was looked at: say what it lacked.
+            Some(_) => Err(Error::InvalidConfig(format!(
+                "ACR_IDENTITY names a source that is not configured: {}",
+                tried
+                    .iter()
+                    .map(|s| format!("{}: {}", s.source, s.reason))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ))),
+            None => Err(Error::NoIdentity { tried }),
+        }
+    }
+
+    /// The source's name for messages, e.g. `service principal (secret)`.
+    pub fn source_name(&self) -> &'static str {
+        match self {
+            Identity::ClientSecret { .. } => SOURCE_SECRET,
+            Identity::ClientCertificate { .. } => SOURCE_CERT,
+            Identity::Workload { .. } => SOURCE_WORKLOAD,
+            Identity::Federated { .. } => "federated service-account token",
+            Identity::AppService { .. } => SOURCE_APP_SERVICE,
+            Identity::Imds { .. } => SOURCE_IMDS,
+            Identity::AzureCli { .. } => SOURCE_CLI,
+        }
+    }
+
+    /// A description for messages: the source and its client id; never a secret.
+    pub fn describe(&self) -> String {
+        match self.client_id() {
+            Some(c) => format!("{} {c}", self.source_name()),
+            None => self.source_name().to_string(),
+        }
+    }
+
+    /// The client id, when the identity has one.
+    pub fn client_id(&self) -> Option<&str> {
+        match self {
+            Identity::ClientSecret { client_id, .. }
+            | Identity::ClientCertificate { client_id, .. }
+            | Identity::Workload { client_id, .. }
+            | Identity::Federated { client_id, .. } => Some(client_id),
+            Identity::AppService { client_id, .. } | Identity::Imds { client_id } => {
+                client_id.as_deref()
+            }
+            Identity::AzureCli { .. } => None,
+        }
+    }
+
+    /// The tenant, when configuration names it.
+    pub fn tenant(&self) -> Option<&str> {
+        match self {
+            Identity::ClientSecret { tenant, .. }
+            | Identity::ClientCertificate { tenant, .. }
+            | Identity::Workload { tenant, .. }
+            | Identity::Federated { tenant, .. } => Some(tenant),
+            Identity::AzureCli { tenant } => tenant.as_deref(),
+            Identity::AppService { .. } | Identity::Imds { .. } => None,
+        }
+    }
+
+    /// A stable, non-secret fingerprint: source kind, tenant, client id and authority. Cache keys
+    /// are hashes of it, so two identities never share an entry and no secret is in a key.
+    pub fn fingerprint(&self, authority: &str) -> String {
+        let kind = match self {
+            Identity::ClientSecret { .. } => "secret",
+            Identity::ClientCertificate { .. } => "certificate",
+            // A workload token and a pod's service-account token for the same app registration
+            // get the same Entra identity, so they may share cached tokens.
+            Identity::Workload { .. } | Identity::Federated { .. } => "federated",
+            Identity::AppService { .. } => "app-service",
+            Identity::Imds { .. } => "imds",
+            Identity::AzureCli { .. } => "cli",
+        };
+        let extra = match self {
+            Identity::AppService { endpoint, .. } => endpoint.as_str(),
+            Identity::ClientCertificate { path, .. } => path.to_str().unwrap_or_default(),
+            _ => "",
+        };
+        format!(
+            "v1|{kind}|{}|{}|{}|{extra}",
+            self.tenant().unwrap_or_default(),
+            self.client_id().unwrap_or_default(),
+            authority.trim_end_matches('/').to_ascii_lowercase()
+        )
+    }
+}
+
+const SOURCE_SECRET: &str = "service principal (secret)";
+const SOURCE_CERT: &str = "service principal (certificate)";
+const SOURCE_WORKLOAD: &str = "workload identity";
+const SOURCE_APP_SERVICE: &str = "managed identity (App Service endpoint)";
+const SOURCE_IMDS: &str = "managed identity (IMDS)";
+const SOURCE_CLI: &str = "Azure CLI";
+
+fn skip(source: &'static str, reason: String) -> Skipped {
+    Skipped { source, reason }
+}
+
+fn on_azure_vm(tag_path: &Path) -> bool {
+    std::fs::read_to_string(tag_path).is_ok_and(|t| t.trim() == AZURE_ASSET_TAG)
+}
+
+fn on_path(program: &str, path: Option<&str>) -> bool {
+    path.unwrap_or_default()
+        .split(':')
+        .filter(|d| !d.is_empty())
+        .any(|d| is_executable(&Path::new(d).join(program)))
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Env;
+
+    fn pick(pairs: &[(&str, &str)]) -> Result<Identity, Error> {
+        let mut env: Vec<(&str, &str)> = vec![("PATH", "/nonexistent")];
+        env.extend_from_slice(pairs);
+        let s = Settings::from_env(Env::from_pairs(env), None)?;
+        Identity::from_settings(&s)
+    }
+
+    #[test]
+    fn order_is_secret_certificate_workload_managed() {
+        let all = [
+            ("AZURE_TENANT_ID", "t"),
+            ("AZURE_CLIENT_ID", "c"),
+            ("AZURE_CLIENT_SECRET", "s"),
+            ("AZURE_CLIENT_CERTIFICATE_PATH", "/cert.pem"),
+            ("AZURE_FEDERATED_TOKEN_FILE", "/token"),
+            ("IDENTITY_ENDPOINT", "https://x/msi"),
+            ("IDENTITY_HEADER", "h"),
+        ];
+        assert!(matches!(pick(&all).unwrap(), Identity::ClientSecret { .. }));
+        assert!(matches!(
+            pick(
+                &all[..2]
+                    .iter()
+                    .chain(&all[3..])
+                    .copied()
+                    .collect::<Vec<_>>()
+            )
+            .unwrap(),
+            Identity::ClientCertificate { .. }
+        ));
+        assert!(matches!(
+            pick(
+                &all[..2]
+                    .iter()
+                    .chain(&all[4..])
+                    .copied()
+                    .collect::<Vec<_>>()
+            )
+            .unwrap(),
+            Identity::Workload { .. }
+        ));
+        match pick(
+            &all[1..2]
+                .iter()
+                .chain(&all[5..])
+                .copied()
+                .collect::<Vec<_>>(),
+        )
+        .unwrap()
+        {
+            Identity::AppService { client_id, .. } => assert_eq!(client_id.as_deref(), Some("c")),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn forced_source_wins_and_names_what_it_lacks() {
+        let id = pick(&[("ACR_IDENTITY", "imds"), ("AZURE_CLIENT_ID", "uai")]).unwrap();
+        assert!(matches!(id, Identity::Imds { client_id: Some(ref c) } if c == "uai"));
+        let e = pick(&[("ACR_IDENTITY", "secret"), ("AZURE_CLIENT_ID", "c")]).unwrap_err();
+        assert!(
+            e.to_string().contains("AZURE_CLIENT_SECRET is not set"),
+            "{e}"
+        );
+        assert!(matches!(
+            pick(&[("ACR_IDENTITY", "cli")]).unwrap(),
+            Identity::AzureCli { .. }
+        ));
+    }
+
+    #[test]
+    fn nothing_configured_lists_every_source() {
+        let e = pick(&[]).unwrap_err().to_string();
+        for s in [
+            SOURCE_SECRET,
+            SOURCE_CERT,
+            SOURCE_WORKLOAD,
+            SOURCE_APP_SERVICE,
+            SOURCE_CLI,
+        ] {
+            assert!(e.contains(s), "{s} missing from {e}");
+        }
+        assert!(e.contains("`az` is not on PATH"));
+    }
+
+    #[test]
+    fn partial_service_principal_says_what_is_missing() {
+        let e = pick(&[("AZURE_CLIENT_SECRET", "s")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(
+                "AZURE_CLIENT_SECRET is set but AZURE_TENANT_ID and AZURE_CLIENT_ID are not"
+            ),
+            "{e}"
+        );
+        assert!(!e.contains("=s"));
+    }
+
+    #[test]
+    fn cli_found_on_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let az = dir.path().join("az");
+        std::fs::write(&az, "#!/bin/sh\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&az, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let s = Settings::from_env(
+            Env::from_pairs([("PATH", dir.path().to_str().unwrap())]),
+            None,
+        )
+        .unwrap();
+        assert!(matches!(
+            Identity::from_settings(&s).unwrap(),
+            Identity::AzureCli { tenant: None }
+        ));
+    }
+
+    #[test]
+    fn fingerprints_differ_by_identity_and_hold_no_secret() {
+        let a = Identity::ClientSecret {
+            tenant: "t".into(),
+            client_id: "a".into(),
+            secret: Secret::new("s1"),
+        };
+        let b = Identity::ClientSecret {
+            tenant: "t".into(),
+            client_id: "b".into(),
+            secret: Secret::new("s1"),
+        };
+        let fa = a.fingerprint("https://login.microsoftonline.com");
+        assert_ne!(fa, b.fingerprint("https://login.microsoftonline.com"));
+        assert_ne!(fa, a.fingerprint("https://login.chinacloudapi.cn"));
+        assert!(!fa.contains("s1"));
+        assert!(!format!("{a:?}").contains("s1"));
+    }
+}
