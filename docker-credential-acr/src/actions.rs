@@ -1,0 +1,171 @@
+//! The helper's actions. Each returns the text for stdout, or a [`Failure`] whose message goes to
+//! stdout too (the protocol's rule: clients show stdout, and compare it with [`NOT_FOUND`]).
+
+use crate::configure::{self, Change};
+use crate::protocol::{Credentials, NOT_FOUND};
+use crate::store::Store;
+use acr_broker::{ACR_USERNAME, Broker, Env, Secret, Settings};
+use std::collections::BTreeMap;
+use std::io::Read;
+
+/// Largest stdin accepted (a server URL, or `store`'s JSON).
+const MAX_STDIN: usize = 64 * 1024;
+
+/// A failed action: the one-line message for the user.
+#[derive(Debug)]
+pub struct Failure(pub String);
+
+impl<E: std::fmt::Display> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Failure(e.to_string())
+    }
+}
+
+/// Reads the request from stdin, bounded.
+pub fn read_stdin(input: impl std::io::Read) -> Result<String, Failure> {
+    let mut buf = Vec::new();
+    input
+        .take(MAX_STDIN as u64 + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| Failure(format!("cannot read standard input: {e}")))?;
+    if buf.len() > MAX_STDIN {
+        return Err(Failure(format!(
+            "standard input is larger than {MAX_STDIN} bytes"
+        )));
+    }
+    String::from_utf8(buf).map_err(|_| Failure("standard input is not UTF-8 text".into()))
+}
+
+fn server_url(input: &str, action: &str) -> Result<String, Failure> {
+    let url = input.trim();
+    if url.is_empty() {
+        return Err(Failure(format!(
+            "no server URL on standard input; usage: echo myregistry.azurecr.io | docker-credential-acr {action}"
+        )));
+    }
+    Ok(url.to_string())
+}
+
+/// `get`: stored credentials first, then a token from the broker; not-found for other hosts.
+pub fn get(env: Env, input: &str) -> Result<String, Failure> {
+    let url = server_url(input, "get")?;
+    if let Some(store) = Store::from_env(&env) {
+        if let Some(c) = store.get(&url)? {
+            return answer(&url, &c.username, &c.secret);
+        }
+    }
+    let anonymous_fallback = env
+        .get("ACR_ANONYMOUS_FALLBACK")
+        .is_some_and(|v| v != "0" && v != "false");
+    let broker = Broker::new(Settings::from_env(env, None)?);
+    let server = match broker.login_server(&url) {
+        Ok(s) => s,
+        Err(e) => {
+            log::debug!("{url:?}: {e}");
+            return Err(Failure(NOT_FOUND.into()));
+        }
+    };
+    match broker.credential(&server) {
+        Ok(c) => answer(&url, &c.username, &c.secret),
+        Err(e) if anonymous_fallback => {
+            log::warn!("{e}; continuing anonymously (ACR_ANONYMOUS_FALLBACK is set)");
+            Err(Failure(NOT_FOUND.into()))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn answer(url: &str, username: &str, secret: &Secret) -> Result<String, Failure> {
+    let c = Credentials {
+        server_url: url.to_string(),
+        username: username.to_string(),
+        secret: secret.clone(),
+    };
+    Ok(serde_json::to_string(&c)?)
+}
+
+/// `store`: keeps what `docker login` gives.
+pub fn store(env: Env, input: &str) -> Result<String, Failure> {
+    if input.trim().is_empty() {
+        return Err(Failure(
+            "no credentials on standard input; expected {\"ServerURL\":…,\"Username\":…,\"Secret\":…}".into(),
+        ));
+    }
+    let c: Credentials = serde_json::from_str(input.trim())
+        .map_err(|e| Failure(format!("standard input is not credentials JSON ({e}); expected {{\"ServerURL\":…,\"Username\":…,\"Secret\":…}}")))?;
+    c.validate().map_err(|m| Failure(m.into()))?;
+    let store = Store::from_env(&env).ok_or_else(|| {
+        Failure("cannot store credentials: neither HOME nor XDG_CONFIG_HOME is set".into())
+    })?;
+    store.put(c)?;
+    Ok(String::new())
+}
+
+/// `erase`: removes stored credentials and cached tokens of a host.
+pub fn erase(env: Env, input: &str) -> Result<String, Failure> {
+    let url = server_url(input, "erase")?;
+    let mut removed = false;
+    if let Some(store) = Store::from_env(&env) {
+        removed |= store.remove(&url)?;
+    }
+    let broker = Broker::new(Settings::from_env(env, None)?);
+    removed |= broker.erase(&Store::key(&url))? > 0;
+    if removed {
+        Ok(String::new())
+    } else {
+        Err(Failure(NOT_FOUND.into()))
+    }
+}
+
+/// `list`: stored credentials and cached ACR tokens, `{server: username}`.
+pub fn list(env: Env) -> Result<String, Failure> {
+    let mut out = BTreeMap::new();
+    let broker = Broker::new(Settings::from_env(env.clone(), None)?);
+    for e in broker.cached_servers() {
+        out.insert(e.login_server, ACR_USERNAME.to_string());
+    }
+    if let Some(store) = Store::from_env(&env) {
+        for c in store.all()? {
+            out.insert(c.server_url, c.username);
+        }
+    }
+    Ok(serde_json::to_string(&out)?)
+}
+
+/// `configure-docker`: adds credHelpers entries; returns the lines to print.
+pub fn configure_docker(env: Env, registries: &[String]) -> Result<String, Failure> {
+    let settings = Settings::from_env(env.clone(), None)?;
+    let broker = Broker::new(settings);
+    let mut hosts = Vec::new();
+    for r in registries
+        .iter()
+        .map(|r| r.trim())
+        .filter(|r| !r.is_empty())
+    {
+        let server = broker.login_server(r).map_err(|e| {
+            Failure(format!("{r:?} is {e}; list Azure Container Registry login servers (add custom ones to ACR_LOGIN_SERVERS)"))
+        })?;
+        hosts.push(server.host().to_string());
+    }
+    if hosts.is_empty() {
+        return Err(Failure("no registries given; usage: docker-credential-acr configure-docker --registries myregistry.azurecr.io[,other.azurecr.io]".into()));
+    }
+    let path = configure::config_path(&env)
+        .ok_or_else(|| Failure("cannot find Docker's config: set DOCKER_CONFIG or HOME".into()))?;
+    let changes = configure::configure(&path, &hosts).map_err(Failure)?;
+    let mut lines = Vec::new();
+    for c in changes {
+        lines.push(match c {
+            Change::Added(h) => format!("{}: added credHelpers[\"{h}\"] = \"acr\"", path.display()),
+            Change::Replaced(h, old) => format!(
+                "{}: credHelpers[\"{h}\"] was \"{old}\", now \"acr\"",
+                path.display()
+            ),
+            Change::Unchanged(h) => format!(
+                "{}: credHelpers[\"{h}\"] is already \"acr\"",
+                path.display()
+            ),
+        });
+    }
+    Ok(lines.join("\n"))
+}

@@ -1,0 +1,173 @@
+//! `configure-docker`: adds `credHelpers` entries for registries to Docker's `config.json`,
+//! keeping every other key, the key order and the file's mode; written atomically; idempotent.
+
+use acr_broker::{Env, Error, files};
+use serde_json::{Map, Value};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+/// The helper name Docker derives the program from (`docker-credential-` + this).
+pub const HELPER_NAME: &str = "acr";
+const MAX_CONFIG: usize = 16 * 1024 * 1024;
+
+/// The Docker config file: `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`.
+pub fn config_path(env: &Env) -> Option<PathBuf> {
+    env.get("DOCKER_CONFIG")
+        .map(PathBuf::from)
+        .or_else(|| env.get("HOME").map(|h| PathBuf::from(h).join(".docker")))
+        .map(|d| d.join("config.json"))
+}
+
+/// What `configure` did for one registry.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Change {
+    /// The entry was added.
+    Added(String),
+    /// The entry pointed at another helper and now points at this one.
+    Replaced(String, String),
+    /// The entry was already there.
+    Unchanged(String),
+}
+
+/// Adds `credHelpers[host] = "acr"` for each host to the config at `path`.
+pub fn configure(path: &Path, hosts: &[String]) -> Result<Vec<Change>, String> {
+    // Write through a symlinked config (dotfile managers) rather than replacing the link.
+    let target = match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => std::fs::canonicalize(path)
+            .map_err(|e| format!("cannot resolve {}: {e}", path.display()))?,
+        _ => path.to_path_buf(),
+    };
+    let (mut root, mode) = match read_config(&target)? {
+        Some((root, mode)) => (root, mode),
+        None => {
+            if let Some(dir) = target.parent() {
+                if !dir.exists() {
+                    files::ensure_private_dir(dir).map_err(|e| e.to_string())?;
+                }
+            }
+            (Map::new(), 0o600)
+        }
+    };
+    let helpers = root
+        .entry("credHelpers")
+        .or_insert_with(|| Value::Object(Map::new()));
+    let Value::Object(helpers) = helpers else {
+        return Err(format!(
+            "{}: \"credHelpers\" is not a JSON object; fix the file first",
+            target.display()
+        ));
+    };
+    let mut changes = Vec::new();
+    for host in hosts {
+        match helpers.get(host) {
+            Some(Value::String(h)) if h == HELPER_NAME => {
+                changes.push(Change::Unchanged(host.clone()))
+            }
+            Some(old) => {
+                let old = old.as_str().unwrap_or("?").to_string();
+                helpers.insert(host.clone(), Value::String(HELPER_NAME.into()));
+                changes.push(Change::Replaced(host.clone(), old));
+            }
+            None => {
+                helpers.insert(host.clone(), Value::String(HELPER_NAME.into()));
+                changes.push(Change::Added(host.clone()));
+            }
+        }
+    }
+    if changes.iter().any(|c| !matches!(c, Change::Unchanged(_))) {
+        let mut bytes =
+            serde_json::to_vec_pretty(&Value::Object(root)).map_err(|e| e.to_string())?;
+        bytes.push(b'\n');
+        files::write_atomic(&target, &bytes, mode).map_err(|e: Error| e.to_string())?;
+    }
+    Ok(changes)
+}
+
+/// The config's top-level object and the file's mode, or `None` when there is no file.
+fn read_config(path: &Path) -> Result<Option<(Map<String, Value>, u32)>, String> {
+    let bytes = match files::read_private(path, MAX_CONFIG).map_err(|e| e.to_string())? {
+        None => return Ok(None),
+        Some(b) => b,
+    };
+    let mode = std::fs::metadata(path)
+        .map(|m| m.mode() & 0o7777)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Some((Map::new(), mode)));
+    }
+    match serde_json::from_slice::<Value>(&bytes) {
+        Ok(Value::Object(map)) => Ok(Some((map, mode))),
+        Ok(_) => Err(format!(
+            "{} is not a JSON object; fix the file first",
+            path.display()
+        )),
+        Err(e) => Err(format!(
+            "{} is not valid JSON ({e}); fix the file first",
+            path.display()
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn keeps_unknown_keys_order_and_mode_and_is_idempotent() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("config.json");
+        let original = r#"{"auths":{"x.io":{"auth":"abc"}},"zeta":1,"credHelpers":{"gcr.io":"gcloud"},"alpha":{"k":[1,2]}}"#;
+        std::fs::write(&p, original).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let c = configure(&p, &["a.azurecr.io".into(), "gcr.io".into()]).unwrap();
+        assert_eq!(
+            c,
+            vec![
+                Change::Added("a.azurecr.io".into()),
+                Change::Replaced("gcr.io".into(), "gcloud".into())
+            ]
+        );
+        let v: Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+        let keys: Vec<_> = v.as_object().unwrap().keys().cloned().collect();
+        assert_eq!(keys, vec!["auths", "zeta", "credHelpers", "alpha"]);
+        assert_eq!(v["auths"]["x.io"]["auth"], "abc");
+        assert_eq!(v["alpha"]["k"][1], 2);
+        assert_eq!(v["credHelpers"]["a.azurecr.io"], "acr");
+        assert_eq!(std::fs::metadata(&p).unwrap().mode() & 0o777, 0o644);
+        let before = std::fs::read(&p).unwrap();
+        let c = configure(&p, &["a.azurecr.io".into()]).unwrap();
+        assert_eq!(c, vec![Change::Unchanged("a.azurecr.io".into())]);
+        assert_eq!(std::fs::read(&p).unwrap(), before);
+    }
+
+    #[test]
+    fn refuses_broken_files_without_touching_them() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("config.json");
+        for bad in ["{not json", "[1]", r#"{"credHelpers":[]}"#] {
+            std::fs::write(&p, bad).unwrap();
+            assert!(configure(&p, &["a.azurecr.io".into()]).is_err());
+            assert_eq!(std::fs::read_to_string(&p).unwrap(), bad);
+        }
+    }
+
+    #[test]
+    fn creates_a_missing_file_0600_and_follows_symlinks() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("new/config.json");
+        configure(&p, &["a.azurecr.io".into()]).unwrap();
+        assert_eq!(std::fs::metadata(&p).unwrap().mode() & 0o777, 0o600);
+        let link = d.path().join("link.json");
+        std::os::unix::fs::symlink(&p, &link).unwrap();
+        configure(&link, &["b.azurecr.io".into()]).unwrap();
+        assert!(
+            std::fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        let v: Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+        assert_eq!(v["credHelpers"]["b.azurecr.io"], "acr");
+    }
+}

@@ -1,0 +1,115 @@
+//! `docker-credential-acr`: the Docker credential helper for Azure Container Registry.
+//!
+//! Docker, skopeo, podman and buildah run `docker-credential-acr <action>` with the request on
+//! stdin. Only the answer (or the protocol's error message) goes to stdout; logs go to stderr,
+//! at the level named by `ACR_LOG`.
+
+mod actions;
+mod configure;
+mod protocol;
+mod store;
+
+use acr_broker::Env;
+use actions::Failure;
+use clap::{Parser, Subcommand};
+use std::io::Write;
+use std::process::ExitCode;
+
+/// Docker credential helper for Azure Container Registry: short-lived registry tokens derived
+/// from an Entra identity, cached and refreshed before they expire.
+#[derive(Debug, Parser)]
+#[command(name = "docker-credential-acr", disable_version_flag = true)]
+struct Cli {
+    /// Print the version.
+    #[arg(short = 'v', long = "version")]
+    version: bool,
+    #[command(subcommand)]
+    action: Option<Action>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Action {
+    /// Print credentials for the server URL on stdin (Docker protocol).
+    Get,
+    /// Keep the credentials JSON on stdin, as given to `docker login` (Docker protocol).
+    Store,
+    /// Remove stored credentials and cached tokens of the server URL on stdin (Docker protocol).
+    Erase,
+    /// List servers with stored credentials or cached tokens (Docker protocol).
+    List,
+    /// Print the version.
+    Version,
+    /// Add credHelpers entries for registries to Docker's config.json.
+    ConfigureDocker {
+        /// Login servers, comma-separated (e.g. myregistry.azurecr.io,other.azurecr.io).
+        #[arg(long, value_delimiter = ',', required = true)]
+        registries: Vec<String>,
+    },
+}
+
+const USAGE: &str = "usage: docker-credential-acr <get|store|erase|list|version|configure-docker>; run with --help for details";
+
+fn main() -> ExitCode {
+    let env = Env::process();
+    acr_broker::logging::init("docker-credential-acr", env.get("ACR_LOG"));
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if matches!(e.kind(), clap::error::ErrorKind::DisplayHelp) => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            let detail = e.to_string();
+            let first = detail
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .trim_start_matches("error: ");
+            return emit(Err(Failure(format!("{first}; {USAGE}"))), false);
+        }
+    };
+    if cli.version {
+        return emit(Ok(version()), false);
+    }
+    let Some(action) = cli.action else {
+        return emit(Err(Failure(format!("no action given; {USAGE}"))), false);
+    };
+    let mut stdin = std::io::stdin().lock();
+    let result = match action {
+        Action::Get => actions::read_stdin(&mut stdin).and_then(|i| actions::get(env, &i)),
+        Action::Store => actions::read_stdin(&mut stdin).and_then(|i| actions::store(env, &i)),
+        Action::Erase => actions::read_stdin(&mut stdin).and_then(|i| actions::erase(env, &i)),
+        Action::List => actions::list(env),
+        Action::Version => Ok(version()),
+        Action::ConfigureDocker { registries } => {
+            return emit(actions::configure_docker(env, &registries), true);
+        }
+    };
+    emit(result, false)
+}
+
+fn version() -> String {
+    format!("docker-credential-acr {}", env!("CARGO_PKG_VERSION"))
+}
+
+/// Writes the answer to stdout, or the error to stdout (protocol actions) or stderr (others).
+fn emit(result: Result<String, Failure>, errors_to_stderr: bool) -> ExitCode {
+    let (text, code, to_stderr) = match result {
+        Ok(text) => (text, ExitCode::SUCCESS, false),
+        Err(Failure(msg)) => (msg, ExitCode::FAILURE, errors_to_stderr),
+    };
+    if text.is_empty() {
+        return code;
+    }
+    let written = if to_stderr {
+        writeln!(std::io::stderr(), "docker-credential-acr: {text}")
+    } else {
+        writeln!(std::io::stdout(), "{text}")
+    };
+    match written {
+        Ok(()) => code,
+        // The client went away (closed pipe): nothing to tell anyone.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => code,
+        Err(_) => ExitCode::FAILURE,
+    }
+}
