@@ -49,10 +49,10 @@ fn server_url(input: &str, action: &str) -> Result<String, Failure> {
 /// `get`: stored credentials first, then a token from the broker; not-found for other hosts.
 pub fn get(env: Env, input: &str) -> Result<String, Failure> {
     let url = server_url(input, "get")?;
-    if let Some(store) = Store::from_env(&env) {
-        if let Some(c) = store.get(&url)? {
-            return answer(&url, &c.username, &c.secret);
-        }
+    if let Some(store) = Store::from_env(&env)
+        && let Some(c) = store.get(&url)?
+    {
+        return answer(&url, &c.username, &c.secret);
     }
     let anonymous_fallback = env
         .get("ACR_ANONYMOUS_FALLBACK")

@@ -40,10 +40,10 @@ pub fn configure(path: &Path, hosts: &[String]) -> Result<Vec<Change>, String> {
     let (mut root, mode) = match read_config(&target)? {
         Some((root, mode)) => (root, mode),
         None => {
-            if let Some(dir) = target.parent() {
-                if !dir.exists() {
-                    files::ensure_private_dir(dir).map_err(|e| e.to_string())?;
-                }
+            if let Some(dir) = target.parent()
+                && !dir.exists()
+            {
+                files::ensure_private_dir(dir).map_err(|e| e.to_string())?;
             }
             (Map::new(), 0o600)
         }
@@ -83,8 +83,11 @@ pub fn configure(path: &Path, hosts: &[String]) -> Result<Vec<Change>, String> {
     Ok(changes)
 }
 
+/// A config file's top-level object and its mode.
+type Config = (Map<String, Value>, u32);
+
 /// The config's top-level object and the file's mode, or `None` when there is no file.
-fn read_config(path: &Path) -> Result<Option<(Map<String, Value>, u32)>, String> {
+fn read_config(path: &Path) -> Result<Option<Config>, String> {
     let bytes = match files::read_private(path, MAX_CONFIG).map_err(|e| e.to_string())? {
         None => return Ok(None),
         Some(b) => b,

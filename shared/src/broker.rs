@@ -119,11 +119,12 @@ impl Broker {
         let key = cache::key(&[server.host(), &fingerprint]);
         let now = self.clock.now();
         let cached = self.read_refresh(&key, server);
-        if let Some(e) = &cached {
-            if now < e.refresh_at() && e.usable_at(now) {
-                log::debug!("cache hit for {server}");
-                return Ok(Credential::from_entry(e));
-            }
+        if let Some(e) = &cached
+            && now < e.refresh_at()
+            && e.usable_at(now)
+        {
+            log::debug!("cache hit for {server}");
+            return Ok(Credential::from_entry(e));
         }
         let result = self.fetch_locked(server, identity, &authority, &fingerprint, &key);
         match (result, cached) {
@@ -288,10 +289,10 @@ impl Broker {
             expires_at,
             lifetime,
         };
-        if let Some(c) = cache {
-            if let Err(e) = c.write(&c.refresh_path(key), &entry) {
-                log::warn!("not caching the token for {server}: {e}");
-            }
+        if let Some(c) = cache
+            && let Err(e) = c.write(&c.refresh_path(key), &entry)
+        {
+            log::warn!("not caching the token for {server}: {e}");
         }
         log::info!(
             "got a token for {server} as {}, valid until {expires_at}",

@@ -65,7 +65,7 @@ impl LoginServer {
     /// [`normalize_host`]) that configuration allows, such as custom domains or test hosts.
     pub fn parse(input: &str, extra: &[String]) -> Result<LoginServer, NotAcr> {
         let host = normalize_host(input)?;
-        if extra.iter().any(|e| *e == host) {
+        if extra.contains(&host) {
             return Ok(LoginServer {
                 cloud: cloud_of(&host).unwrap_or(Cloud::Public),
                 host,

@@ -98,7 +98,6 @@ pub(crate) async fn get_token(
                 client_id: Some(client_id.clone()),
                 tenant_id: Some(tenant.clone()),
                 token_file_path: Some(token_file.clone()),
-                ..Default::default()
             }))
             .map_err(|e| fail(e.to_string()))?
         }
@@ -119,7 +118,6 @@ pub(crate) async fn get_token(
             ManagedIdentityCredential::new(Some(ManagedIdentityCredentialOptions {
                 user_assigned_id: client_id.clone().map(UserAssignedId::ClientId),
                 client_options: options,
-                ..Default::default()
             }))
             .map_err(|e| fail(e.to_string()))?
         }

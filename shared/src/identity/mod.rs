@@ -168,13 +168,13 @@ impl Identity {
             _ => None,
         };
         if wants(SourceChoice::Managed) || wants(SourceChoice::AppService) {
-            if let Some(endpoint) = app_service.clone() {
-                if forced != Some(SourceChoice::Imds) {
-                    return Ok(Identity::AppService {
-                        endpoint,
-                        client_id: client.clone(),
-                    });
-                }
+            if let Some(endpoint) = app_service.clone()
+                && forced != Some(SourceChoice::Imds)
+            {
+                return Ok(Identity::AppService {
+                    endpoint,
+                    client_id: client.clone(),
+                });
             }
             tried.push(skip(
                 SOURCE_APP_SERVICE,

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs what building and testing this project needs on a fresh Debian 12 machine (run as root,
+# or with sudo available). The Rust toolchain itself (cargo, rustc >= 1.89) must already be there.
+set -euo pipefail
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# build-essential: the C compiler aws-lc-sys (rustls' crypto) builds with.
+# iproute2, util-linux: private network namespaces for the IMDS and end-to-end tests.
+$SUDO apt-get install -y -qq --no-install-recommends \
+  build-essential ca-certificates \
+  iproute2 util-linux
+if ! rustup component list --installed 2>/dev/null | grep -q '^clippy'; then
+  rustup component add clippy rustfmt 2>/dev/null || true
+fi

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Runs every test of the workspace, after the format and lint checks. Tests that need network
+# namespaces (IMDS at 169.254.169.254, the end-to-end tests) need root, as CI has.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo test --workspace --locked
