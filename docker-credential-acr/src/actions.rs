@@ -91,8 +91,18 @@ pub fn store(env: Env, input: &str) -> Result<String, Failure> {
             "no credentials on standard input; expected {\"ServerURL\":…,\"Username\":…,\"Secret\":…}".into(),
         ));
     }
-    let c: Credentials = serde_json::from_str(input.trim())
-        .map_err(|e| Failure(format!("standard input is not credentials JSON ({e}); expected {{\"ServerURL\":…,\"Username\":…,\"Secret\":…}}")))?;
+    let bad = |why: String| {
+        Failure(format!(
+            "standard input is not credentials JSON ({why}); expected {{\"ServerURL\":…,\"Username\":…,\"Secret\":…}}"
+        ))
+    };
+    // Only an object: serde would also accept a JSON array as a struct.
+    let value: serde_json::Value =
+        serde_json::from_str(input.trim()).map_err(|e| bad(e.to_string()))?;
+    if !value.is_object() {
+        return Err(bad("not a JSON object".into()));
+    }
+    let c: Credentials = serde_json::from_value(value).map_err(|e| bad(e.to_string()))?;
     c.validate().map_err(|m| Failure(m.into()))?;
     let store = Store::from_env(&env).ok_or_else(|| {
         Failure("cannot store credentials: neither HOME nor XDG_CONFIG_HOME is set".into())

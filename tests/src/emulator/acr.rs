@@ -1,0 +1,502 @@
+//! The registry side: the `/v2/` Bearer challenge, `/oauth2/exchange` (Entra access token → ACR
+//! refresh token) and `/oauth2/token` (refresh token → access token), routed by `Host`.
+//!
+//! Shapes follow Azure/acr `docs/AAD-OAuth.md` and Docker distribution's token specification.
+//! Error codes and messages of refused exchanges are not documented; the ones here are guesses in
+//! the documented `{"errors":[{"code","message"}]}` shape.
+
+#![allow(
+    clippy::result_large_err,
+    reason = "handlers return an early response as the error; size does not matter here"
+)]
+
+use axum::Extension;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::Response;
+use base64::Engine as _;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+use super::crypto::{Jwt, secs, unix_now};
+use super::lock;
+use super::model::{EndpointKind, Role};
+use super::server::{Form, either, json, request_host};
+use super::state::{ConnCtl, Shared};
+
+/// Issuer of ACR refresh tokens.
+const REFRESH_ISSUER: &str = "Azure Container Registry";
+/// The Docker username that marks an ACR refresh token as password.
+pub(crate) const REFRESH_TOKEN_USER: &str = "00000000-0000-0000-0000-000000000000";
+/// Entra audiences `/oauth2/exchange` accepts: the ACR audience and ARM's.
+const EXCHANGE_AUDIENCES: &[&str] = &[
+    "https://containerregistry.azure.net",
+    "https://containerregistry.azure.net/",
+    "https://management.azure.com",
+    "https://management.azure.com/",
+    "https://management.core.windows.net",
+    "https://management.core.windows.net/",
+];
+
+/// `{"errors":[{"code","message","detail"}]}` with status `status`.
+fn acr_error(status: StatusCode, code: &str, message: &str) -> Response {
+    json(
+        status,
+        &json!({"errors": [{"code": code, "message": message, "detail": null}]}),
+    )
+}
+
+/// The 401 an unauthenticated client gets, with the `Www-Authenticate` challenge.
+fn challenge_response(host: &str, scope: Option<&str>, error: Option<&str>) -> Response {
+    let mut response = acr_error(
+        StatusCode::UNAUTHORIZED,
+        "UNAUTHORIZED",
+        "authentication required, visit https://aka.ms/acr/authorization for more information.",
+    );
+    let mut value = format!("Bearer realm=\"https://{host}/oauth2/token\",service=\"{host}\"");
+    if let Some(scope) = scope {
+        value.push_str(&format!(",scope=\"{scope}\""));
+    }
+    if let Some(error) = error {
+        value.push_str(&format!(",error=\"{error}\""));
+    }
+    let headers = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&value) {
+        headers.insert(header::WWW_AUTHENTICATE, v);
+    }
+    headers.insert(
+        "docker-distribution-api-version",
+        HeaderValue::from_static("registry/2.0"),
+    );
+    response
+}
+
+/// 404 for a host that is not a registered registry.
+fn unknown_registry(host: &str) -> Response {
+    acr_error(
+        StatusCode::NOT_FOUND,
+        "NOT_FOUND",
+        &format!("registry '{host}' is not known to this emulator"),
+    )
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, rest) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+}
+
+fn basic(headers: &HeaderMap) -> Option<(String, String)> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, rest) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(rest.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (user, password) = text.split_once(':')?;
+    Some((user.to_owned(), password.to_owned()))
+}
+
+/// `GET|HEAD /v2/…`: 401 with the challenge, or 200 `{}` on `/v2/` with a valid access token.
+pub(crate) async fn challenge(
+    State(shared): State<Arc<Shared>>,
+    Extension(conn): Extension<ConnCtl>,
+    method: Method,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    let host = request_host(&headers, &uri);
+    if let Some(faulted) = shared.enter(EndpointKind::Challenge, &host, &conn).await {
+        return faulted;
+    }
+    if !lock(&shared.dir).registry_known(&host) {
+        return unknown_registry(&host);
+    }
+    let path = uri.path();
+    let repo = repository_of_path(path);
+    let scope = repo.map(|name| {
+        let actions = if method == Method::GET || method == Method::HEAD {
+            "pull"
+        } else {
+            "pull,push"
+        };
+        format!("repository:{name}:{actions}")
+    });
+    let Some(token) = bearer(&headers) else {
+        return challenge_response(&host, scope.as_deref(), None);
+    };
+    let Some(claims) = verify_access_token(&shared, token, &host) else {
+        return challenge_response(&host, scope.as_deref(), Some("invalid_token"));
+    };
+    match repo {
+        None => {
+            let mut response = json(StatusCode::OK, &json!({}));
+            response.headers_mut().insert(
+                "docker-distribution-api-version",
+                HeaderValue::from_static("registry/2.0"),
+            );
+            response
+        }
+        Some(name) => {
+            let allowed = claims
+                .get("access")
+                .and_then(Value::as_array)
+                .is_some_and(|entries| {
+                    entries.iter().any(|e| {
+                        e.get("name").and_then(Value::as_str) == Some(name)
+                            && e.get("actions")
+                                .and_then(Value::as_array)
+                                .is_some_and(|a| a.iter().any(|x| x == "pull" || x == "*"))
+                    })
+                });
+            if allowed {
+                // The emulator stores no images.
+                acr_error(
+                    StatusCode::NOT_FOUND,
+                    "NAME_UNKNOWN",
+                    &format!("repository name not known to registry: {name}"),
+                )
+            } else {
+                challenge_response(&host, scope.as_deref(), Some("insufficient_scope"))
+            }
+        }
+    }
+}
+
+/// The repository of `/v2/<name>/(manifests|blobs|tags)/…`.
+fn repository_of_path(path: &str) -> Option<&str> {
+    let rest = path.strip_prefix("/v2/")?;
+    ["/manifests/", "/blobs/", "/tags/"]
+        .iter()
+        .filter_map(|marker| rest.find(marker).map(|i| &rest[..i]))
+        .min_by_key(|name| name.len())
+        .filter(|name| !name.is_empty())
+}
+
+/// The claims of a valid access token for `host`.
+fn verify_access_token(shared: &Shared, token: &str, host: &str) -> Option<Value> {
+    let jwt = Jwt::parse(token)?;
+    let issuer = shared.settings().acr_issuer;
+    (jwt.verify(&shared.keys.acr.decoding)
+        && jwt.claim("iss") == Some(issuer.as_str())
+        && jwt.audience_in(&[host])
+        && jwt.time_claim("exp").is_some_and(|e| e > unix_now()))
+    .then_some(jwt.claims)
+}
+
+/// `POST /oauth2/exchange`: an Entra access token for an ACR refresh token.
+pub(crate) async fn exchange(
+    State(shared): State<Arc<Shared>>,
+    Extension(conn): Extension<ConnCtl>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    let host = request_host(&headers, &uri);
+    if let Some(faulted) = shared.enter(EndpointKind::Exchange, &host, &conn).await {
+        return faulted;
+    }
+    either(exchange_inner(&shared, &host, &Form::parse(&body)))
+}
+
+fn exchange_inner(shared: &Shared, host: &str, form: &Form) -> Result<Response, Response> {
+    if !lock(&shared.dir).registry_known(host) {
+        return Err(unknown_registry(host));
+    }
+    match form.get("grant_type") {
+        Some("access_token") => {}
+        other => {
+            return Err(acr_error(
+                StatusCode::BAD_REQUEST,
+                "UNSUPPORTED",
+                &format!(
+                    "grant_type '{}' is not supported; use 'access_token'",
+                    other.unwrap_or("")
+                ),
+            ));
+        }
+    }
+    let service = form.get("service").map(super::host::normalize);
+    if service.as_deref() != Some(host) {
+        return Err(acr_error(
+            StatusCode::BAD_REQUEST,
+            "BAD_REQUEST",
+            &format!(
+                "service '{}' does not name this registry '{host}'",
+                form.get("service").unwrap_or("")
+            ),
+        ));
+    }
+    let Some(token) = form.get("access_token") else {
+        return Err(acr_error(
+            StatusCode::BAD_REQUEST,
+            "BAD_REQUEST",
+            "access_token is required",
+        ));
+    };
+    let unauthorized = |m: &str| acr_error(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", m);
+    let Some(jwt) = Jwt::parse(token) else {
+        return Err(unauthorized("the access token is not a JWT"));
+    };
+    if !jwt.verify(&shared.keys.entra.decoding) {
+        return Err(unauthorized(
+            "the access token's signature is not valid or its issuer is not trusted",
+        ));
+    }
+    if jwt.time_claim("exp").is_none_or(|e| e <= unix_now()) {
+        return Err(unauthorized("the access token has expired"));
+    }
+    if !jwt.audience_in(EXCHANGE_AUDIENCES) {
+        return Err(unauthorized(&format!(
+            "the access token's audience '{}' is not accepted; request a token for https://containerregistry.azure.net/.default",
+            jwt.audience_text()
+        )));
+    }
+    // `tenant` is optional and not checked: its exact effect on the real service is not
+    // documented, and the token's own `tid` is what identifies the tenant.
+    let oid = jwt.claim("oid").unwrap_or("").to_owned();
+    let tid = jwt.claim("tid").unwrap_or("").to_owned();
+    let appid = jwt.claim("appid").map(str::to_owned);
+    let role = lock(&shared.dir).role(host, &oid, appid.as_deref());
+    let Some(role) = role else {
+        return Err(unauthorized(&format!(
+            "principal '{oid}' (application '{}') has no role assignment on registry '{host}'; assign AcrPull or AcrPush to it",
+            appid.as_deref().unwrap_or("")
+        )));
+    };
+    let settings = shared.settings();
+    let now = unix_now();
+    let claims = json!({
+        "jti": uuid::Uuid::new_v4().to_string(),
+        "sub": oid,
+        "nbf": now,
+        "exp": now + secs(settings.refresh_lifetime),
+        "iat": now,
+        "iss": REFRESH_ISSUER,
+        "aud": host,
+        "version": "1.0",
+        "rid": uuid::Uuid::new_v4().simple().to_string(),
+        "grant_type": "refresh_token",
+        "appid": appid,
+        "tenant": tid,
+        "permissions": {"actions": role.refresh_actions(), "notActions": null},
+        "roles": [],
+    });
+    let refresh = shared.keys.acr.sign(&claims, None).map_err(|e| {
+        acr_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "INTERNAL_ERROR",
+            &e.to_string(),
+        )
+    })?;
+    Ok(json(StatusCode::OK, &json!({"refresh_token": refresh})))
+}
+
+/// `GET|POST /oauth2/token`: a refresh token (form, or Basic password) for an access token.
+pub(crate) async fn token(
+    State(shared): State<Arc<Shared>>,
+    Extension(conn): Extension<ConnCtl>,
+    method: Method,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    let host = request_host(&headers, &uri);
+    if let Some(faulted) = shared.enter(EndpointKind::AcrToken, &host, &conn).await {
+        return faulted;
+    }
+    let form = if method == Method::POST {
+        Form::parse(&body)
+    } else {
+        Form::parse(uri.query().unwrap_or("").as_bytes())
+    };
+    either(token_inner(&shared, &host, &method, &headers, &form))
+}
+
+/// Who a token request is for: object id and application id.
+struct Caller {
+    object_id: String,
+    app_id: Option<String>,
+    tenant: String,
+}
+
+fn token_inner(
+    shared: &Shared,
+    host: &str,
+    method: &Method,
+    headers: &HeaderMap,
+    form: &Form,
+) -> Result<Response, Response> {
+    if !lock(&shared.dir).registry_known(host) {
+        return Err(unknown_registry(host));
+    }
+    let unauthorized = |m: &str| acr_error(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", m);
+    let service = form.get("service").map(super::host::normalize);
+    if service.as_deref() != Some(host) {
+        return Err(acr_error(
+            StatusCode::BAD_REQUEST,
+            "BAD_REQUEST",
+            &format!(
+                "service '{}' does not name this registry '{host}'",
+                form.get("service").unwrap_or("")
+            ),
+        ));
+    }
+    let caller = if *method == Method::POST {
+        match form.get("grant_type") {
+            Some("refresh_token") => {}
+            other => {
+                return Err(acr_error(
+                    StatusCode::BAD_REQUEST,
+                    "UNSUPPORTED",
+                    &format!(
+                        "grant_type '{}' is not supported; use 'refresh_token'",
+                        other.unwrap_or("")
+                    ),
+                ));
+            }
+        }
+        let Some(refresh) = form.get("refresh_token") else {
+            return Err(acr_error(
+                StatusCode::BAD_REQUEST,
+                "BAD_REQUEST",
+                "refresh_token is required",
+            ));
+        };
+        verify_refresh_token(shared, refresh, host).map_err(|m| unauthorized(&m))?
+    } else {
+        let Some((user, password)) = basic(headers) else {
+            return Err(challenge_response(host, None, None));
+        };
+        if user == REFRESH_TOKEN_USER {
+            verify_refresh_token(shared, &password, host).map_err(|m| unauthorized(&m))?
+        } else {
+            // ACR also takes a service principal's client id and secret as Basic credentials.
+            let found = lock(&shared.dir).secret_principal(&user, &password);
+            let Some(p) = found else {
+                return Err(unauthorized("invalid username or password"));
+            };
+            Caller {
+                object_id: p.object_id,
+                app_id: Some(p.client_id),
+                tenant: p.tenant,
+            }
+        }
+    };
+
+    let role = lock(&shared.dir).role(host, &caller.object_id, caller.app_id.as_deref());
+    let access = granted_access(role, &form.all("scope"));
+    let settings = shared.settings();
+    let now = unix_now();
+    let claims = json!({
+        "jti": uuid::Uuid::new_v4().to_string(),
+        "sub": caller.object_id,
+        "nbf": now,
+        "exp": now + secs(settings.access_lifetime),
+        "iat": now,
+        "iss": settings.acr_issuer,
+        "aud": host,
+        "version": "1.0",
+        "grant_type": "refresh_token",
+        "tenant": caller.tenant,
+        "access": access,
+        "roles": [],
+    });
+    let token = shared.keys.acr.sign(&claims, None).map_err(|e| {
+        acr_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "INTERNAL_ERROR",
+            &e.to_string(),
+        )
+    })?;
+    Ok(json(StatusCode::OK, &json!({"access_token": token})))
+}
+
+fn verify_refresh_token(shared: &Shared, token: &str, host: &str) -> Result<Caller, String> {
+    let jwt = Jwt::parse(token).ok_or("the refresh token is not a JWT")?;
+    if !jwt.verify(&shared.keys.acr.decoding)
+        || jwt.claim("iss") != Some(REFRESH_ISSUER)
+        || jwt.claim("grant_type") != Some("refresh_token")
+    {
+        return Err("the refresh token is not valid".to_owned());
+    }
+    if !jwt.audience_in(&[host]) {
+        return Err(format!(
+            "the refresh token was issued for '{}', not '{host}'",
+            jwt.audience_text()
+        ));
+    }
+    if jwt.time_claim("exp").is_none_or(|e| e <= unix_now()) {
+        return Err("the refresh token has expired".to_owned());
+    }
+    Ok(Caller {
+        object_id: jwt.claim("sub").unwrap_or("").to_owned(),
+        app_id: jwt.claim("appid").map(str::to_owned),
+        tenant: jwt.claim("tenant").unwrap_or("").to_owned(),
+    })
+}
+
+/// The `access` claim: each requested scope with the actions `role` allows; scopes left with no
+/// action are dropped. A scope value may hold several space-separated scopes.
+fn granted_access(role: Option<Role>, scopes: &[&str]) -> Vec<Value> {
+    let Some(role) = role else {
+        return Vec::new();
+    };
+    scopes
+        .iter()
+        .flat_map(|s| s.split_whitespace())
+        .filter_map(|scope| {
+            let (kind, rest) = scope.split_once(':')?;
+            let (name, actions) = rest.rsplit_once(':')?;
+            let granted: Vec<&str> = if kind.starts_with("repository") {
+                actions.split(',').filter(|a| role.allows(a)).collect()
+            } else if kind == "registry" && name == "catalog" && role == Role::Owner {
+                // Guess: catalog listing needs more than AcrPull/AcrPush.
+                vec!["*"]
+            } else {
+                Vec::new()
+            };
+            (!granted.is_empty()).then(|| json!({"type": kind, "name": name, "actions": granted}))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn access_is_filtered_by_role() {
+        let scopes = [
+            "repository:app:pull,push",
+            "repository:base:pull registry:catalog:*",
+        ];
+        assert_eq!(granted_access(None, &scopes), Vec::<Value>::new());
+        assert_eq!(
+            granted_access(Some(Role::AcrPull), &scopes),
+            vec![
+                json!({"type": "repository", "name": "app", "actions": ["pull"]}),
+                json!({"type": "repository", "name": "base", "actions": ["pull"]}),
+            ]
+        );
+        assert_eq!(
+            granted_access(Some(Role::AcrPush), &scopes[..1]),
+            vec![json!({"type": "repository", "name": "app", "actions": ["pull", "push"]})]
+        );
+        assert_eq!(granted_access(Some(Role::Owner), &scopes).len(), 3);
+    }
+
+    #[test]
+    fn repository_paths() {
+        assert_eq!(repository_of_path("/v2/"), None);
+        assert_eq!(
+            repository_of_path("/v2/team/app/manifests/latest"),
+            Some("team/app")
+        );
+        assert_eq!(repository_of_path("/v2/app/blobs/sha256:00"), Some("app"));
+    }
+}

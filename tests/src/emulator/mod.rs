@@ -1,0 +1,463 @@
+//! An emulator of Microsoft Entra token endpoints, the managed identity endpoints and the Azure
+//! Container Registry token service, for integration tests of the credential helpers.
+//!
+//! [`Emulator::start`] binds one HTTPS port on a background tokio runtime and serves:
+//!
+//! | endpoint | what |
+//! |---|---|
+//! | `POST /{tenant}/oauth2/v2.0/token` | Entra client credentials: secret, certificate or federated assertion |
+//! | `GET /msi/token` | App Service managed identity (`IDENTITY_ENDPOINT` / `IDENTITY_HEADER`) |
+//! | `GET /metadata/identity/oauth2/token` | IMDS (also on plain HTTP via [`Emulator::serve_imds_http`]) |
+//! | `GET /v2/` | ACR Bearer challenge, by `Host` |
+//! | `POST /oauth2/exchange` | Entra access token → ACR refresh token, by `Host` |
+//! | `GET\|POST /oauth2/token` | ACR refresh token → access token, by `Host` |
+//! | `GET\|DELETE /_emulator/counters`, `POST\|DELETE /_emulator/faults` | control |
+//!
+//! Registry endpoints answer only for hosts added with [`Emulator::add_registry`] (matched as the
+//! client sent `Host`, port included unless 443). The server certificate is made per SNI name by a
+//! test CA ([`Emulator::ca_pem_path`]; point `SSL_CERT_FILE` at it).
+//!
+//! ```no_run
+//! use acr_tests::emulator::{Emulator, EmulatorConfig, Role};
+//! let emu = Emulator::start(EmulatorConfig::default())?;
+//! emu.add_registry("myreg.azurecr.io");
+//! let sp = emu.add_secret_principal("tenant-1", "app-1", "s3cret");
+//! emu.grant(&sp.client_id, "myreg.azurecr.io", Role::AcrPull);
+//! // AZURE_AUTHORITY_HOST = emu.base_url(), SSL_CERT_FILE = emu.ca_pem_path(), then run a client.
+//! assert_eq!(emu.counters().entra(), 0);
+//! # Ok::<(), std::io::Error>(())
+//! ```
+
+mod acr;
+mod crypto;
+mod entra;
+mod host;
+mod model;
+mod server;
+mod state;
+
+#[cfg(test)]
+mod tests;
+
+pub use crypto::libtrust_key_id;
+pub use model::{CertPair, Counters, EndpointKind, Fault, FaultAction, Principal, Role};
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+use tokio_rustls::TlsAcceptor;
+
+use crypto::{Keys, io_err, secs, unix_now};
+use state::{Directory, Federated, Settings, Shared};
+
+/// Lock a mutex, ignoring poisoning: a panicked handler leaves no half-updated state behind
+/// that matters to a test emulator.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A service principal with a client secret, for [`EmulatorConfig::secret_principals`].
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SecretPrincipalSpec {
+    /// Tenant id.
+    pub tenant: String,
+    /// Client (application) id.
+    pub client_id: String,
+    /// The client secret.
+    pub secret: String,
+}
+
+/// A role assignment, for [`EmulatorConfig::grants`].
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct GrantSpec {
+    /// Object id or client id of the identity.
+    pub principal: String,
+    /// Registry login server, e.g. `myreg.azurecr.io`.
+    pub registry: String,
+    /// The role.
+    pub role: Role,
+}
+
+/// How to start an [`Emulator`]; every field has a default, and the struct is also the JSON
+/// configuration file of the `acr-emulator` binary.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EmulatorConfig {
+    /// Address of the HTTPS listener; default `127.0.0.1:0`.
+    pub listen: SocketAddr,
+    /// Registry login servers known from the start.
+    pub registries: Vec<String>,
+    /// Faults pending from the start.
+    pub faults: Vec<Fault>,
+    /// Lifetime of Entra access tokens; default 1 hour.
+    #[serde(with = "seconds")]
+    pub entra_lifetime: Duration,
+    /// Lifetime of ACR refresh tokens; default 3 hours.
+    #[serde(with = "seconds")]
+    pub refresh_lifetime: Duration,
+    /// Lifetime of ACR access tokens; default 1 hour (the real value is not documented).
+    #[serde(with = "seconds")]
+    pub access_lifetime: Duration,
+    /// `iss` of ACR access tokens (the registry's `auth.token.issuer`).
+    pub acr_issuer: String,
+    /// Tenant of managed identities.
+    pub managed_identity_tenant: String,
+    /// The App Service `IDENTITY_HEADER` secret; default a fresh uuid.
+    pub identity_header: Option<String>,
+    /// Service principals with secrets to create at start.
+    pub secret_principals: Vec<SecretPrincipalSpec>,
+    /// Managed identities to create at start: `null` is the system-assigned one, a string a
+    /// user-assigned client id.
+    pub managed_identities: Vec<Option<String>>,
+    /// Role assignments to make at start (principals by client id).
+    pub grants: Vec<GrantSpec>,
+}
+
+impl Default for EmulatorConfig {
+    fn default() -> Self {
+        EmulatorConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            registries: Vec::new(),
+            faults: Vec::new(),
+            entra_lifetime: Duration::from_secs(3600),
+            refresh_lifetime: Duration::from_secs(3 * 3600),
+            access_lifetime: Duration::from_secs(3600),
+            acr_issuer: "Azure Container Registry".to_owned(),
+            managed_identity_tenant: "72f988bf-0000-4000-8000-00000000e4a1".to_owned(),
+            identity_header: None,
+            secret_principals: Vec::new(),
+            managed_identities: Vec::new(),
+            grants: Vec::new(),
+        }
+    }
+}
+
+mod seconds {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_secs())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_secs)
+    }
+}
+
+/// A running emulator; dropping it stops every listener.
+pub struct Emulator {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    ca_path: PathBuf,
+    _ca_dir: tempfile::TempDir,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl std::fmt::Debug for Emulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Emulator")
+            .field("addr", &self.addr)
+            .field("ca_path", &self.ca_path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Emulator {
+    /// Generate keys, bind the HTTPS listener and serve on a background runtime.
+    pub fn start(config: EmulatorConfig) -> io::Result<Emulator> {
+        let keys = Keys::generate(&config.registries)?;
+        let tls = crypto::server_config(Arc::clone(&keys.tls))?;
+        let settings = Settings {
+            entra_lifetime: config.entra_lifetime,
+            refresh_lifetime: config.refresh_lifetime,
+            access_lifetime: config.access_lifetime,
+            acr_issuer: config.acr_issuer.clone(),
+            identity_header: config
+                .identity_header
+                .clone()
+                .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+            managed_identity_tenant: config.managed_identity_tenant.clone(),
+        };
+        let shared = Arc::new(Shared {
+            keys,
+            dir: Mutex::new(Directory::default()),
+            counters: Mutex::default(),
+            faults: Mutex::new(config.faults.clone()),
+            settings: Mutex::new(settings),
+        });
+
+        let ca_dir = tempfile::Builder::new().prefix("acr-emulator-").tempdir()?;
+        let ca_path = ca_dir.path().join("ca.pem");
+        std::fs::write(&ca_path, &shared.keys.ca_pem)?;
+
+        let listener = std::net::TcpListener::bind(config.listen)?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("acr-emulator")
+            .enable_all()
+            .build()?;
+        let listener = {
+            let _guard = runtime.enter();
+            tokio::net::TcpListener::from_std(listener)?
+        };
+        runtime.spawn(server::serve_tls(
+            listener,
+            TlsAcceptor::from(Arc::new(tls)),
+            server::router(Arc::clone(&shared)),
+        ));
+
+        let emulator = Emulator {
+            shared,
+            addr,
+            ca_path,
+            _ca_dir: ca_dir,
+            runtime: Some(runtime),
+        };
+        for registry in &config.registries {
+            emulator.add_registry(registry);
+        }
+        for sp in &config.secret_principals {
+            emulator.add_secret_principal(&sp.tenant, &sp.client_id, &sp.secret);
+        }
+        for mi in &config.managed_identities {
+            emulator.add_managed_identity(mi.as_deref());
+        }
+        for g in &config.grants {
+            emulator.grant(&g.principal, &g.registry, g.role);
+        }
+        Ok(emulator)
+    }
+
+    /// The HTTPS port.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// The address the HTTPS listener is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `https://localhost:{port}`: the authority host for Entra clients.
+    pub fn base_url(&self) -> String {
+        format!("https://localhost:{}", self.port())
+    }
+
+    /// Path of a PEM file holding the CA that signs the server certificates.
+    pub fn ca_pem_path(&self) -> &Path {
+        &self.ca_path
+    }
+
+    /// The CA certificate, PEM.
+    pub fn ca_pem(&self) -> String {
+        self.shared.keys.ca_pem.clone()
+    }
+
+    /// A self-signed certificate over the ACR token signing key, PEM: the `rootcertbundle` of a
+    /// Docker distribution registry that should accept the emulator's access tokens.
+    pub fn token_signing_cert_pem(&self) -> String {
+        self.shared.keys.acr_cert_pem.clone()
+    }
+
+    /// The `kid` of ACR tokens: the libtrust key id of the token signing key.
+    pub fn token_signing_key_id(&self) -> String {
+        self.shared.keys.acr.kid.clone()
+    }
+
+    /// The `iss` of ACR access tokens.
+    pub fn acr_issuer(&self) -> String {
+        self.shared.settings().acr_issuer
+    }
+
+    /// Set the `iss` of ACR access tokens issued from now on (a registry's `auth.token.issuer`).
+    pub fn set_acr_issuer(&self, issuer: &str) {
+        lock(&self.shared.settings).acr_issuer = issuer.to_owned();
+    }
+
+    /// A snapshot of the request counters.
+    pub fn counters(&self) -> Counters {
+        lock(&self.shared.counters).clone()
+    }
+
+    /// Set every counter back to zero.
+    pub fn reset_counters(&self) {
+        *lock(&self.shared.counters) = Counters::default();
+    }
+
+    /// Serve the registry endpoints for `name`, the login server as clients see it
+    /// (`myreg.azurecr.io`, `localhost:43121`).
+    pub fn add_registry(&self, name: &str) {
+        lock(&self.shared.dir).add_registry(name);
+    }
+
+    /// The registries served, normalized (lowercase, no `:443`).
+    pub fn registries(&self) -> Vec<String> {
+        lock(&self.shared.dir).registries()
+    }
+
+    /// Every identity the emulated directory holds: app registrations, then managed identities.
+    pub fn principals(&self) -> Vec<Principal> {
+        lock(&self.shared.dir).principals()
+    }
+
+    /// Give an identity (object id or client id) a role on a registry.
+    pub fn grant(&self, principal_object_id_or_client_id: &str, registry: &str, role: Role) {
+        lock(&self.shared.dir).grant(principal_object_id_or_client_id, registry, role);
+    }
+
+    /// Register a service principal (or add a secret to an existing one).
+    pub fn add_secret_principal(&self, tenant: &str, client_id: &str, secret: &str) -> Principal {
+        let mut dir = lock(&self.shared.dir);
+        let app = dir.app_entry(tenant, client_id);
+        app.secrets.push(secret.to_owned());
+        app.principal.clone()
+    }
+
+    /// Register a service principal with a fresh RSA 2048 certificate; clients sign RS256
+    /// assertions with the key and name the certificate by `x5t` (its SHA-1 thumbprint).
+    pub fn add_certificate_principal(
+        &self,
+        tenant: &str,
+        client_id: &str,
+    ) -> io::Result<(Principal, CertPair)> {
+        let cert = crypto::client_certificate(client_id)?;
+        let mut dir = lock(&self.shared.dir);
+        let app = dir.app_entry(tenant, client_id);
+        app.certs.push((cert.thumbprints, cert.decoding));
+        Ok((
+            app.principal.clone(),
+            CertPair {
+                cert_pem: cert.cert_pem,
+                key_pem: cert.key_pem,
+            },
+        ))
+    }
+
+    /// Register an application with a federated credential trusting service account tokens of
+    /// `issuer` about `subject` (audience `api://AzureADTokenExchange`).
+    pub fn add_federated_principal(
+        &self,
+        tenant: &str,
+        client_id: &str,
+        issuer: &str,
+        subject: &str,
+    ) -> Principal {
+        let mut dir = lock(&self.shared.dir);
+        let app = dir.app_entry(tenant, client_id);
+        app.federated.push(Federated {
+            issuer: issuer.to_owned(),
+            subject: subject.to_owned(),
+            audiences: vec![entra::TOKEN_EXCHANGE_AUDIENCE.to_owned()],
+        });
+        app.principal.clone()
+    }
+
+    /// A Kubernetes service account token signed by the emulated cluster's key, which the
+    /// emulated Entra trusts for any issuer named by a federated credential.
+    pub fn mint_service_account_token(
+        &self,
+        issuer: &str,
+        subject: &str,
+        audience: &str,
+        lifetime: Duration,
+    ) -> String {
+        let now = unix_now();
+        let (namespace, name) = subject
+            .strip_prefix("system:serviceaccount:")
+            .and_then(|s| s.split_once(':'))
+            .unwrap_or(("default", "default"));
+        self.shared.keys.cluster.sign_infallible(&json!({
+            "aud": [audience],
+            "exp": now + secs(lifetime),
+            "iat": now,
+            "iss": issuer,
+            "nbf": now,
+            "sub": subject,
+            "kubernetes.io": {
+                "namespace": namespace,
+                "serviceaccount": {"name": name, "uid": uuid::Uuid::new_v4().to_string()},
+            },
+        }))
+    }
+
+    /// Add a managed identity: `None` is the system-assigned one, `Some` a user-assigned one by
+    /// client id. Adding the same again returns the existing identity.
+    pub fn add_managed_identity(&self, client_id: Option<&str>) -> Principal {
+        let tenant = self.shared.settings().managed_identity_tenant;
+        lock(&self.shared.dir).add_managed(&tenant, client_id)
+    }
+
+    /// `(IDENTITY_ENDPOINT, IDENTITY_HEADER)` for App Service managed identity clients.
+    pub fn app_service_endpoint(&self) -> (String, String) {
+        (
+            format!("{}/msi/token", self.base_url()),
+            self.shared.settings().identity_header,
+        )
+    }
+
+    /// An Entra access token for `principal` with audience `audience`, as
+    /// `az account get-access-token` would print.
+    pub fn mint_entra_token(
+        &self,
+        principal: &Principal,
+        audience: &str,
+        lifetime: Duration,
+    ) -> String {
+        let claims = entra::access_token_claims(principal, audience, lifetime, "0");
+        self.shared.keys.entra.sign_infallible(&claims)
+    }
+
+    /// Queue a fault; faults apply in the order queued.
+    pub fn set_fault(&self, fault: Fault) {
+        lock(&self.shared.faults).push(fault);
+    }
+
+    /// Drop every pending fault.
+    pub fn clear_faults(&self) {
+        lock(&self.shared.faults).clear();
+    }
+
+    /// Lifetimes of Entra access tokens and ACR refresh tokens issued from now on.
+    pub fn set_lifetimes(&self, entra: Duration, refresh: Duration) {
+        let mut settings = lock(&self.shared.settings);
+        settings.entra_lifetime = entra;
+        settings.refresh_lifetime = refresh;
+    }
+
+    /// Also serve IMDS over plain HTTP on `addr` (e.g. `169.254.169.254:80` in a test network
+    /// namespace, or `127.0.0.1:0`); returns the bound address.
+    pub fn serve_imds_http(&self, addr: SocketAddr) -> io::Result<SocketAddr> {
+        let listener = std::net::TcpListener::bind(addr)?;
+        listener.set_nonblocking(true)?;
+        let bound = listener.local_addr()?;
+        let runtime = self
+            .runtime
+            .as_ref()
+            .ok_or_else(|| io_err("the emulator is shut down"))?;
+        let listener = {
+            let _guard = runtime.enter();
+            tokio::net::TcpListener::from_std(listener)?
+        };
+        runtime.spawn(server::serve_plain(
+            listener,
+            server::imds_router(Arc::clone(&self.shared)),
+        ));
+        Ok(bound)
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            // Does not block, so an emulator may be dropped inside an async test too.
+            runtime.shutdown_background();
+        }
+    }
+}

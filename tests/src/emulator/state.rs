@@ -1,0 +1,389 @@
+//! What the emulator knows and remembers: the directory of identities, role assignments,
+//! settings, counters and pending faults, shared by every connection.
+
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use jsonwebtoken::DecodingKey;
+use serde_json::{Value, json};
+use std::collections::{BTreeSet, HashMap};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::sync::Notify;
+
+use super::crypto::{Keys, Thumbprints};
+use super::host;
+use super::lock;
+use super::model::{Counters, EndpointKind, Fault, FaultAction, Principal, Role};
+
+/// Everything the handlers share.
+pub(crate) struct Shared {
+    pub(crate) keys: Keys,
+    pub(crate) dir: Mutex<Directory>,
+    pub(crate) counters: Mutex<Counters>,
+    pub(crate) faults: Mutex<Vec<Fault>>,
+    pub(crate) settings: Mutex<Settings>,
+}
+
+/// Tunables that may change while running.
+#[derive(Clone, Debug)]
+pub(crate) struct Settings {
+    pub(crate) entra_lifetime: Duration,
+    pub(crate) refresh_lifetime: Duration,
+    pub(crate) access_lifetime: Duration,
+    pub(crate) acr_issuer: String,
+    pub(crate) identity_header: String,
+    pub(crate) managed_identity_tenant: String,
+}
+
+/// One app registration (service principal) with its credentials.
+pub(crate) struct App {
+    pub(crate) principal: Principal,
+    pub(crate) secrets: Vec<String>,
+    pub(crate) certs: Vec<(Thumbprints, DecodingKey)>,
+    pub(crate) federated: Vec<Federated>,
+}
+
+/// A federated identity credential: trust tokens of `issuer` about `subject`.
+pub(crate) struct Federated {
+    pub(crate) issuer: String,
+    pub(crate) subject: String,
+    pub(crate) audiences: Vec<String>,
+}
+
+/// Identities, registries and role assignments.
+#[derive(Default)]
+pub(crate) struct Directory {
+    apps: HashMap<(String, String), App>,
+    user_assigned: Vec<Principal>,
+    system: Option<Principal>,
+    registries: BTreeSet<String>,
+    grants: HashMap<String, HashMap<String, Role>>,
+}
+
+/// Why a managed identity request names no identity.
+pub(crate) enum MiLookup {
+    Found(Principal),
+    NotFound,
+    Ambiguous,
+}
+
+impl Directory {
+    /// The app registration for (tenant, client id), created with a fresh object id if new.
+    pub(crate) fn app_entry(&mut self, tenant: &str, client_id: &str) -> &mut App {
+        self.apps
+            .entry((tenant.to_ascii_lowercase(), client_id.to_ascii_lowercase()))
+            .or_insert_with(|| App {
+                principal: Principal {
+                    tenant: tenant.to_owned(),
+                    client_id: client_id.to_owned(),
+                    object_id: uuid::Uuid::new_v4().to_string(),
+                },
+                secrets: Vec::new(),
+                certs: Vec::new(),
+                federated: Vec::new(),
+            })
+    }
+
+    pub(crate) fn app(&self, tenant: &str, client_id: &str) -> Option<&App> {
+        self.apps
+            .get(&(tenant.to_ascii_lowercase(), client_id.to_ascii_lowercase()))
+    }
+
+    /// Whether any identity lives in `tenant`.
+    pub(crate) fn tenant_known(&self, tenant: &str, mi_tenant: &str) -> bool {
+        tenant.eq_ignore_ascii_case(mi_tenant)
+            || self
+                .apps
+                .keys()
+                .any(|(t, _)| t.eq_ignore_ascii_case(tenant))
+    }
+
+    /// A service principal with this client id and secret, in any tenant (ACR basic auth).
+    pub(crate) fn secret_principal(&self, client_id: &str, secret: &str) -> Option<Principal> {
+        self.apps
+            .values()
+            .find(|a| {
+                a.principal.client_id.eq_ignore_ascii_case(client_id)
+                    && a.secrets.iter().any(|s| s == secret)
+            })
+            .map(|a| a.principal.clone())
+    }
+
+    /// Add a managed identity; `None` is the system-assigned one (replacing none if present).
+    pub(crate) fn add_managed(&mut self, tenant: &str, client_id: Option<&str>) -> Principal {
+        match client_id {
+            None => self
+                .system
+                .get_or_insert_with(|| Principal {
+                    tenant: tenant.to_owned(),
+                    client_id: uuid::Uuid::new_v4().to_string(),
+                    object_id: uuid::Uuid::new_v4().to_string(),
+                })
+                .clone(),
+            Some(id) => {
+                if let Some(found) = self
+                    .user_assigned
+                    .iter()
+                    .find(|p| p.client_id.eq_ignore_ascii_case(id))
+                {
+                    return found.clone();
+                }
+                let p = Principal {
+                    tenant: tenant.to_owned(),
+                    client_id: id.to_owned(),
+                    object_id: uuid::Uuid::new_v4().to_string(),
+                };
+                self.user_assigned.push(p.clone());
+                p
+            }
+        }
+    }
+
+    /// Resolve the identity a managed identity request names. With no id, IMDS uses the
+    /// system-assigned identity, else the only user-assigned one (`single_default`).
+    pub(crate) fn managed(
+        &self,
+        client_id: Option<&str>,
+        object_id: Option<&str>,
+        resource_id: Option<&str>,
+        single_default: bool,
+    ) -> MiLookup {
+        let all = || self.system.iter().chain(self.user_assigned.iter());
+        let found = if let Some(id) = client_id {
+            all().find(|p| p.client_id.eq_ignore_ascii_case(id))
+        } else if let Some(id) = object_id {
+            all().find(|p| p.object_id.eq_ignore_ascii_case(id))
+        } else if resource_id.is_some() {
+            // Resource ids are not modelled: no identity has one.
+            None
+        } else if let Some(system) = &self.system {
+            Some(system)
+        } else if single_default && self.user_assigned.len() > 1 {
+            return MiLookup::Ambiguous;
+        } else if single_default {
+            self.user_assigned.first()
+        } else {
+            None
+        };
+        found.map_or(MiLookup::NotFound, |p| MiLookup::Found(p.clone()))
+    }
+
+    /// The client id of the identity with this object id.
+    fn client_id_of(&self, object_id: &str) -> Option<&str> {
+        self.apps
+            .values()
+            .map(|a| &a.principal)
+            .chain(self.system.iter())
+            .chain(self.user_assigned.iter())
+            .find(|p| p.object_id.eq_ignore_ascii_case(object_id))
+            .map(|p| p.client_id.as_str())
+    }
+
+    /// Every identity: app registrations, then managed identities.
+    pub(crate) fn principals(&self) -> Vec<Principal> {
+        let mut apps: Vec<Principal> = self.apps.values().map(|a| a.principal.clone()).collect();
+        apps.sort_by(|a, b| (&a.tenant, &a.client_id).cmp(&(&b.tenant, &b.client_id)));
+        apps.into_iter()
+            .chain(self.system.iter().cloned())
+            .chain(self.user_assigned.iter().cloned())
+            .collect()
+    }
+
+    pub(crate) fn add_registry(&mut self, name: &str) {
+        self.registries.insert(host::normalize(name));
+    }
+
+    pub(crate) fn registry_known(&self, host: &str) -> bool {
+        self.registries.contains(&host::normalize(host))
+    }
+
+    pub(crate) fn registries(&self) -> Vec<String> {
+        self.registries.iter().cloned().collect()
+    }
+
+    /// Assign `role` to an object id or client id on a registry; the strongest role wins.
+    pub(crate) fn grant(&mut self, id: &str, registry: &str, role: Role) {
+        let slot = self
+            .grants
+            .entry(host::normalize(registry))
+            .or_default()
+            .entry(id.to_ascii_lowercase())
+            .or_insert(role);
+        *slot = (*slot).max(role);
+    }
+
+    /// The strongest role of an identity (by object id, or its client id) on a registry.
+    pub(crate) fn role(
+        &self,
+        registry: &str,
+        object_id: &str,
+        app_id: Option<&str>,
+    ) -> Option<Role> {
+        let grants = self.grants.get(&host::normalize(registry))?;
+        let app_id = app_id.or_else(|| self.client_id_of(object_id));
+        [Some(object_id), app_id]
+            .into_iter()
+            .flatten()
+            .filter_map(|id| grants.get(&id.to_ascii_lowercase()).copied())
+            .max()
+    }
+}
+
+/// Per-connection control: lets a fault close the connection a request arrived on.
+#[derive(Clone, Default)]
+pub(crate) struct ConnCtl(pub(crate) Arc<Notify>);
+
+impl ConnCtl {
+    /// Ask the connection task to drop the connection.
+    pub(crate) fn kill(&self) {
+        self.0.notify_one();
+    }
+}
+
+impl Shared {
+    /// Count a request and apply the first pending fault that matches it, if any. `Some` is the
+    /// response to send instead of the normal one.
+    pub(crate) async fn enter(
+        &self,
+        kind: EndpointKind,
+        key: &str,
+        conn: &ConnCtl,
+    ) -> Option<Response> {
+        lock(&self.counters).record(Some(kind), key);
+        let action = {
+            let mut faults = lock(&self.faults);
+            let index = faults
+                .iter()
+                .position(|f| f.times > 0 && f.endpoint.matches(kind))?;
+            let action = faults[index].action.clone();
+            faults[index].times -= 1;
+            if faults[index].times == 0 {
+                faults.remove(index);
+            }
+            action
+        };
+        apply_fault(action, kind, conn).await
+    }
+
+    pub(crate) fn settings(&self) -> Settings {
+        lock(&self.settings).clone()
+    }
+}
+
+async fn apply_fault(action: FaultAction, kind: EndpointKind, conn: &ConnCtl) -> Option<Response> {
+    match action {
+        FaultAction::Latency(delay) => {
+            tokio::time::sleep(delay).await;
+            None
+        }
+        FaultAction::Status {
+            code,
+            retry_after,
+            body,
+        } => {
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+            let body = body.unwrap_or_else(|| default_fault_body(kind, status).to_string());
+            let mut response = (status, body).into_response();
+            let headers = response.headers_mut();
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json; charset=utf-8"),
+            );
+            if let Some(secs) = retry_after {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
+            Some(response)
+        }
+        FaultAction::MalformedBody => Some(
+            (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+                "{\"access_token\": \"eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.",
+            )
+                .into_response(),
+        ),
+        FaultAction::TruncatedBody => Some(
+            (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+                Body::new(Truncated::new(
+                    b"{\"access_token\":\"eyJ0eXAiOiJKV1Qi",
+                    1024,
+                )),
+            )
+                .into_response(),
+        ),
+        FaultAction::DropConnection => {
+            conn.kill();
+            // The connection task drops this request with the connection.
+            std::future::pending::<()>().await;
+            None
+        }
+    }
+}
+
+/// An error body shaped like the endpoint's own errors.
+fn default_fault_body(kind: EndpointKind, status: StatusCode) -> Value {
+    let reason = status.canonical_reason().unwrap_or("error");
+    match kind {
+        EndpointKind::Entra | EndpointKind::Any => json!({
+            "error": "temporarily_unavailable",
+            "error_description": format!("AADSTS90033: A transient error has occurred. Please try again. ({reason})"),
+            "error_codes": [90033],
+            "timestamp": super::entra::timestamp(),
+            "trace_id": uuid::Uuid::new_v4().to_string(),
+            "correlation_id": uuid::Uuid::new_v4().to_string(),
+        }),
+        EndpointKind::AppService => json!({"statusCode": status.as_u16(), "message": reason}),
+        EndpointKind::Imds => json!({"error": "unknown_error", "error_description": reason}),
+        EndpointKind::Challenge | EndpointKind::Exchange | EndpointKind::AcrToken => json!({
+            "errors": [{"code": "UNAVAILABLE", "message": reason, "detail": null}]
+        }),
+    }
+}
+
+/// A body that announces `announced` bytes, sends `first`, waits a moment (so hyper flushes what
+/// it has), then fails, which makes hyper close the connection mid-body.
+struct Truncated {
+    first: Option<Bytes>,
+    announced: u64,
+    pause: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl Truncated {
+    fn new(first: &'static [u8], announced: u64) -> Self {
+        Truncated {
+            first: Some(Bytes::from_static(first)),
+            announced,
+            pause: Box::pin(tokio::time::sleep(Duration::from_millis(100))),
+        }
+    }
+}
+
+impl http_body::Body for Truncated {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, std::io::Error>>> {
+        if let Some(bytes) = self.first.take() {
+            return Poll::Ready(Some(Ok(http_body::Frame::data(bytes))));
+        }
+        match self.pause.as_mut().poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(()) => Poll::Ready(Some(Err(std::io::Error::other(
+                "body truncated by an injected fault",
+            )))),
+        }
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.announced)
+    }
+}

@@ -1,0 +1,791 @@
+//! Tests of the emulator over real HTTPS connections, with a blocking reqwest client.
+
+use super::*;
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use reqwest::blocking::{Client, Response};
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+use serde_json::Value;
+use std::error::Error;
+
+type TestResult = Result<(), Box<dyn Error>>;
+
+const TENANT: &str = "11111111-2222-3333-4444-555555555555";
+const REGISTRY: &str = "myreg.azurecr.io";
+const ACR_SCOPE: &str = "https://containerregistry.azure.net/.default";
+
+fn start() -> Result<Emulator, Box<dyn Error>> {
+    Ok(Emulator::start(EmulatorConfig {
+        registries: vec![REGISTRY.to_owned()],
+        ..EmulatorConfig::default()
+    })?)
+}
+
+/// A client that trusts only the emulator's CA and resolves `hosts` to it.
+fn client(emu: &Emulator, hosts: &[&str]) -> Result<Client, Box<dyn Error>> {
+    let mut builder = Client::builder()
+        .no_proxy()
+        .timeout(std::time::Duration::from_secs(20))
+        .tls_certs_only([reqwest::Certificate::from_pem(emu.ca_pem().as_bytes())?]);
+    for host in hosts {
+        builder = builder.resolve(host, emu.local_addr());
+    }
+    Ok(builder.build()?)
+}
+
+fn registry_url(emu: &Emulator, path: &str) -> String {
+    format!("https://{REGISTRY}:{}{path}", emu.port())
+}
+
+/// The registry as clients on a non-default port name it.
+fn registry_host(emu: &Emulator) -> String {
+    format!("{REGISTRY}:{}", emu.port())
+}
+
+fn claims(token: &str) -> Result<Value, Box<dyn Error>> {
+    let payload = token.split('.').nth(1).ok_or("not a JWT")?;
+    Ok(serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload)?)?)
+}
+
+fn header(token: &str) -> Result<Value, Box<dyn Error>> {
+    let part = token.split('.').next().ok_or("not a JWT")?;
+    Ok(serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part)?)?)
+}
+
+fn body(response: Response) -> Result<(u16, Value), Box<dyn Error>> {
+    let status = response.status().as_u16();
+    Ok((status, response.json()?))
+}
+
+fn entra_url(emu: &Emulator, tenant: &str) -> String {
+    format!("{}/{tenant}/oauth2/v2.0/token", emu.base_url())
+}
+
+fn secret_request(
+    c: &Client,
+    emu: &Emulator,
+    client_id: &str,
+    secret: &str,
+    scope: &str,
+) -> Result<(u16, Value), Box<dyn Error>> {
+    body(
+        c.post(entra_url(emu, TENANT))
+            .form(&[
+                ("client_id", client_id),
+                ("client_secret", secret),
+                ("grant_type", "client_credentials"),
+                ("scope", scope),
+            ])
+            .send()?,
+    )
+}
+
+fn assertion_request(
+    c: &Client,
+    emu: &Emulator,
+    client_id: &str,
+    assertion: &str,
+) -> Result<(u16, Value), Box<dyn Error>> {
+    body(
+        c.post(entra_url(emu, TENANT))
+            .form(&[
+                ("client_assertion", assertion),
+                (
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                ),
+                ("client_id", client_id),
+                ("grant_type", "client_credentials"),
+                ("scope", ACR_SCOPE),
+            ])
+            .send()?,
+    )
+}
+
+fn error_code(v: &Value) -> Option<i64> {
+    v["error_codes"][0].as_i64()
+}
+
+#[test]
+fn secret_flow_issues_token_and_refuses_wrong_secret() -> TestResult {
+    let emu = start()?;
+    let c = client(&emu, &[])?;
+    let sp = emu.add_secret_principal(TENANT, "app-1", "s3cret");
+
+    let (status, ok) = secret_request(&c, &emu, "app-1", "s3cret", ACR_SCOPE)?;
+    assert_eq!(status, 200, "{ok}");
+    assert_eq!(ok["token_type"], "Bearer");
+    assert_eq!(ok["expires_in"], 3600);
+    assert_eq!(ok["ext_expires_in"], 3600);
+    let token = ok["access_token"].as_str().ok_or("no token")?;
+    let c1 = claims(token)?;
+    assert_eq!(c1["aud"], "https://containerregistry.azure.net");
+    assert_eq!(c1["iss"], format!("https://sts.windows.net/{TENANT}/"));
+    assert_eq!(c1["oid"], sp.object_id.as_str());
+    assert_eq!(c1["appid"], "app-1");
+    assert_eq!(c1["azp"], "app-1");
+    assert_eq!(c1["tid"], TENANT);
+    assert_eq!(header(token)?["alg"], "RS256");
+
+    let (status, err) = secret_request(&c, &emu, "app-1", "wrong", ACR_SCOPE)?;
+    assert_eq!(status, 401);
+    assert_eq!(err["error"], "invalid_client");
+    assert_eq!(error_code(&err), Some(7000215));
+    assert!(
+        err["error_description"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("AADSTS7000215: "))
+    );
+    for field in ["timestamp", "trace_id", "correlation_id"] {
+        assert!(err[field].is_string(), "{field} missing in {err}");
+    }
+
+    let (status, err) = secret_request(&c, &emu, "nobody", "s3cret", ACR_SCOPE)?;
+    assert_eq!((status, error_code(&err)), (400, Some(700016)));
+
+    let scope = "https://containerregistry.azure.net";
+    let (status, err) = secret_request(&c, &emu, "app-1", "s3cret", scope)?;
+    assert_eq!((status, error_code(&err)), (400, Some(1002012)));
+
+    let (status, err) =
+        secret_request(&c, &emu, "app-1", "s3cret", "https://nope.example/.default")?;
+    assert_eq!((status, error_code(&err)), (400, Some(500011)));
+
+    let other_tenant = body(
+        c.post(entra_url(&emu, "00000000-0000-0000-0000-00000000dead"))
+            .form(&[
+                ("client_id", "app-1"),
+                ("client_secret", "s3cret"),
+                ("grant_type", "client_credentials"),
+                ("scope", ACR_SCOPE),
+            ])
+            .send()?,
+    )?;
+    assert_eq!(
+        (other_tenant.0, error_code(&other_tenant.1)),
+        (400, Some(90002))
+    );
+    Ok(())
+}
+
+/// An assertion as azure_identity's certificate credential builds it.
+fn cert_assertion(
+    emu: &Emulator,
+    client_id: &str,
+    cert: &CertPair,
+    signing_key_pem: &str,
+    aud: Option<&str>,
+    exp_offset: i64,
+    standard_x5t: bool,
+) -> Result<String, Box<dyn Error>> {
+    let der = CertificateDer::from_pem_slice(cert.cert_pem.as_bytes())?;
+    let thumb = crypto::sha1(&der);
+    let mut header = Header::new(Algorithm::RS256);
+    header.x5t = Some(if standard_x5t {
+        STANDARD.encode(&thumb)
+    } else {
+        URL_SAFE_NO_PAD.encode(&thumb)
+    });
+    let now = unix_now();
+    let aud = aud.map_or_else(|| entra_url(emu, TENANT), str::to_owned);
+    let claims = serde_json::json!({
+        "aud": aud, "exp": now + exp_offset, "iss": client_id, "jti": "x",
+        "nbf": now, "sub": client_id,
+    });
+    Ok(jsonwebtoken::encode(
+        &header,
+        &claims,
+        &EncodingKey::from_rsa_pem(signing_key_pem.as_bytes())?,
+    )?)
+}
+
+#[test]
+fn certificate_assertion_checks_key_signature_audience_and_time() -> TestResult {
+    let emu = start()?;
+    let c = client(&emu, &[])?;
+    let (sp, cert) = emu.add_certificate_principal(TENANT, "cert-app")?;
+    let (_, other) = emu.add_certificate_principal(TENANT, "other-app")?;
+
+    for standard in [false, true] {
+        let a = cert_assertion(&emu, "cert-app", &cert, &cert.key_pem, None, 300, standard)?;
+        let (status, ok) = assertion_request(&c, &emu, "cert-app", &a)?;
+        assert_eq!(status, 200, "{ok}");
+        let token = ok["access_token"].as_str().ok_or("no token")?;
+        assert_eq!(claims(token)?["oid"], sp.object_id.as_str());
+    }
+
+    // Exactly as azure_identity 1.0's ClientCertificateCredential formats it: padded base64url
+    // parts, a standard-base64 x5t and a hand-written payload.
+    let der = CertificateDer::from_pem_slice(cert.cert_pem.as_bytes())?;
+    let padded = base64::engine::general_purpose::URL_SAFE;
+    let head = padded.encode(format!(
+        r#"{{"alg":"RS256","typ":"JWT","x5t":"{}"}}"#,
+        STANDARD.encode(crypto::sha1(&der))
+    ));
+    let now = unix_now();
+    let payload = padded.encode(format!(
+        r#"{{"aud":"{}","exp":{},"iss": "cert-app", "jti": "{}", "nbf": {now}, "sub": "cert-app"}}"#,
+        entra_url(&emu, TENANT),
+        now + 300,
+        uuid::Uuid::new_v4()
+    ));
+    let input = format!("{head}.{payload}");
+    let sig = jsonwebtoken::crypto::sign(
+        input.as_bytes(),
+        &EncodingKey::from_rsa_pem(cert.key_pem.as_bytes())?,
+        Algorithm::RS256,
+    )?;
+    let sig = padded.encode(URL_SAFE_NO_PAD.decode(sig)?);
+    let (status, ok) = assertion_request(&c, &emu, "cert-app", &format!("{input}.{sig}"))?;
+    assert_eq!(status, 200, "{ok}");
+
+    // Names cert-app's certificate but is signed with another key.
+    let forged = cert_assertion(&emu, "cert-app", &cert, &other.key_pem, None, 300, false)?;
+    let (status, err) = assertion_request(&c, &emu, "cert-app", &forged)?;
+    assert_eq!((status, error_code(&err)), (401, Some(700027)), "{err}");
+
+    // A certificate the app does not have.
+    let stranger = cert_assertion(&emu, "cert-app", &other, &other.key_pem, None, 300, false)?;
+    let (status, err) = assertion_request(&c, &emu, "cert-app", &stranger)?;
+    assert_eq!((status, error_code(&err)), (401, Some(700027)));
+
+    let expired = cert_assertion(&emu, "cert-app", &cert, &cert.key_pem, None, -10, false)?;
+    let (status, err) = assertion_request(&c, &emu, "cert-app", &expired)?;
+    assert_eq!((status, error_code(&err)), (401, Some(700024)));
+
+    let wrong_aud = cert_assertion(
+        &emu,
+        "cert-app",
+        &cert,
+        &cert.key_pem,
+        Some("https://login.microsoftonline.com/x/oauth2/v2.0/token"),
+        300,
+        false,
+    )?;
+    let (status, err) = assertion_request(&c, &emu, "cert-app", &wrong_aud)?;
+    assert_eq!((status, error_code(&err)), (401, Some(50013)));
+    Ok(())
+}
+
+#[test]
+fn federated_assertion_matches_issuer_subject_audience() -> TestResult {
+    let emu = start()?;
+    let c = client(&emu, &[])?;
+    let issuer = "https://oidc.example.test/cluster-1";
+    let subject = "system:serviceaccount:default:puller";
+    let sp = emu.add_federated_principal(TENANT, "wi-app", issuer, subject);
+    let hour = std::time::Duration::from_secs(3600);
+
+    let good = emu.mint_service_account_token(issuer, subject, "api://AzureADTokenExchange", hour);
+    let (status, ok) = assertion_request(&c, &emu, "wi-app", &good)?;
+    assert_eq!(status, 200, "{ok}");
+    let token = ok["access_token"].as_str().ok_or("no token")?;
+    assert_eq!(claims(token)?["oid"], sp.object_id.as_str());
+
+    let cases = [
+        (
+            emu.mint_service_account_token(
+                "https://other.example",
+                subject,
+                "api://AzureADTokenExchange",
+                hour,
+            ),
+            700211,
+        ),
+        (
+            emu.mint_service_account_token(
+                issuer,
+                "system:serviceaccount:default:other",
+                "api://AzureADTokenExchange",
+                hour,
+            ),
+            700213,
+        ),
+        (
+            emu.mint_service_account_token(issuer, subject, "sts.amazonaws.com", hour),
+            700212,
+        ),
+        (
+            emu.mint_service_account_token(
+                issuer,
+                subject,
+                "api://AzureADTokenExchange",
+                std::time::Duration::ZERO,
+            ),
+            700024,
+        ),
+    ];
+    for (assertion, code) in cases {
+        let (status, err) = assertion_request(&c, &emu, "wi-app", &assertion)?;
+        assert!(status == 400 || status == 401, "{status}");
+        assert_eq!(error_code(&err), Some(code), "{err}");
+    }
+
+    // A token from another emulator's cluster: same claims, foreign key.
+    let foreign =
+        start()?.mint_service_account_token(issuer, subject, "api://AzureADTokenExchange", hour);
+    let (status, err) = assertion_request(&c, &emu, "wi-app", &foreign)?;
+    assert_eq!((status, error_code(&err)), (401, Some(700027)));
+    Ok(())
+}
+
+#[test]
+fn imds_requires_metadata_header_and_known_identity() -> TestResult {
+    let emu = start()?;
+    let c = client(&emu, &[])?;
+    let url = format!(
+        "{}/metadata/identity/oauth2/token?api-version=2019-08-01&resource=https://containerregistry.azure.net",
+        emu.base_url()
+    );
+
+    let (status, err) = body(c.get(&url).send()?)?;
+    assert_eq!(status, 400);
+    assert_eq!(
+        err,
+        serde_json::json!({"error": "invalid_request", "error_description": "Required metadata header not specified"})
+    );
+
+    // No identity at all yet.
+    let (status, err) = body(c.get(&url).header("Metadata", "true").send()?)?;
+    assert_eq!(
+        (status, err["error_description"].as_str()),
+        (400, Some("Identity not found"))
+    );
+
+    let system = emu.add_managed_identity(None);
+    let user = emu.add_managed_identity(Some("ua-client"));
+    let (status, ok) = body(c.get(&url).header("Metadata", "true").send()?)?;
+    assert_eq!(status, 200, "{ok}");
+    assert_eq!(ok["client_id"], system.client_id.as_str());
+    assert!(
+        ok["expires_on"]
+            .as_str()
+            .is_some_and(|s| s.parse::<i64>().is_ok())
+    );
+    assert!(ok["expires_in"].is_string());
+    assert_eq!(ok["resource"], "https://containerregistry.azure.net");
+    assert_eq!(ok["token_type"], "Bearer");
+    let token = ok["access_token"].as_str().ok_or("no token")?;
+    assert_eq!(claims(token)?["oid"], system.object_id.as_str());
+
+    let (status, ok) = body(
+        c.get(format!("{url}&client_id=ua-client"))
+            .header("Metadata", "true")
+            .send()?,
+    )?;
+    assert_eq!(status, 200);
+    assert_eq!(ok["client_id"], user.client_id.as_str());
+
+    let (status, err) = body(
+        c.get(format!("{url}&client_id=unknown"))
+            .header("Metadata", "true")
+            .send()?,
+    )?;
+    assert_eq!(
+        (status, err["error_description"].as_str()),
+        (400, Some("Identity not found"))
+    );
+
+    // The same endpoint over plain HTTP.
+    let plain = emu.serve_imds_http("127.0.0.1:0".parse()?)?;
+    let plain_url = format!(
+        "http://{plain}/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://management.azure.com/"
+    );
+    let (status, ok) = body(
+        Client::builder()
+            .no_proxy()
+            .build()?
+            .get(plain_url)
+            .header("Metadata", "true")
+            .send()?,
+    )?;
+    assert_eq!(status, 200, "{ok}");
+    assert_eq!(emu.counters().imds(), 6);
+    assert_eq!(emu.counters().entra_for("ua-client"), 1);
+    Ok(())
+}
+
+#[test]
+fn app_service_checks_identity_header() -> TestResult {
+    let emu = start()?;
+    let c = client(&emu, &[])?;
+    let mi = emu.add_managed_identity(None);
+    let (endpoint, secret) = emu.app_service_endpoint();
+    let url =
+        format!("{endpoint}?api-version=2019-08-01&resource=https://containerregistry.azure.net");
+
+    assert_eq!(c.get(&url).send()?.status().as_u16(), 400);
+    assert_eq!(
+        c.get(&url)
+            .header("X-IDENTITY-HEADER", "nope")
+            .send()?
+            .status()
+            .as_u16(),
+        401
+    );
+    let (status, ok) = body(c.get(&url).header("X-IDENTITY-HEADER", &secret).send()?)?;
+    assert_eq!(status, 200, "{ok}");
+    assert_eq!(ok["client_id"], mi.client_id.as_str());
+    assert!(
+        ok["expires_on"]
+            .as_str()
+            .is_some_and(|s| s.parse::<i64>().is_ok())
+    );
+    assert_eq!(emu.counters().app_service(), 3);
+    Ok(())
+}
+
+fn exchange(c: &Client, emu: &Emulator, aad: &str) -> Result<(u16, Value), Box<dyn Error>> {
+    let service = registry_host(emu);
+    body(
+        c.post(registry_url(emu, "/oauth2/exchange"))
+            .form(&[
+                ("grant_type", "access_token"),
+                ("service", service.as_str()),
+                ("tenant", TENANT),
+                ("access_token", aad),
+            ])
+            .send()?,
+    )
+}
+
+fn acr_access(
+    c: &Client,
+    emu: &Emulator,
+    refresh: &str,
+    scopes: &[&str],
+) -> Result<(u16, Value), Box<dyn Error>> {
+    let service = registry_host(emu);
+    let mut form = vec![
+        ("grant_type", "refresh_token"),
+        ("service", service.as_str()),
+        ("refresh_token", refresh),
+    ];
+    form.extend(scopes.iter().map(|s| ("scope", *s)));
+    body(
+        c.post(registry_url(emu, "/oauth2/token"))
+            .form(&form)
+            .send()?,
+    )
+}
+
+#[test]
+fn challenge_exchange_and_token_filter_by_role() -> TestResult {
+    let emu = start()?;
+    emu.add_registry(&registry_host(&emu));
+    let c = client(&emu, &[REGISTRY])?;
+    let hour = std::time::Duration::from_secs(3600);
+
+    let challenge = c.get(registry_url(&emu, "/v2/")).send()?;
+    assert_eq!(challenge.status().as_u16(), 401);
+    let host = registry_host(&emu);
+    assert_eq!(
+        challenge.headers()["www-authenticate"].to_str()?,
+        format!("Bearer realm=\"https://{host}/oauth2/token\",service=\"{host}\"")
+    );
+    let (_, err) = body(challenge)?;
+    assert_eq!(err["errors"][0]["code"], "UNAUTHORIZED");
+
+    let puller = emu.add_secret_principal(TENANT, "puller", "p");
+    let aad = emu.mint_entra_token(&puller, "https://containerregistry.azure.net", hour);
+
+    let (status, err) = exchange(&c, &emu, &aad)?;
+    assert_eq!(status, 401, "no role yet: {err}");
+    assert_eq!(err["errors"][0]["code"], "UNAUTHORIZED");
+
+    emu.grant(&puller.client_id, &host, Role::AcrPull);
+    let (status, ok) = exchange(&c, &emu, &aad)?;
+    assert_eq!(status, 200, "{ok}");
+    let refresh = ok["refresh_token"].as_str().ok_or("no refresh token")?;
+    let rc = claims(refresh)?;
+    assert_eq!(rc["aud"], host.as_str());
+    assert_eq!(rc["sub"], puller.object_id.as_str());
+    assert_eq!(rc["iss"], "Azure Container Registry");
+    assert_eq!(rc["grant_type"], "refresh_token");
+    assert_eq!(rc["permissions"]["actions"], serde_json::json!(["read"]));
+    let lifetime = rc["exp"].as_i64().unwrap_or(0) - rc["iat"].as_i64().unwrap_or(0);
+    assert_eq!(lifetime, 3 * 3600);
+
+    let (status, ok) = acr_access(&c, &emu, refresh, &["repository:app:pull,push"])?;
+    assert_eq!(status, 200, "{ok}");
+    let access = ok["access_token"].as_str().ok_or("no access token")?;
+    let ac = claims(access)?;
+    assert_eq!(
+        ac["access"],
+        serde_json::json!([{"type": "repository", "name": "app", "actions": ["pull"]}])
+    );
+    assert_eq!(ac["aud"], host.as_str());
+    assert_eq!(ac["iss"], "Azure Container Registry");
+    assert_eq!(header(access)?["kid"], emu.token_signing_key_id().as_str());
+
+    // The access token opens /v2/.
+    let ping = c
+        .get(registry_url(&emu, "/v2/"))
+        .bearer_auth(access)
+        .send()?;
+    assert_eq!(ping.status().as_u16(), 200);
+
+    // A pusher gets both actions, through Basic auth with the refresh token as password.
+    let pusher = emu.add_secret_principal(TENANT, "pusher", "p");
+    emu.grant(&pusher.object_id, &host, Role::AcrPush);
+    let arm = emu.mint_entra_token(&pusher, "https://management.azure.com", hour);
+    let (status, ok) = exchange(&c, &emu, &arm)?;
+    assert_eq!(status, 200, "ARM audience accepted: {ok}");
+    let refresh = ok["refresh_token"].as_str().ok_or("no refresh token")?;
+    let (status, ok) = body(
+        c.get(registry_url(&emu, "/oauth2/token"))
+            .query(&[
+                ("service", host.as_str()),
+                ("scope", "repository:app:pull,push"),
+            ])
+            .basic_auth("00000000-0000-0000-0000-000000000000", Some(refresh))
+            .send()?,
+    )?;
+    assert_eq!(status, 200, "{ok}");
+    let access = ok["access_token"].as_str().ok_or("no access token")?;
+    assert_eq!(
+        claims(access)?["access"][0]["actions"],
+        serde_json::json!(["pull", "push"])
+    );
+
+    // Refused: a token for another audience, an expired one, a foreign one, another registry.
+    let graph = emu.mint_entra_token(&pusher, "https://graph.microsoft.com", hour);
+    assert_eq!(exchange(&c, &emu, &graph)?.0, 401);
+    let expired = emu.mint_entra_token(
+        &pusher,
+        "https://containerregistry.azure.net",
+        std::time::Duration::ZERO,
+    );
+    assert_eq!(exchange(&c, &emu, &expired)?.0, 401);
+    let foreign = start()?.mint_entra_token(&pusher, "https://containerregistry.azure.net", hour);
+    assert_eq!(exchange(&c, &emu, &foreign)?.0, 401);
+    let (status, _) = body(
+        c.post(registry_url(&emu, "/oauth2/token"))
+            .form(&[
+                ("grant_type", "refresh_token"),
+                ("service", REGISTRY),
+                ("refresh_token", refresh),
+            ])
+            .send()?,
+    )?;
+    assert_eq!(
+        status, 400,
+        "service must name the registry the client addressed"
+    );
+
+    // An unknown registry host is not served.
+    emu.add_registry("other.azurecr.io");
+    let c2 = client(&emu, &["unknown.azurecr.io"])?;
+    let url = format!("https://unknown.azurecr.io:{}/v2/", emu.port());
+    assert_eq!(c2.get(url).send()?.status().as_u16(), 404);
+
+    let n = emu.counters();
+    assert_eq!(n.exchange_for(&host), 6);
+    assert_eq!(n.acr_token_for(&host), 3);
+    assert_eq!(n.challenge_for(&host), 2);
+    assert_eq!(n.challenge(), 3);
+    Ok(())
+}
+
+#[test]
+fn access_token_kid_names_the_bundle_certificate_key() -> TestResult {
+    let emu = start()?;
+    let der = CertificateDer::from_pem_slice(emu.token_signing_cert_pem().as_bytes())?;
+    let spki = spki_of_certificate(&der).ok_or("no SubjectPublicKeyInfo")?;
+    assert_eq!(libtrust_key_id(spki), emu.token_signing_key_id());
+    Ok(())
+}
+
+/// The SubjectPublicKeyInfo of a DER certificate (a minimal DER walk, enough for rcgen output).
+fn spki_of_certificate(der: &[u8]) -> Option<&[u8]> {
+    /// (tag, contents, the whole element, what follows it)
+    type Element<'a> = (u8, &'a [u8], &'a [u8], &'a [u8]);
+    fn element(input: &[u8]) -> Option<Element<'_>> {
+        let tag = *input.first()?;
+        let first = *input.get(1)?;
+        let (len, header) = if first < 0x80 {
+            (usize::from(first), 2)
+        } else {
+            let n = usize::from(first & 0x7f);
+            let len = input
+                .get(2..2 + n)?
+                .iter()
+                .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+            (len, 2 + n)
+        };
+        let whole = input.get(..header + len)?;
+        Some((tag, &whole[header..], whole, &input[header + len..]))
+    }
+    let (_, cert, _, _) = element(der)?;
+    let (_, tbs, _, _) = element(cert)?;
+    let mut rest = tbs;
+    let mut index = 0;
+    while !rest.is_empty() {
+        let (tag, _, whole, next) = element(rest)?;
+        // version [0] is optional; SPKI is the 7th field with it, the 6th without.
+        if index == 0 && tag != 0xa0 {
+            index = 1;
+        }
+        if index == 6 {
+            return Some(whole);
+        }
+        index += 1;
+        rest = next;
+    }
+    None
+}
+
+#[test]
+fn sni_certificates_cover_registries_added_later() -> TestResult {
+    let emu = start()?;
+    emu.add_registry("late.example.test");
+    let c = client(&emu, &["late.example.test", REGISTRY])?;
+    for url in [
+        format!("https://late.example.test:{}/v2/", emu.port()),
+        registry_url(&emu, "/v2/"),
+        format!("https://127.0.0.1:{}/v2/", emu.port()),
+    ] {
+        // 401 (a registry) or 404 (not one): either way the TLS handshake succeeded.
+        let status = c.get(&url).send()?.status().as_u16();
+        assert!(status == 401 || status == 404, "{url}: {status}");
+    }
+    Ok(())
+}
+
+#[test]
+fn counters_count_every_request_and_reset() -> TestResult {
+    let emu = start()?;
+    let c = client(&emu, &[])?;
+    emu.add_secret_principal(TENANT, "app-1", "s3cret");
+    secret_request(&c, &emu, "app-1", "s3cret", ACR_SCOPE)?;
+    secret_request(&c, &emu, "app-1", "bad", ACR_SCOPE)?;
+    secret_request(&c, &emu, "app-2", "bad", ACR_SCOPE)?;
+    c.get(format!("{}/nothing-here", emu.base_url())).send()?;
+
+    let n = emu.counters();
+    assert_eq!(n.entra(), 3);
+    assert_eq!(n.entra_for("app-1"), 2);
+    assert_eq!(n.entra_for("app-2"), 1);
+    assert_eq!(
+        n.kind_for(EndpointKind::Entra, &format!("{TENANT}/app-1")),
+        2
+    );
+    assert_eq!(n.total(), 4);
+
+    let remote: Counters = c
+        .get(format!("{}/_emulator/counters", emu.base_url()))
+        .send()?
+        .json()?;
+    assert_eq!(remote, n, "control requests are not counted");
+
+    emu.reset_counters();
+    assert_eq!(emu.counters().total(), 0);
+    Ok(())
+}
+
+#[test]
+fn faults_apply_to_the_next_matching_requests_and_still_count() -> TestResult {
+    let emu = start()?;
+    let c = client(&emu, &[])?;
+    emu.add_secret_principal(TENANT, "app-1", "s3cret");
+
+    emu.set_fault(Fault::times(
+        EndpointKind::Entra,
+        2,
+        FaultAction::Status {
+            code: 503,
+            retry_after: Some(7),
+            body: None,
+        },
+    ));
+    for _ in 0..2 {
+        let r = c
+            .post(entra_url(&emu, TENANT))
+            .form(&[("client_id", "app-1")])
+            .send()?;
+        assert_eq!(r.status().as_u16(), 503);
+        assert_eq!(r.headers()["retry-after"], "7");
+        let v: Value = r.json()?;
+        assert!(v["error_codes"].is_array());
+    }
+    assert_eq!(
+        secret_request(&c, &emu, "app-1", "s3cret", ACR_SCOPE)?.0,
+        200
+    );
+
+    // Faults for another kind leave Entra alone.
+    emu.set_fault(Fault::once(
+        EndpointKind::Exchange,
+        FaultAction::DropConnection,
+    ));
+    assert_eq!(
+        secret_request(&c, &emu, "app-1", "s3cret", ACR_SCOPE)?.0,
+        200
+    );
+    emu.clear_faults();
+
+    emu.set_fault(Fault::once(EndpointKind::Any, FaultAction::DropConnection));
+    assert!(secret_request(&c, &emu, "app-1", "s3cret", ACR_SCOPE).is_err());
+
+    emu.set_fault(Fault::once(EndpointKind::Entra, FaultAction::TruncatedBody));
+    let r = c.post(entra_url(&emu, TENANT)).send()?;
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(r.text().is_err(), "a truncated body must fail to read");
+
+    emu.set_fault(Fault::once(EndpointKind::Entra, FaultAction::MalformedBody));
+    let r = c.post(entra_url(&emu, TENANT)).send()?;
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(r.json::<Value>().is_err());
+
+    emu.set_fault(Fault::once(
+        EndpointKind::Entra,
+        FaultAction::Latency(std::time::Duration::from_millis(300)),
+    ));
+    let started = std::time::Instant::now();
+    assert_eq!(
+        secret_request(&c, &emu, "app-1", "s3cret", ACR_SCOPE)?.0,
+        200
+    );
+    assert!(started.elapsed() >= std::time::Duration::from_millis(300));
+
+    // The control endpoint takes the JSON form.
+    let r = c
+        .post(format!("{}/_emulator/faults", emu.base_url()))
+        .body(r#"[{"endpoint":"entra","action":{"status":{"code":429}}}]"#)
+        .send()?;
+    assert_eq!(r.status().as_u16(), 204);
+    assert_eq!(
+        secret_request(&c, &emu, "app-1", "s3cret", ACR_SCOPE)?.0,
+        429
+    );
+
+    assert_eq!(emu.counters().entra(), 9);
+    Ok(())
+}
+
+#[test]
+fn config_round_trips_through_json() -> TestResult {
+    let config: EmulatorConfig = serde_json::from_str(
+        r#"{"registries":["a.azurecr.io"],"refresh_lifetime":60,
+            "faults":[{"endpoint":"imds","times":2,"action":{"latency":1500}}],
+            "secret_principals":[{"tenant":"t","client_id":"c","secret":"s"}],
+            "managed_identities":[null,"ua"],
+            "grants":[{"principal":"c","registry":"a.azurecr.io","role":"AcrPush"}]}"#,
+    )?;
+    assert_eq!(config.refresh_lifetime, std::time::Duration::from_secs(60));
+    assert_eq!(
+        config.faults[0].action,
+        FaultAction::Latency(std::time::Duration::from_millis(1500))
+    );
+    assert_eq!(config.managed_identities, vec![None, Some("ua".to_owned())]);
+    assert_eq!(config.listen.port(), 0);
+    Ok(())
+}
+
+#[test]
+fn emulator_can_be_shared_between_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Emulator>();
+}
