@@ -12,8 +12,8 @@ const ACR_USER: &str = "00000000-0000-0000-0000-000000000000";
 
 #[test]
 fn secret_principal_gets_a_refresh_token_for_the_registry() {
-    let (w, p) = World::with_secret_principal();
-    let o = w.get(&w.registry);
+    let (w, p) = world_with_secret_principal();
+    let o = get(&w, &w.registry);
     let a = answer(&o);
     assert_eq!(a["ServerURL"], w.registry.as_str());
     assert_eq!(a["Username"], ACR_USER);
@@ -32,8 +32,8 @@ fn secret_principal_gets_a_refresh_token_for_the_registry() {
 
 #[test]
 fn cache_hit_makes_no_request_whatever_form_the_client_sends() {
-    let (w, _) = World::with_secret_principal();
-    let first = answer(&w.get(&w.registry));
+    let (w, _) = world_with_secret_principal();
+    let first = answer(&get(&w, &w.registry));
     let before = w.emu.counters().total();
     for form in [
         w.registry.clone(),
@@ -42,7 +42,7 @@ fn cache_hit_makes_no_request_whatever_form_the_client_sends() {
         format!("{}/library/alpine", w.registry),
         w.registry.to_uppercase(),
     ] {
-        let a = answer(&w.get(&form));
+        let a = answer(&get(&w, &form));
         assert_eq!(a["Secret"], first["Secret"], "{form}");
         assert_eq!(a["ServerURL"], form.as_str());
     }
@@ -67,9 +67,9 @@ fn cache_hit_makes_no_request_whatever_form_the_client_sends() {
 
 #[test]
 fn second_registry_of_the_same_identity_costs_one_exchange_and_no_entra_call() {
-    let (w, _) = World::with_secret_principal();
-    answer(&w.get(&w.registry));
-    let a = answer(&w.get(&w.registry2));
+    let (w, _) = world_with_secret_principal();
+    answer(&get(&w, &w.registry));
+    let a = answer(&get(&w, &w.registry2));
     assert_eq!(
         claims(a["Secret"].as_str().unwrap())["aud"],
         w.registry2.as_str()
@@ -84,7 +84,7 @@ fn second_registry_of_the_same_identity_costs_one_exchange_and_no_entra_call() {
 fn thirty_two_concurrent_cold_processes_make_one_entra_request_and_one_exchange() {
     use std::io::Write;
     use std::process::{Command, Stdio};
-    let (w, _) = World::with_secret_principal();
+    let (w, _) = world_with_secret_principal();
     w.emu.set_fault(acr_tests::emulator::Fault::once(
         acr_tests::emulator::EndpointKind::Entra,
         acr_tests::emulator::FaultAction::Latency(Duration::from_millis(300)),
@@ -124,7 +124,7 @@ fn thirty_two_concurrent_cold_processes_make_one_entra_request_and_one_exchange(
 
 #[test]
 fn certificate_principal() {
-    let mut w = World::new();
+    let mut w = world();
     let (p, pair) = w
         .emu
         .add_certificate_principal(TENANT, "22222222-2222-2222-2222-222222222222")
@@ -135,7 +135,7 @@ fn certificate_principal() {
     w.set("AZURE_TENANT_ID", TENANT);
     w.set("AZURE_CLIENT_ID", &p.client_id);
     w.set("AZURE_CLIENT_CERTIFICATE_PATH", pem.to_str().unwrap());
-    let a = answer(&w.get(&w.registry));
+    let a = answer(&get(&w, &w.registry));
     assert_eq!(
         claims(a["Secret"].as_str().unwrap())["sub"],
         p.object_id.as_str()
@@ -145,7 +145,7 @@ fn certificate_principal() {
 
 #[test]
 fn certificate_file_without_key_is_a_clear_error() {
-    let mut w = World::new();
+    let mut w = world();
     let (p, pair) = w
         .emu
         .add_certificate_principal(TENANT, "22222222-2222-2222-2222-222222222223")
@@ -155,7 +155,7 @@ fn certificate_file_without_key_is_a_clear_error() {
     w.set("AZURE_TENANT_ID", TENANT);
     w.set("AZURE_CLIENT_ID", &p.client_id);
     w.set("AZURE_CLIENT_CERTIFICATE_PATH", pem.to_str().unwrap());
-    let o = w.get(&w.registry);
+    let o = get(&w, &w.registry);
     assert_eq!(o.status.code(), Some(1));
     assert!(
         stdout(&o).contains("no PRIVATE KEY block"),
@@ -167,7 +167,7 @@ fn certificate_file_without_key_is_a_clear_error() {
 
 #[test]
 fn workload_identity() {
-    let mut w = World::new();
+    let mut w = world();
     let issuer = "https://oidc.prod-aks.azure.com/cluster-1/";
     let subject = "system:serviceaccount:default:builder";
     let p = w.emu.add_federated_principal(
@@ -189,7 +189,7 @@ fn workload_identity() {
     w.set("AZURE_CLIENT_ID", &p.client_id);
     w.set("AZURE_FEDERATED_TOKEN_FILE", file.to_str().unwrap());
     w.set("ACR_LOG", "trace");
-    let o = w.get(&w.registry);
+    let o = get(&w, &w.registry);
     let a = answer(&o);
     assert_eq!(
         claims(a["Secret"].as_str().unwrap())["sub"],
@@ -204,7 +204,7 @@ fn workload_identity() {
 
 #[test]
 fn managed_identity_through_the_app_service_endpoint_system_and_user_assigned() {
-    let mut w = World::new();
+    let mut w = world();
     let system = w.emu.add_managed_identity(None);
     let user = w
         .emu
@@ -214,13 +214,13 @@ fn managed_identity_through_the_app_service_endpoint_system_and_user_assigned() 
     let (endpoint, header) = w.emu.app_service_endpoint();
     w.set("IDENTITY_ENDPOINT", &endpoint);
     w.set("IDENTITY_HEADER", &header);
-    let a = answer(&w.get(&w.registry));
+    let a = answer(&get(&w, &w.registry));
     assert_eq!(
         claims(a["Secret"].as_str().unwrap())["sub"],
         system.object_id.as_str()
     );
     w.set("AZURE_CLIENT_ID", &user.client_id);
-    let a = answer(&w.get(&w.registry2));
+    let a = answer(&get(&w, &w.registry2));
     assert_eq!(
         claims(a["Secret"].as_str().unwrap())["sub"],
         user.object_id.as_str()
@@ -230,7 +230,7 @@ fn managed_identity_through_the_app_service_endpoint_system_and_user_assigned() 
 
 #[test]
 fn azure_cli_login() {
-    let mut w = World::new();
+    let mut w = world();
     let p = w.emu.add_secret_principal(
         TENANT,
         "55555555-5555-5555-5555-555555555555",
@@ -257,7 +257,7 @@ fn azure_cli_login() {
     std::fs::write(bin.join("az"), script).unwrap();
     std::fs::set_permissions(bin.join("az"), std::fs::Permissions::from_mode(0o755)).unwrap();
     w.set("PATH", &format!("{}:/usr/bin:/bin", bin.display()));
-    let a = answer(&w.get(&w.registry));
+    let a = answer(&get(&w, &w.registry));
     assert_eq!(
         claims(a["Secret"].as_str().unwrap())["sub"],
         p.object_id.as_str()
@@ -278,7 +278,7 @@ fn azure_cli_login() {
 
 #[test]
 fn identity_without_a_role_gets_an_error_naming_the_role() {
-    let mut w = World::new();
+    let mut w = world();
     let p = w.emu.add_secret_principal(
         TENANT,
         "66666666-6666-6666-6666-666666666666",
@@ -287,7 +287,7 @@ fn identity_without_a_role_gets_an_error_naming_the_role() {
     w.set("AZURE_TENANT_ID", TENANT);
     w.set("AZURE_CLIENT_ID", &p.client_id);
     w.set("AZURE_CLIENT_SECRET", "sp-secret-value-6");
-    let o = w.get(&w.registry);
+    let o = get(&w, &w.registry);
     assert_eq!(o.status.code(), Some(1));
     let out = stdout(&o);
     assert_eq!(out.lines().count(), 1, "{out}");
@@ -298,7 +298,7 @@ fn identity_without_a_role_gets_an_error_naming_the_role() {
     assert!(!out.contains("sp-secret-value-6"));
     // Configured to fall back to anonymous pulls: not-found, and the cause on stderr.
     w.set("ACR_ANONYMOUS_FALLBACK", "1");
-    let o = w.get(&w.registry);
+    let o = get(&w, &w.registry);
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(stdout(&o).trim(), NOT_FOUND);
     assert!(stderr(&o).contains("AcrPull"), "{}", stderr(&o));
@@ -306,10 +306,10 @@ fn identity_without_a_role_gets_an_error_naming_the_role() {
 
 #[test]
 fn entra_refusal_is_one_line_naming_the_source_without_the_secret() {
-    let (mut w, _) = World::with_secret_principal();
+    let (mut w, _) = world_with_secret_principal();
     w.set("AZURE_CLIENT_SECRET", "wrong-secret-value");
     w.set("ACR_LOG", "trace");
-    let o = w.get(&w.registry);
+    let o = get(&w, &w.registry);
     assert_eq!(o.status.code(), Some(1));
     let out = stdout(&o);
     assert_eq!(out.lines().count(), 1, "{out}");
@@ -320,7 +320,7 @@ fn entra_refusal_is_one_line_naming_the_source_without_the_secret() {
 
 #[test]
 fn hosts_that_are_not_acr_answer_not_found_with_no_request() {
-    let (w, _) = World::with_secret_principal();
+    let (w, _) = world_with_secret_principal();
     for host in [
         "docker.io",
         "https://index.docker.io/v1/",
@@ -335,7 +335,7 @@ fn hosts_that_are_not_acr_answer_not_found_with_no_request() {
         "xn--myregistry.azurecr.io.example",
         "localhost",
     ] {
-        let o = w.get(host);
+        let o = get(&w, host);
         assert_eq!(o.status.code(), Some(1), "{host}");
         assert_eq!(stdout(&o), format!("{NOT_FOUND}\n"), "{host}");
         assert_eq!(stderr(&o), "", "{host}");
@@ -345,8 +345,8 @@ fn hosts_that_are_not_acr_answer_not_found_with_no_request() {
 
 #[test]
 fn no_identity_lists_what_each_source_lacked() {
-    let w = World::new();
-    let o = w.get(&w.registry);
+    let w = world();
+    let o = get(&w, &w.registry);
     assert_eq!(o.status.code(), Some(1));
     let out = stdout(&o);
     assert!(out.starts_with("no Azure identity found (tried: service principal (secret): AZURE_CLIENT_SECRET is not set;"), "{out}");
@@ -356,14 +356,14 @@ fn no_identity_lists_what_each_source_lacked() {
 
 #[test]
 fn store_get_list_erase_round_trip() {
-    let (w, _) = World::with_secret_principal();
+    let (w, _) = world_with_secret_principal();
     let o = w.run(&["store"], r#"{"ServerURL":"https://myregistry.azurecr.io","Username":"admin","Secret":"admin-password-1"}"#);
     assert!(o.status.success(), "{}", stdout(&o));
     assert_eq!(stdout(&o), "");
     let file = w.path("config/docker-credential-acr/credentials.json");
     assert_eq!(std::fs::metadata(&file).unwrap().mode() & 0o777, 0o600);
     // Stored credentials win, and cost no request.
-    let a = answer(&w.get("myregistry.azurecr.io"));
+    let a = answer(&get(&w, "myregistry.azurecr.io"));
     assert_eq!(
         (a["Username"].as_str(), a["Secret"].as_str()),
         (Some("admin"), Some("admin-password-1"))
@@ -374,9 +374,9 @@ fn store_get_list_erase_round_trip() {
         r#"{"ServerURL":"other.example.com","Username":"<token>","Secret":"identity-token-1"}"#,
     );
     assert!(o.status.success());
-    assert_eq!(answer(&w.get("other.example.com"))["Username"], "<token>");
+    assert_eq!(answer(&get(&w, "other.example.com"))["Username"], "<token>");
     // A token fetched through the broker is listed too.
-    answer(&w.get(&w.registry));
+    answer(&get(&w, &w.registry));
     let list: serde_json::Value =
         serde_json::from_str(&stdout(&w.run(&["list"], "unused"))).unwrap();
     assert_eq!(list["https://myregistry.azurecr.io"], "admin");
@@ -385,7 +385,7 @@ fn store_get_list_erase_round_trip() {
     assert_eq!(w.emu.counters().exchange(), 1);
     // Erase removes stored credentials ...
     assert!(w.run(&["erase"], "myregistry.azurecr.io").status.success());
-    let o = w.get("myregistry.azurecr.io");
+    let o = get(&w, "myregistry.azurecr.io");
     assert_eq!(o.status.code(), Some(1));
     // ... and cached tokens: the next get exchanges again, reusing the cached Entra token.
     assert!(
@@ -393,7 +393,7 @@ fn store_get_list_erase_round_trip() {
             .status
             .success()
     );
-    answer(&w.get(&w.registry));
+    answer(&get(&w, &w.registry));
     let n = w.emu.counters();
     assert_eq!((n.entra(), n.exchange()), (1, 2));
     // Erasing what is not there is the protocol's not-found.
@@ -407,7 +407,7 @@ fn store_get_list_erase_round_trip() {
 
 #[test]
 fn store_refuses_bad_input_with_the_reference_messages_and_changes_nothing() {
-    let (w, _) = World::with_secret_principal();
+    let (w, _) = world_with_secret_principal();
     assert!(
         w.run(
             &["store"],
@@ -447,8 +447,8 @@ fn store_refuses_bad_input_with_the_reference_messages_and_changes_nothing() {
 
 #[test]
 fn bad_invocations_fail_clearly_and_change_nothing() {
-    let (w, _) = World::with_secret_principal();
-    answer(&w.get(&w.registry));
+    let (w, _) = world_with_secret_principal();
+    answer(&get(&w, &w.registry));
     let before = w.snapshot();
     for (args, stdin, needle) in [
         (&[][..], "", "no action given"),
@@ -467,7 +467,7 @@ fn bad_invocations_fail_clearly_and_change_nothing() {
 
 #[test]
 fn version_answers() {
-    let w = World::new();
+    let w = world();
     for arg in ["version", "--version", "-v"] {
         let o = w.run(&[arg], "");
         assert!(o.status.success());
@@ -480,7 +480,7 @@ fn version_answers() {
 
 #[test]
 fn configure_docker_adds_helpers_and_keeps_everything_else() {
-    let mut w = World::new();
+    let mut w = world();
     let docker = w.path("docker");
     std::fs::create_dir_all(&docker).unwrap();
     let config = docker.join("config.json");
@@ -527,9 +527,9 @@ fn configure_docker_adds_helpers_and_keeps_everything_else() {
 
 #[test]
 fn secrets_never_reach_stderr_even_at_trace_level() {
-    let (mut w, _) = World::with_secret_principal();
+    let (mut w, _) = world_with_secret_principal();
     w.set("ACR_LOG", "trace");
-    let o = w.get(&w.registry);
+    let o = get(&w, &w.registry);
     let token = answer(&o)["Secret"].as_str().unwrap().to_string();
     let err = stderr(&o);
     assert!(err.contains("got a token for"), "trace logs are on: {err}");

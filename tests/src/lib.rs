@@ -2,7 +2,9 @@
 //!
 //! [`emulator`] runs an in-process HTTPS emulator of the Microsoft Entra token endpoints, the
 //! managed identity endpoints (App Service and IMDS) and the Azure Container Registry token
-//! service, so tests can drive real clients against it.
+//! service, so tests can drive real clients against it. [`sandbox`] gives a test an emulator, a
+//! private HOME and the environment that points a helper binary at both.
 #![deny(missing_docs)]
 
 pub mod emulator;
+pub mod sandbox;

@@ -1,0 +1,214 @@
+//! A test's world: an [`Emulator`], a private HOME, the environment that points a helper binary
+//! at both, and ways to run the binary and look at what it did.
+//!
+//! Also [`in_private_netns`], which re-runs a test inside a network namespace of its own so it
+//! can use fixed addresses (IMDS's 169.254.169.254, port 443 under an ACR name) without touching
+//! the machine.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use crate::emulator::{Emulator, EmulatorConfig, Principal, Role};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// The tenant the sandbox's identities live in.
+pub const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+/// The client secret of [`Sandbox::with_secret_principal`]'s identity.
+pub const SP_SECRET: &str = "sp-secret-value-1";
+/// The Docker protocol's "no credentials" answer.
+pub const NOT_FOUND: &str = "credentials not found in native keychain";
+
+/// An emulator with two registries, a temp HOME, and the environment for the binary under test.
+pub struct Sandbox {
+    /// The emulator.
+    pub emu: Emulator,
+    /// The temporary HOME (removed on drop).
+    pub home: tempfile::TempDir,
+    /// The binary under test.
+    pub bin: PathBuf,
+    /// A registry as clients name it: `localhost:PORT`.
+    pub registry: String,
+    /// A second registry on the same emulator: `127.0.0.1:PORT`.
+    pub registry2: String,
+    /// The binary's whole environment (it runs with a cleared one).
+    pub env: BTreeMap<String, String>,
+}
+
+impl Sandbox {
+    /// A sandbox with no identity configured.
+    pub fn new(bin: impl Into<PathBuf>) -> Sandbox {
+        let emu = Emulator::start(EmulatorConfig::default()).expect("emulator starts");
+        let registry = format!("localhost:{}", emu.port());
+        let registry2 = format!("127.0.0.1:{}", emu.port());
+        emu.add_registry(&registry);
+        emu.add_registry(&registry2);
+        let home = tempfile::tempdir().unwrap();
+        let h = |rel: &str| home.path().join(rel).to_str().unwrap().to_string();
+        let mut env = BTreeMap::new();
+        for (k, v) in [
+            ("HOME", h("")),
+            ("PATH", "/usr/bin:/bin".to_string()),
+            (
+                "SSL_CERT_FILE",
+                emu.ca_pem_path().to_str().unwrap().to_string(),
+            ),
+            ("AZURE_AUTHORITY_HOST", emu.base_url()),
+            ("ACR_LOGIN_SERVERS", format!("{registry},{registry2}")),
+            ("XDG_CACHE_HOME", h("cache")),
+            ("XDG_CONFIG_HOME", h("config")),
+            ("ACR_CACHE_DIR", h("cache/docker-credential-acr")),
+        ] {
+            env.insert(k.to_string(), v);
+        }
+        Sandbox {
+            emu,
+            home,
+            bin: bin.into(),
+            registry,
+            registry2,
+            env,
+        }
+    }
+
+    /// A sandbox whose identity is a service principal with a secret and AcrPull on both
+    /// registries.
+    pub fn with_secret_principal(bin: impl Into<PathBuf>) -> (Sandbox, Principal) {
+        let mut s = Sandbox::new(bin);
+        let p =
+            s.emu
+                .add_secret_principal(TENANT, "11111111-1111-1111-1111-111111111111", SP_SECRET);
+        s.emu.grant(&p.client_id, &s.registry, Role::AcrPull);
+        s.emu.grant(&p.client_id, &s.registry2, Role::AcrPull);
+        s.set("AZURE_TENANT_ID", TENANT);
+        s.set("AZURE_CLIENT_ID", &p.client_id);
+        s.set("AZURE_CLIENT_SECRET", SP_SECRET);
+        (s, p)
+    }
+
+    /// Sets a variable of the binary's environment.
+    pub fn set(&mut self, k: &str, v: &str) {
+        self.env.insert(k.to_string(), v.to_string());
+    }
+
+    /// Removes a variable of the binary's environment.
+    pub fn unset(&mut self, k: &str) {
+        self.env.remove(k);
+    }
+
+    /// A path inside HOME.
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.home.path().join(rel)
+    }
+
+    /// The broker's cache folder.
+    pub fn cache_dir(&self) -> PathBuf {
+        PathBuf::from(&self.env["ACR_CACHE_DIR"])
+    }
+
+    /// Runs the binary with `args` and `stdin`.
+    pub fn run(&self, args: &[&str], stdin: &str) -> Output {
+        run(&self.bin, &self.env, args, stdin)
+    }
+
+    /// Every file under HOME with its bytes, to prove a command changed nothing.
+    pub fn snapshot(&self) -> BTreeMap<PathBuf, Vec<u8>> {
+        let mut out = BTreeMap::new();
+        walk(self.home.path(), &mut out);
+        out
+    }
+}
+
+fn walk(dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            walk(&p, out);
+        } else {
+            out.insert(p.clone(), std::fs::read(&p).unwrap_or_default());
+        }
+    }
+}
+
+/// Runs `bin` with exactly `env`, `args` and `stdin`, and collects its output.
+pub fn run(bin: &Path, env: &BTreeMap<String, String>, args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(bin)
+        .args(args)
+        .env_clear()
+        .envs(env)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{} starts: {e}", bin.display()));
+    // A binary that does not read stdin may be gone before the write: a broken pipe is fine.
+    if let Err(e) = child.stdin.take().unwrap().write_all(stdin.as_bytes()) {
+        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "{e}");
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// A command's stdout as text.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A command's stderr as text.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Decodes a JWT's claims (no verification), to check which identity a token belongs to.
+pub fn claims(jwt: &str) -> serde_json::Value {
+    use base64::Engine;
+    let payload = jwt.split('.').nth(1).expect("a JWT");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .expect("base64url");
+    serde_json::from_slice(&bytes).expect("JSON claims")
+}
+
+const INNER: &str = "ACR_TEST_INSIDE_NETNS";
+
+/// Runs the test named `test` inside a private network (and mount) namespace with loopback up and
+/// the given extra addresses on it, by re-running the current test binary under `unshare`.
+/// Returns `true` in the inner run (the caller then does the test's work) and `false` in the
+/// outer one, after asserting that the inner run passed. Needs root, as CI has.
+pub fn in_private_netns(test: &str, addresses: &[&str]) -> bool {
+    if std::env::var_os(INNER).is_some() {
+        let mut cmds: Vec<Vec<&str>> = vec![vec!["link", "set", "lo", "up"]];
+        for a in addresses {
+            cmds.push(vec!["addr", "add", a, "dev", "lo"]);
+        }
+        for args in cmds {
+            let s = Command::new("ip")
+                .args(&args)
+                .status()
+                .expect("ip (iproute2) runs");
+            assert!(s.success(), "ip {args:?}");
+        }
+        return true;
+    }
+    let exe = std::env::current_exe().unwrap();
+    let out = Command::new("unshare")
+        .args(["--net", "--mount", "--"])
+        .arg(exe)
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(INNER, "1")
+        .output()
+        .expect("unshare (util-linux) runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "inner run of {test} failed:\n{text}");
+    assert!(
+        text.contains("1 passed"),
+        "the inner run ran {test}:\n{text}"
+    );
+    false
+}
