@@ -1,5 +1,5 @@
 //! The docker helper's tests on top of the shared sandbox.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(dead_code, unused_imports, clippy::unwrap_used, clippy::expect_used)]
 
 use acr_tests::emulator::Principal;
 pub use acr_tests::sandbox::{NOT_FOUND, Sandbox, TENANT, claims, stderr, stdout};
