@@ -5,4 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The cross-binary tests in tests/ run the binaries of the other crates: build them all first.
+cargo build --workspace --bins --locked
 cargo test --workspace --locked
