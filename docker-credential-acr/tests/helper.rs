@@ -551,3 +551,75 @@ fn secrets_never_reach_stderr_even_at_trace_level() {
         }
     }
 }
+
+/// A minimal HTTPS proxy (HTTP CONNECT) that records each tunnel's target and splices bytes.
+fn start_connect_proxy() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::{TcpListener, TcpStream};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(client.try_clone().unwrap());
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                let target = line
+                    .split_whitespace()
+                    .nth(1)
+                    .unwrap_or_default()
+                    .to_string();
+                loop {
+                    let mut h = String::new();
+                    if reader.read_line(&mut h).unwrap() <= 2 {
+                        break;
+                    }
+                }
+                log.lock().unwrap().push(target.clone());
+                let upstream = TcpStream::connect(&target).unwrap();
+                let mut c = client;
+                c.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    .unwrap();
+                let (mut up_r, mut up_w) = (upstream.try_clone().unwrap(), upstream);
+                let mut c_w = c.try_clone().unwrap();
+                let t = std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut reader, &mut up_w);
+                    let _ = up_w.shutdown(std::net::Shutdown::Write);
+                });
+                let _ = std::io::copy(&mut up_r, &mut c_w);
+                let _ = c_w.shutdown(std::net::Shutdown::Write);
+                let _ = t.join();
+            });
+        }
+    });
+    (port, seen)
+}
+
+#[test]
+fn https_proxy_is_used_for_entra_and_the_registry_unless_no_proxy_says_otherwise() {
+    let (mut w, _) = world_with_secret_principal();
+    let (port, seen) = start_connect_proxy();
+    w.set("HTTPS_PROXY", &format!("http://127.0.0.1:{port}"));
+    answer(&get(&w, &w.registry));
+    let tunnels = seen.lock().unwrap().clone();
+    let target = format!("localhost:{}", w.emu.port());
+    // Entra and the exchange share one tunnel (the connection is reused).
+    assert!(
+        !tunnels.is_empty() && tunnels.iter().all(|t| *t == target),
+        "{tunnels:?}"
+    );
+    assert_eq!(w.emu.counters().exchange(), 1);
+    // NO_PROXY exempts the second registry's host: it is reached directly.
+    w.set("NO_PROXY", "127.0.0.1");
+    let before = seen.lock().unwrap().len();
+    answer(&get(&w, &w.registry2));
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        before,
+        "no tunnel for a NO_PROXY host"
+    );
+    assert_eq!(w.emu.counters().exchange_for(&w.registry2), 1);
+}
