@@ -11,6 +11,7 @@ use crate::identity::Identity;
 use crate::registry::LoginServer;
 use crate::secret::Secret;
 use std::collections::HashMap;
+use std::time::Duration;
 
 /// A parsed `Www-Authenticate: Bearer ...` challenge.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,59 +109,150 @@ pub(crate) async fn exchange(
     tenant: Option<&str>,
     aad_token: &Secret,
 ) -> Result<Secret, Error> {
+    let registry = server.host();
     let direct = format!("{}/oauth2/exchange", server.base_url());
-    match post_exchange(
-        http,
-        server,
-        identity,
-        &direct,
-        server.host(),
-        tenant,
-        aad_token,
-    )
-    .await
-    {
-        Err(Attempt::NotThere(detail)) => {
-            log::debug!("{direct}: {detail}; reading the /v2/ challenge");
-            let challenge = discover(http, server).await?;
-            let realm = challenge.realm;
-            let url = realm_to_exchange(&realm).ok_or_else(|| Error::Exchange {
-                registry: server.host().to_string(),
-                detail: format!("challenge realm {realm:?} is not an https://…/oauth2/token URL"),
-            })?;
-            let realm_host = crate::registry::normalize_host(&url).ok();
-            let allowed = realm_host.as_deref().is_some_and(|h| {
-                h == server.host() || LoginServer::parse(h, extra_servers).is_ok()
-            });
-            if !allowed {
-                return Err(Error::Exchange {
-                    registry: server.host().to_string(),
-                    detail: format!(
-                        "challenge realm {realm:?} is on another host; refusing to send a token there (add it to ACR_LOGIN_SERVERS if you trust it)"
-                    ),
-                });
-            }
-            let service = challenge
-                .service
-                .unwrap_or_else(|| server.host().to_string());
-            match post_exchange(http, server, identity, &url, &service, tenant, aad_token).await {
-                Ok(t) => Ok(t),
-                Err(Attempt::Fatal(e)) => Err(e),
-                Err(Attempt::NotThere(detail)) => Err(Error::Exchange {
-                    registry: server.host().to_string(),
-                    detail,
-                }),
-            }
-        }
-        Err(Attempt::Fatal(e)) => Err(e),
-        Ok(t) => Ok(t),
+    let first = with_retries(|| {
+        post_exchange(http, server, identity, &direct, registry, tenant, aad_token)
+    })
+    .await;
+    let detail = match first {
+        Ok(token) => return Ok(token),
+        Err(Attempt::NotThere(detail)) => detail,
+        Err(other) => return Err(other.into_error(registry)),
+    };
+    log::debug!("{direct}: {detail}; reading the /v2/ challenge");
+    let challenge = with_retries(|| discover(http, server))
+        .await
+        .map_err(|a| a.into_error(registry))?;
+    let realm = challenge.realm;
+    let url = realm_to_exchange(&realm).ok_or_else(|| Error::Exchange {
+        registry: registry.to_string(),
+        detail: format!("challenge realm {realm:?} is not an https://…/oauth2/token URL"),
+    })?;
+    let realm_host = crate::registry::normalize_host(&url).ok();
+    let allowed = realm_host
+        .as_deref()
+        .is_some_and(|h| h == registry || LoginServer::parse(h, extra_servers).is_ok());
+    if !allowed {
+        return Err(Error::Exchange {
+            registry: registry.to_string(),
+            detail: format!(
+                "challenge realm {realm:?} is on another host; refusing to send a token there (add it to ACR_LOGIN_SERVERS if you trust it)"
+            ),
+        });
     }
+    let service = challenge.service.unwrap_or_else(|| registry.to_string());
+    with_retries(|| post_exchange(http, server, identity, &url, &service, tenant, aad_token))
+        .await
+        .map_err(|a| a.into_error(registry))
 }
 
+/// The outcome of one failed request.
 enum Attempt {
     /// The endpoint does not exist here: try discovery.
     NotThere(String),
+    /// Worth another try after a pause (throttling, 5xx, connection trouble).
+    Transient {
+        error: Error,
+        retry_after: Option<Duration>,
+    },
+    /// Will not heal by retrying (refusals, certificate failures, malformed answers).
     Fatal(Error),
+}
+
+impl Attempt {
+    fn into_error(self, registry: &str) -> Error {
+        match self {
+            Attempt::Fatal(e) | Attempt::Transient { error: e, .. } => e,
+            Attempt::NotThere(detail) => Error::Exchange {
+                registry: registry.to_string(),
+                detail,
+            },
+        }
+    }
+
+    /// A request that could not be sent or whose answer could not be read.
+    fn from_send(registry: &str, e: &reqwest::Error) -> Attempt {
+        let text = error_chain(e);
+        let error = Error::Exchange {
+            registry: registry.to_string(),
+            detail: one_line(&text),
+        };
+        // Connection trouble and timeouts may heal; a certificate that does not verify will not.
+        let lower = text.to_ascii_lowercase();
+        if (e.is_connect() || e.is_timeout() || e.is_request() || e.is_body())
+            && !lower.contains("certificate")
+        {
+            Attempt::Transient {
+                error,
+                retry_after: None,
+            }
+        } else {
+            Attempt::Fatal(error)
+        }
+    }
+
+    /// An unexpected status: transient for 408, 429 and 5xx gateway/availability answers.
+    fn from_status(
+        registry: &str,
+        status: u16,
+        body: &[u8],
+        retry_after: Option<Duration>,
+    ) -> Attempt {
+        let error = Error::Exchange {
+            registry: registry.to_string(),
+            detail: match acr_message(body) {
+                Some(m) => format!("HTTP {status}: {m}"),
+                None => format!("HTTP {status}"),
+            },
+        };
+        if matches!(status, 408 | 429 | 500 | 502 | 503 | 504) {
+            Attempt::Transient { error, retry_after }
+        } else {
+            Attempt::Fatal(error)
+        }
+    }
+}
+
+/// Longest `Retry-After` the broker waits for; a longer one ends the attempt with the error.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(20);
+
+/// Runs `op` until it succeeds, fails for good, or four retries have been spent, pausing with
+/// exponential backoff and jitter, or as long as the server's `Retry-After` says. The caller's
+/// overall deadline bounds the whole.
+async fn with_retries<T, F, Fut>(op: F) -> Result<T, Attempt>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, Attempt>>,
+{
+    use backon::Retryable;
+    let backoff = backon::ExponentialBuilder::default()
+        .with_jitter()
+        .with_min_delay(Duration::from_millis(200))
+        .with_max_delay(Duration::from_secs(4))
+        .with_max_times(4);
+    op.retry(backoff)
+        .sleep(tokio::time::sleep)
+        .when(|a| matches!(a, Attempt::Transient { .. }))
+        .adjust(|a, backoff| match a {
+            Attempt::Transient {
+                retry_after: Some(wait),
+                ..
+            } => (*wait <= MAX_RETRY_AFTER).then_some(*wait),
+            _ => backoff,
+        })
+        .notify(|a, wait| {
+            if let Attempt::Transient { error, .. } = a {
+                log::info!("{error}; retrying in {} ms", wait.as_millis());
+            }
+        })
+        .await
+}
+
+/// `Retry-After` in seconds (the HTTP-date form is not used by Azure's token services).
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    v.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
 async fn post_exchange(
@@ -172,7 +264,7 @@ async fn post_exchange(
     tenant: Option<&str>,
     aad_token: &Secret,
 ) -> Result<Secret, Attempt> {
-    let registry = server.host().to_string();
+    let registry = server.host();
     let mut form = vec![
         ("grant_type", "access_token"),
         ("service", service),
@@ -181,49 +273,47 @@ async fn post_exchange(
     if let Some(t) = tenant {
         form.push(("tenant", t));
     }
-    let response = http.post(url).form(&form).send().await.map_err(|e| {
-        Attempt::Fatal(Error::Exchange {
-            registry: registry.clone(),
-            detail: one_line(&error_chain(&e)),
-        })
-    })?;
+    let response = http
+        .post(url)
+        .form(&form)
+        .send()
+        .await
+        .map_err(|e| Attempt::from_send(registry, &e))?;
     let status = response.status().as_u16();
-    let body = read_body(response).await.map_err(|detail| {
+    let wait = retry_after(response.headers());
+    // A body cut short is connection trouble: worth a retry.
+    let body = read_body(response)
+        .await
+        .map_err(|detail| Attempt::Transient {
+            error: Error::Exchange {
+                registry: registry.to_string(),
+                detail,
+            },
+            retry_after: None,
+        })?;
+    let fatal = |detail: String| {
         Attempt::Fatal(Error::Exchange {
-            registry: registry.clone(),
+            registry: registry.to_string(),
             detail,
         })
-    })?;
+    };
     match status {
         200 => {
-            let parsed: ExchangeResponse = serde_json::from_slice(&body).map_err(|e| {
-                Attempt::Fatal(Error::Exchange {
-                    registry: registry.clone(),
-                    detail: format!("malformed exchange response: {e}"),
-                })
-            })?;
+            let parsed: ExchangeResponse = serde_json::from_slice(&body)
+                .map_err(|e| fatal(format!("malformed exchange response: {e}")))?;
             match parsed.refresh_token {
                 Some(t) if !t.is_empty() => Ok(t),
-                _ => Err(Attempt::Fatal(Error::Exchange {
-                    registry,
-                    detail: "exchange response has no refresh_token".into(),
-                })),
+                _ => Err(fatal("exchange response has no refresh_token".into())),
             }
         }
         401 | 403 => Err(Attempt::Fatal(Error::ExchangeRefused {
-            registry,
+            registry: registry.to_string(),
             identity: identity.describe(),
             status,
             message: acr_message(&body),
         })),
         404 | 405 => Err(Attempt::NotThere(format!("HTTP {status}"))),
-        _ => Err(Attempt::Fatal(Error::Exchange {
-            registry,
-            detail: match acr_message(&body) {
-                Some(m) => format!("HTTP {status}: {m}"),
-                None => format!("HTTP {status}"),
-            },
-        })),
+        _ => Err(Attempt::from_status(registry, status, &body, wait)),
     }
 }
 
@@ -240,17 +330,15 @@ fn acr_message(body: &[u8]) -> Option<String> {
     Some(one_line(&text))
 }
 
-async fn discover(http: &reqwest::Client, server: &LoginServer) -> Result<Challenge, Error> {
+async fn discover(http: &reqwest::Client, server: &LoginServer) -> Result<Challenge, Attempt> {
+    let registry = server.host();
     let url = format!("{}/v2/", server.base_url());
-    let fail = |detail: String| Error::Exchange {
-        registry: server.host().to_string(),
-        detail,
-    };
     let response = http
         .get(&url)
         .send()
         .await
-        .map_err(|e| fail(one_line(&error_chain(&e))))?;
+        .map_err(|e| Attempt::from_send(registry, &e))?;
+    let status = response.status().as_u16();
     let header = response
         .headers()
         .get(reqwest::header::WWW_AUTHENTICATE)
@@ -258,10 +346,16 @@ async fn discover(http: &reqwest::Client, server: &LoginServer) -> Result<Challe
         .map(str::to_string);
     match header.as_deref().and_then(parse_challenge) {
         Some(c) => Ok(c),
-        None => Err(fail(format!(
-            "no /oauth2/exchange endpoint and {url} gives no Bearer challenge (HTTP {}); is this an Azure Container Registry?",
-            response.status().as_u16()
-        ))),
+        None if matches!(status, 408 | 429 | 500 | 502 | 503 | 504) => {
+            let wait = retry_after(response.headers());
+            Err(Attempt::from_status(registry, status, b"", wait))
+        }
+        None => Err(Attempt::Fatal(Error::Exchange {
+            registry: registry.to_string(),
+            detail: format!(
+                "no /oauth2/exchange endpoint and {url} gives no Bearer challenge; is this an Azure Container Registry?"
+            ),
+        })),
     }
 }
 

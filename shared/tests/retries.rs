@@ -1,0 +1,146 @@
+//! Transient faults of the ACR token service are retried with backoff (and `Retry-After`);
+//! refusals and malformed answers are not.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use acr_broker::{Broker, Env, Settings};
+use acr_tests::emulator::{Emulator, EmulatorConfig, EndpointKind, Fault, FaultAction, Role};
+use std::time::{Duration, Instant};
+
+const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+
+fn setup(grant: bool) -> (Emulator, tempfile::TempDir, Broker, String) {
+    let emu = Emulator::start(EmulatorConfig::default()).unwrap();
+    let registry = format!("localhost:{}", emu.port());
+    emu.add_registry(&registry);
+    let p = emu.add_secret_principal(TENANT, "12121212-1212-1212-1212-121212121212", "secret-r");
+    if grant {
+        emu.grant(&p.client_id, &registry, Role::AcrPull);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let env = Env::from_pairs([
+        ("PATH", "/nonexistent".to_string()),
+        (
+            "SSL_CERT_FILE",
+            emu.ca_pem_path().to_str().unwrap().to_string(),
+        ),
+        ("AZURE_AUTHORITY_HOST", emu.base_url()),
+        ("ACR_LOGIN_SERVERS", registry.clone()),
+        (
+            "ACR_CACHE_DIR",
+            dir.path().join("cache").to_str().unwrap().to_string(),
+        ),
+        ("AZURE_TENANT_ID", TENANT.to_string()),
+        ("AZURE_CLIENT_ID", p.client_id.clone()),
+        ("AZURE_CLIENT_SECRET", "secret-r".to_string()),
+    ]);
+    let broker = Broker::new(Settings::from_env(env, None).unwrap());
+    (emu, dir, broker, registry)
+}
+
+fn exchange_fault(times: usize, action: FaultAction) -> Fault {
+    Fault::times(EndpointKind::Exchange, times, action)
+}
+
+#[test]
+fn transient_exchange_failures_are_retried() {
+    for action in [
+        FaultAction::Status {
+            code: 503,
+            retry_after: None,
+            body: None,
+        },
+        FaultAction::Status {
+            code: 500,
+            retry_after: None,
+            body: None,
+        },
+        FaultAction::Status {
+            code: 429,
+            retry_after: None,
+            body: None,
+        },
+        FaultAction::DropConnection,
+        FaultAction::TruncatedBody,
+    ] {
+        let (emu, _dir, broker, registry) = setup(true);
+        emu.set_fault(exchange_fault(2, action.clone()));
+        let server = broker.login_server(&registry).unwrap();
+        broker
+            .credential(&server)
+            .unwrap_or_else(|e| panic!("{action:?}: {e}"));
+        assert_eq!(
+            emu.counters().exchange(),
+            3,
+            "{action:?}: two failures, then success"
+        );
+    }
+}
+
+#[test]
+fn retry_after_is_honoured() {
+    let (emu, _dir, broker, registry) = setup(true);
+    emu.set_fault(exchange_fault(
+        1,
+        FaultAction::Status {
+            code: 429,
+            retry_after: Some(2),
+            body: None,
+        },
+    ));
+    let server = broker.login_server(&registry).unwrap();
+    let start = Instant::now();
+    broker.credential(&server).unwrap();
+    assert!(
+        start.elapsed() >= Duration::from_secs(2),
+        "waited as told: {:?}",
+        start.elapsed()
+    );
+    assert_eq!(emu.counters().exchange(), 2);
+}
+
+#[test]
+fn persistent_failure_gives_up_after_bounded_retries() {
+    let (emu, _dir, broker, registry) = setup(true);
+    emu.set_fault(exchange_fault(
+        100,
+        FaultAction::Status {
+            code: 503,
+            retry_after: None,
+            body: None,
+        },
+    ));
+    let server = broker.login_server(&registry).unwrap();
+    let e = broker.credential(&server).unwrap_err().to_string();
+    assert!(e.contains("HTTP 503"), "{e}");
+    assert_eq!(emu.counters().exchange(), 5, "one try and four retries");
+}
+
+#[test]
+fn refusals_and_malformed_answers_are_not_retried() {
+    let (emu, _dir, broker, registry) = setup(false);
+    let server = broker.login_server(&registry).unwrap();
+    let e = broker.credential(&server).unwrap_err().to_string();
+    assert!(e.contains("AcrPull"), "{e}");
+    assert_eq!(emu.counters().exchange(), 1);
+
+    let (emu, _dir, broker, registry) = setup(true);
+    emu.set_fault(exchange_fault(1, FaultAction::MalformedBody));
+    let server = broker.login_server(&registry).unwrap();
+    let e = broker.credential(&server).unwrap_err().to_string();
+    assert!(e.contains("malformed exchange response"), "{e}");
+    assert_eq!(emu.counters().exchange(), 1);
+
+    let (emu, _dir, broker, registry) = setup(true);
+    emu.set_fault(exchange_fault(
+        1,
+        FaultAction::Status {
+            code: 400,
+            retry_after: None,
+            body: None,
+        },
+    ));
+    let server = broker.login_server(&registry).unwrap();
+    let e = broker.credential(&server).unwrap_err().to_string();
+    assert!(e.contains("HTTP 400"), "{e}");
+    assert_eq!(emu.counters().exchange(), 1);
+}
