@@ -14,6 +14,10 @@ pub struct Claims {
     pub tid: Option<String>,
     /// Tenant (ACR refresh tokens).
     pub tenant: Option<String>,
+    /// Issuer (for federated assertions: the OIDC issuer, e.g. a cluster's).
+    pub iss: Option<String>,
+    /// Subject (for federated assertions: e.g. `system:serviceaccount:<ns>:<name>`).
+    pub sub: Option<String>,
 }
 
 /// Decodes the payload of a compact JWT. Returns `None` for anything that is not three

@@ -261,8 +261,9 @@ impl Identity {
         }
     }
 
-    /// A stable, non-secret fingerprint: source kind, tenant, client id and authority. Cache keys
-    /// are hashes of it, so two identities never share an entry and no secret is in a key.
+    /// A stable, non-secret fingerprint: source kind, tenant, client id and authority (and, for
+    /// federated identities, the assertion's issuer and subject). Cache keys are hashes of it, so
+    /// two identities never share an entry and no secret is in a key.
     pub fn fingerprint(&self, authority: &str) -> String {
         let kind = match self {
             Identity::ClientSecret { .. } => "secret",
@@ -274,10 +275,21 @@ impl Identity {
             Identity::Imds { .. } => "imds",
             Identity::AzureCli { .. } => "cli",
         };
+        // Federated identities: Entra checks the assertion's issuer and subject against the app's
+        // federated credentials, but a cache hit skips Entra. Keying on them too means one
+        // service account can never be served a token fetched with another one's assertion.
         let extra = match self {
-            Identity::AppService { endpoint, .. } => endpoint.as_str(),
-            Identity::ClientCertificate { path, .. } => path.to_str().unwrap_or_default(),
-            _ => "",
+            Identity::AppService { endpoint, .. } => endpoint.clone(),
+            Identity::ClientCertificate { path, .. } => path.to_string_lossy().into_owned(),
+            Identity::Federated { assertion, .. } => assertion_subject(assertion.expose()),
+            Identity::Workload { token_file, .. } => {
+                crate::files::read_private(token_file, 64 * 1024)
+                    .ok()
+                    .flatten()
+                    .map(|b| assertion_subject(&String::from_utf8_lossy(&b)))
+                    .unwrap_or_default()
+            }
+            _ => String::new(),
         };
         format!(
             "v1|{kind}|{}|{}|{}|{extra}",
@@ -294,6 +306,19 @@ const SOURCE_WORKLOAD: &str = "workload identity";
 const SOURCE_APP_SERVICE: &str = "managed identity (App Service endpoint)";
 const SOURCE_IMDS: &str = "managed identity (IMDS)";
 const SOURCE_CLI: &str = "Azure CLI";
+
+/// `iss|sub` of a federated assertion (a JWT), or empty when it has none.
+fn assertion_subject(jwt: &str) -> String {
+    crate::token::read_claims(jwt)
+        .map(|c| {
+            format!(
+                "{}|{}",
+                c.iss.unwrap_or_default(),
+                c.sub.unwrap_or_default()
+            )
+        })
+        .unwrap_or_default()
+}
 
 fn skip(source: &'static str, reason: String) -> Skipped {
     Skipped { source, reason }
@@ -435,6 +460,38 @@ mod tests {
             Identity::from_settings(&s).unwrap(),
             Identity::AzureCli { tenant: None }
         ));
+    }
+
+    #[test]
+    fn federated_fingerprints_include_the_assertion_subject() {
+        use base64::Engine;
+        let jwt = |sub: &str| {
+            let e = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+            format!(
+                "{}.{}.sig",
+                e.encode("{}"),
+                e.encode(format!(r#"{{"iss":"https://k8s/","sub":"{sub}"}}"#))
+            )
+        };
+        let id = |sub: &str| Identity::Federated {
+            tenant: "t".into(),
+            client_id: "c".into(),
+            assertion: Secret::new(jwt(sub)),
+        };
+        let a = id("system:serviceaccount:ns:a").fingerprint("https://login");
+        assert_ne!(
+            a,
+            id("system:serviceaccount:ns:b").fingerprint("https://login")
+        );
+        assert_eq!(
+            a,
+            id("system:serviceaccount:ns:a").fingerprint("https://login")
+        );
+        assert!(a.contains("system:serviceaccount:ns:a"));
+        assert!(
+            !a.contains(&jwt("system:serviceaccount:ns:a")),
+            "never the token itself"
+        );
     }
 
     #[test]
