@@ -1,0 +1,325 @@
+//! The node's `azure.json` (on AKS `/etc/kubernetes/azure.json`): the node identity and cloud.
+//!
+//! Only six fields matter here: `cloud`, `tenantId`, `aadClientId`, `aadClientSecret`,
+//! `useManagedIdentityExtension` and `userAssignedIdentityID`; the file's many other fields are
+//! ignored. `useManagedIdentityExtension: true` selects the node's managed identity through IMDS
+//! (the user-assigned one named by `userAssignedIdentityID`, else the system-assigned one);
+//! otherwise `aadClientId`, `aadClientSecret` and `tenantId` make a service principal.
+//!
+//! Error messages never quote the file's content: it holds a client secret.
+
+use acr_broker::{Cloud, Identity, Secret};
+use serde_json::{Map, Value};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// Largest azure.json read.
+const MAX_SIZE: u64 = 1024 * 1024;
+
+/// The fields of azure.json this provider uses. Empty strings count as absent.
+#[derive(Debug, Clone, Default)]
+pub struct AzureJson {
+    /// The file it was read from, for messages.
+    pub path: PathBuf,
+    /// `cloud`, e.g. `AzurePublicCloud`.
+    pub cloud: Option<String>,
+    /// `tenantId`.
+    pub tenant_id: Option<String>,
+    /// `aadClientId`.
+    pub aad_client_id: Option<String>,
+    /// `aadClientSecret`.
+    pub aad_client_secret: Option<Secret>,
+    /// `useManagedIdentityExtension`.
+    pub use_managed_identity_extension: bool,
+    /// `userAssignedIdentityID`: client id of the node's user-assigned identity.
+    pub user_assigned_identity_id: Option<String>,
+    /// `aadClientCertPath`, only to explain that certificates are not supported here.
+    aad_client_cert_path: Option<String>,
+}
+
+/// Why azure.json cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum AzureJsonError {
+    /// The file cannot be read.
+    #[error("cannot read {}: {source}", .path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The content is not what azure.json holds.
+    #[error("{}: {detail}", .path.display())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, without quoting content.
+        detail: String,
+    },
+}
+
+impl AzureJson {
+    /// Reads and parses the file at `path`.
+    pub fn load(path: &Path) -> Result<AzureJson, AzureJsonError> {
+        let read_err = |source| AzureJsonError::Read {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)
+            .and_then(|f| f.take(MAX_SIZE + 1).read_to_end(&mut bytes))
+            .map_err(read_err)?;
+        if bytes.len() as u64 > MAX_SIZE {
+            return Err(AzureJsonError::Invalid {
+                path: path.to_path_buf(),
+                detail: "larger than 1 MiB; not an azure.json".into(),
+            });
+        }
+        AzureJson::parse(&bytes, path)
+    }
+
+    /// Parses azure.json content; `path` only names the file in errors.
+    pub fn parse(bytes: &[u8], path: &Path) -> Result<AzureJson, AzureJsonError> {
+        let invalid = |detail: String| AzureJsonError::Invalid {
+            path: path.to_path_buf(),
+            detail,
+        };
+        // Syntax errors from serde_json give a position, never content.
+        let value: Value =
+            serde_json::from_slice(bytes).map_err(|e| invalid(format!("not valid JSON: {e}")))?;
+        let Value::Object(object) = value else {
+            return Err(invalid("not a JSON object".into()));
+        };
+        let string = |key: &str| text(&object, key).map_err(&invalid);
+        let use_managed_identity_extension = match object.get("useManagedIdentityExtension") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => {
+                return Err(invalid(
+                    "useManagedIdentityExtension must be true or false".into(),
+                ));
+            }
+        };
+        Ok(AzureJson {
+            path: path.to_path_buf(),
+            cloud: string("cloud")?,
+            tenant_id: string("tenantId")?,
+            aad_client_id: string("aadClientId")?,
+            aad_client_secret: string("aadClientSecret")?.map(Secret::new),
+            use_managed_identity_extension,
+            user_assigned_identity_id: string("userAssignedIdentityID")?,
+            aad_client_cert_path: string("aadClientCertPath")?,
+        })
+    }
+
+    /// The node identity the file describes.
+    pub fn identity(&self) -> Result<Identity, String> {
+        if self.use_managed_identity_extension {
+            return Ok(Identity::Imds {
+                client_id: self.user_assigned_identity_id.clone(),
+            });
+        }
+        match (
+            &self.tenant_id,
+            &self.aad_client_id,
+            &self.aad_client_secret,
+        ) {
+            (Some(tenant), Some(client_id), Some(secret)) => Ok(Identity::ClientSecret {
+                tenant: tenant.clone(),
+                client_id: client_id.clone(),
+                secret: secret.clone(),
+            }),
+            (tenant, client, secret) => {
+                if secret.is_none() && self.aad_client_cert_path.is_some() {
+                    return Err("aadClientCertPath is set but certificate (PFX) service principals are not supported; use aadClientSecret or a managed identity".into());
+                }
+                let missing: Vec<&str> = [
+                    (tenant.is_none(), "tenantId"),
+                    (client.is_none(), "aadClientId"),
+                    (secret.is_none(), "aadClientSecret"),
+                ]
+                .into_iter()
+                .filter_map(|(absent, name)| absent.then_some(name))
+                .collect();
+                Err(format!(
+                    "neither useManagedIdentityExtension is true nor a service principal is complete (missing {})",
+                    missing.join(", ")
+                ))
+            }
+        }
+    }
+
+    /// The Entra authority host of `cloud`, when it names one of the three clouds ACR runs in.
+    /// `None` for an absent cloud; `Err` (with the name) for one this provider does not know.
+    pub fn authority_host(&self) -> Result<Option<&'static str>, String> {
+        let Some(cloud) = &self.cloud else {
+            return Ok(None);
+        };
+        let c = match cloud.to_ascii_lowercase().as_str() {
+            "azurepubliccloud" | "azurecloud" => Cloud::Public,
+            "azurechinacloud" => Cloud::China,
+            "azureusgovernmentcloud" | "azureusgovernment" => Cloud::UsGovernment,
+            _ => return Err(cloud.chars().take(64).collect()),
+        };
+        Ok(Some(c.authority_host()))
+    }
+}
+
+/// A string field; absent, `null` and empty (after trimming) are `None`.
+fn text(object: &Map<String, Value>, key: &str) -> Result<Option<String>, String> {
+    match object.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => {
+            let s = s.trim();
+            Ok((!s.is_empty()).then(|| s.to_string()))
+        }
+        Some(_) => Err(format!("{key} must be a string")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<AzureJson, AzureJsonError> {
+        AzureJson::parse(s.as_bytes(), Path::new("/etc/kubernetes/azure.json"))
+    }
+
+    #[test]
+    fn aks_managed_identity_file() {
+        // The shape AKS writes, abridged; aadClientId/Secret are the literal "msi".
+        let a = parse(
+            r#"{
+                "cloud": "AzurePublicCloud",
+                "tenantId": "72f988bf-86f1-41af-91ab-2d7cd011db47",
+                "subscriptionId": "sub",
+                "aadClientId": "msi",
+                "aadClientSecret": "msi",
+                "resourceGroup": "MC_rg_cluster_westeurope",
+                "location": "westeurope",
+                "useManagedIdentityExtension": true,
+                "userAssignedIdentityID": "5a1c7f3e-0000-4000-8000-000000000001",
+                "useInstanceMetadata": true
+            }"#,
+        )
+        .unwrap();
+        match a.identity().unwrap() {
+            Identity::Imds { client_id } => assert_eq!(
+                client_id.as_deref(),
+                Some("5a1c7f3e-0000-4000-8000-000000000001")
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            a.tenant_id.as_deref(),
+            Some("72f988bf-86f1-41af-91ab-2d7cd011db47")
+        );
+        assert_eq!(
+            a.authority_host(),
+            Ok(Some("https://login.microsoftonline.com"))
+        );
+    }
+
+    #[test]
+    fn system_assigned_when_the_user_assigned_id_is_empty() {
+        let a = parse(r#"{"useManagedIdentityExtension": true, "userAssignedIdentityID": ""}"#)
+            .unwrap();
+        assert!(matches!(
+            a.identity().unwrap(),
+            Identity::Imds { client_id: None }
+        ));
+    }
+
+    #[test]
+    fn service_principal_file() {
+        let a = parse(
+            r#"{"cloud":"AzureChinaCloud","tenantId":"t","aadClientId":"c","aadClientSecret":"s3cr3t","useManagedIdentityExtension":false}"#,
+        )
+        .unwrap();
+        match a.identity().unwrap() {
+            Identity::ClientSecret {
+                tenant,
+                client_id,
+                secret,
+            } => {
+                assert_eq!((tenant.as_str(), client_id.as_str()), ("t", "c"));
+                assert_eq!(secret.expose(), "s3cr3t");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            a.authority_host(),
+            Ok(Some("https://login.chinacloudapi.cn"))
+        );
+        assert!(!format!("{a:?}").contains("s3cr3t"));
+    }
+
+    #[test]
+    fn clouds() {
+        for (cloud, want) in [
+            (
+                "AzureUSGovernmentCloud",
+                Ok(Some("https://login.microsoftonline.us")),
+            ),
+            (
+                "azurepubliccloud",
+                Ok(Some("https://login.microsoftonline.com")),
+            ),
+            ("AzureStackCloud", Err("AzureStackCloud".to_string())),
+        ] {
+            let a = parse(&format!(r#"{{"cloud":"{cloud}"}}"#)).unwrap();
+            assert_eq!(a.authority_host(), want, "{cloud}");
+        }
+        assert_eq!(parse("{}").unwrap().authority_host(), Ok(None));
+    }
+
+    #[test]
+    fn incomplete_service_principal_names_what_is_missing() {
+        let e = parse(r#"{"aadClientId":"c","aadClientSecret":"s3cr3t"}"#)
+            .unwrap()
+            .identity()
+            .unwrap_err();
+        assert!(e.contains("missing tenantId"), "{e}");
+        let e = parse("{}").unwrap().identity().unwrap_err();
+        assert!(e.contains("tenantId, aadClientId, aadClientSecret"), "{e}");
+        let e = parse(
+            r#"{"tenantId":"t","aadClientId":"c","aadClientCertPath":"/etc/kubernetes/sp.pfx"}"#,
+        )
+        .unwrap()
+        .identity()
+        .unwrap_err();
+        assert!(e.contains("aadClientCertPath"), "{e}");
+    }
+
+    #[test]
+    fn malformed_files_are_refused_without_quoting_them() {
+        for (doc, why) in [
+            (r#"{"aadClientSecret": "s3cr3t""#, "not valid JSON"),
+            ("", "not valid JSON"),
+            (r#"["s3cr3t"]"#, "not a JSON object"),
+            (
+                r#"{"tenantId": 42, "aadClientSecret": "s3cr3t"}"#,
+                "tenantId must be a string",
+            ),
+            (
+                r#"{"useManagedIdentityExtension": "s3cr3t"}"#,
+                "useManagedIdentityExtension must be true or false",
+            ),
+        ] {
+            let e = parse(doc).unwrap_err().to_string();
+            assert!(e.contains(why), "{doc}: {e}");
+            assert!(e.starts_with("/etc/kubernetes/azure.json: "), "{e}");
+            assert!(!e.contains("s3cr3t"), "{e}");
+        }
+    }
+
+    #[test]
+    fn missing_file_names_the_path() {
+        let e = AzureJson::load(Path::new("/nonexistent/azure.json")).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("cannot read /nonexistent/azure.json"),
+            "{e}"
+        );
+    }
+}

@@ -1,0 +1,214 @@
+//! `--registry-mirror`: images on a source registry get the credentials of an ACR destination.
+//!
+//! The value is `src:dst[,src:dst...]`, each side `host` or `host:port`, for example
+//! `mcr.microsoft.com:myregistry.azurecr.io` or `localhost:5000:myregistry.azurecr.io:443`.
+//!
+//! **Parse rule.** An entry is split at every `:`. A part made only of digits is the port of the
+//! host just before it; any other part starts a new host. An entry must give exactly two hosts,
+//! source then destination. No host name is all digits (a top-level domain never is), so the rule
+//! has one reading. Hosts are normalised like login servers (lowercase, port 443 dropped); schemes,
+//! paths, user info and IPv6 literals are refused.
+
+use acr_broker::normalize_host;
+
+/// One mapping: images on `source` are pulled with credentials for `destination`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mirror {
+    /// The registry named in the image, normalised `host[:port]`.
+    pub source: String,
+    /// The ACR login server whose credentials are used, normalised `host[:port]`.
+    pub destination: String,
+}
+
+/// Every mapping given on the command line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Mirrors(Vec<Mirror>);
+
+/// A `--registry-mirror` value that cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("--registry-mirror entry {entry:?}: {reason}")]
+pub struct MirrorError {
+    /// The entry, as given.
+    pub entry: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl Mirrors {
+    /// Parses every `--registry-mirror` value (each a comma-separated list). Empty items are
+    /// ignored; a source given twice is an error.
+    pub fn parse(values: &[String]) -> Result<Mirrors, MirrorError> {
+        let mut mirrors: Vec<Mirror> = Vec::new();
+        for entry in values
+            .iter()
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+        {
+            let mirror = parse_entry(entry).map_err(|reason| MirrorError {
+                entry: entry.to_string(),
+                reason,
+            })?;
+            if mirrors.iter().any(|m| m.source == mirror.source) {
+                return Err(MirrorError {
+                    entry: entry.to_string(),
+                    reason: format!("{} is mirrored twice", mirror.source),
+                });
+            }
+            mirrors.push(mirror);
+        }
+        Ok(Mirrors(mirrors))
+    }
+
+    /// The destination for images on `host` (a normalised `host[:port]`), if it is mirrored.
+    pub fn destination(&self, host: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|m| m.source == host)
+            .map(|m| m.destination.as_str())
+    }
+
+    /// The mappings, in the order given.
+    pub fn iter(&self) -> impl Iterator<Item = &Mirror> {
+        self.0.iter()
+    }
+}
+
+fn parse_entry(entry: &str) -> Result<Mirror, String> {
+    if entry.contains("://") {
+        return Err("write registry hosts without a scheme".into());
+    }
+    if entry.contains('/') {
+        return Err("registry hosts only; a path cannot be mirrored".into());
+    }
+    let mut hosts: Vec<String> = Vec::new();
+    for part in entry.split(':') {
+        let part = part.trim();
+        if part.is_empty() {
+            return Err("empty host or port".into());
+        }
+        if part.bytes().all(|b| b.is_ascii_digit()) {
+            match hosts.last_mut() {
+                None => return Err("starts with a port".into()),
+                Some(h) if h.contains(':') => return Err(format!("two ports after {h:?}")),
+                Some(h) => {
+                    h.push(':');
+                    h.push_str(part);
+                }
+            }
+        } else {
+            hosts.push(part.to_string());
+        }
+    }
+    let [source, destination] = hosts.as_slice() else {
+        return Err(format!(
+            "expected <source>:<destination>, each host or host:port, but found {} host(s)",
+            hosts.len()
+        ));
+    };
+    let normal = |h: &str| normalize_host(h).map_err(|e| format!("{h:?}: {}", e.reason));
+    let mirror = Mirror {
+        source: normal(source)?,
+        destination: normal(destination)?,
+    };
+    if mirror.source == mirror.destination {
+        return Err("source and destination are the same registry".into());
+    }
+    Ok(mirror)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(v: &str) -> Result<Vec<(String, String)>, String> {
+        Mirrors::parse(&[v.to_string()])
+            .map(|m| {
+                m.iter()
+                    .map(|m| (m.source.clone(), m.destination.clone()))
+                    .collect()
+            })
+            .map_err(|e| e.to_string())
+    }
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn hosts_and_ports() {
+        for (spec, want) in [
+            (
+                "mcr.microsoft.com:myregistry.azurecr.io",
+                vec![("mcr.microsoft.com", "myregistry.azurecr.io")],
+            ),
+            (
+                "localhost:5000:myregistry.azurecr.io:443",
+                vec![("localhost:5000", "myregistry.azurecr.io")],
+            ),
+            (
+                "localhost:5000:localhost:8443",
+                vec![("localhost:5000", "localhost:8443")],
+            ),
+            (
+                "docker.io:myregistry.azurecr.io:8443",
+                vec![("docker.io", "myregistry.azurecr.io:8443")],
+            ),
+            (
+                "10.0.0.1:5000:myregistry.azurecr.io",
+                vec![("10.0.0.1:5000", "myregistry.azurecr.io")],
+            ),
+            (
+                " MCR.Microsoft.com:MyRegistry.azurecr.io , quay.io:5000:other.azurecr.io,",
+                vec![
+                    ("mcr.microsoft.com", "myregistry.azurecr.io"),
+                    ("quay.io:5000", "other.azurecr.io"),
+                ],
+            ),
+            ("", vec![]),
+        ] {
+            assert_eq!(parse(spec), Ok(pairs(&want)), "{spec}");
+        }
+    }
+
+    #[test]
+    fn repeated_flags_add_up() {
+        let m = Mirrors::parse(&[
+            "mcr.microsoft.com:myregistry.azurecr.io".into(),
+            "localhost:5000:localhost:8443".into(),
+        ])
+        .unwrap();
+        assert_eq!(
+            m.destination("mcr.microsoft.com"),
+            Some("myregistry.azurecr.io")
+        );
+        assert_eq!(m.destination("localhost:5000"), Some("localhost:8443"));
+        assert_eq!(m.destination("localhost"), None);
+        assert_eq!(m.destination("myregistry.azurecr.io"), None);
+    }
+
+    #[test]
+    fn bad_specs_say_why() {
+        for (spec, why) in [
+            ("mcr.microsoft.com", "found 1 host"),
+            ("mcr.microsoft.com:5000", "found 1 host"),
+            ("a.example:b.example:c.example", "found 3 host"),
+            ("5000:myregistry.azurecr.io", "starts with a port"),
+            ("a.example:5000:6000:b.example", "two ports"),
+            ("a.example::b.example", "empty host or port"),
+            ("https://a.example:b.example", "scheme"),
+            ("a.example/path:b.example", "path"),
+            ("a.example:99999:b.example", "bad port"),
+            ("a_b.example:b.example", "characters"),
+            ("user@a.example:b.example", "characters"),
+            ("a.example:a.example:443", "same registry"),
+            ("a.example:b.example,a.example:c.example", "mirrored twice"),
+        ] {
+            let e = parse(spec).unwrap_err();
+            assert!(e.contains(why), "{spec}: {e}");
+            assert!(e.starts_with("--registry-mirror entry"), "{e}");
+        }
+    }
+}

@@ -1,0 +1,630 @@
+//! From a kubelet request to a response, through the broker.
+//!
+//! ```text
+//! image ─► registry host ─► mirror? (source ─► ACR destination) ─► login server (else: no auth)
+//!       ─► identity: the pod's (service-account token + client-id annotation), else the node's
+//!          (azure.json, else the broker's chain)
+//!       ─► broker credential (cache, or Entra + exchange) ─► auth + cacheDuration
+//! ```
+//!
+//! **Per-pod identity.** A pod's service-account token becomes a federated client assertion for
+//! the client id its service account names. Entra checks the token's issuer and subject against
+//! the app's federated credentials, but a cache hit skips Entra; the broker therefore keys
+//! federated identities on the assertion's `iss` and `sub` too, so a service account can never
+//! reuse a token fetched with another one's assertion.
+
+use crate::azure_json::AzureJson;
+use crate::mirror::Mirrors;
+use crate::protocol::{
+    AuthConfig, CredentialProviderRequest, CredentialProviderResponse, GoDuration,
+};
+use acr_broker::cache::EXPIRY_MARGIN;
+use acr_broker::{Broker, Clock, Credential, Identity, LoginServer, Secret, Settings};
+use std::sync::Arc;
+
+/// The service-account annotation naming the Entra client id a pod pulls as.
+pub const CLIENT_ID_ANNOTATION: &str = "kubernetes.azure.com/acr-client-id";
+/// The service-account annotation naming that identity's tenant (optional).
+pub const TENANT_ID_ANNOTATION: &str = "kubernetes.azure.com/acr-tenant-id";
+
+/// Configuration beyond the broker's settings.
+#[derive(Debug, Default)]
+pub struct Options {
+    /// The node's azure.json, when given: its identity replaces the broker's chain, its
+    /// `tenantId` is the default tenant of pod identities, its `cloud` the default authority.
+    pub azure_json: Option<AzureJson>,
+    /// Registry mirrors.
+    pub mirrors: Mirrors,
+    /// Use the node identity when a pod's token comes without a client-id annotation.
+    pub fallback_to_node_identity: bool,
+}
+
+/// Why no credential could be given.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    /// The provider's own configuration is unusable.
+    #[error("{0}")]
+    Config(String),
+    /// The broker failed for the node identity.
+    #[error(transparent)]
+    Broker(#[from] acr_broker::Error),
+    /// A pod token came without the client-id annotation.
+    #[error(
+        "{account} has no kubernetes.azure.com/acr-client-id annotation; annotate it with the client id of the Entra identity its pods pull as, or run the provider with --fallback-to-node-identity to use the node's identity"
+    )]
+    MissingAnnotation {
+        /// The service account, e.g. `service account default/app`.
+        account: String,
+    },
+    /// The annotation came without a token.
+    #[error(
+        "the service account names client id {client_id} (kubernetes.azure.com/acr-client-id) but the kubelet sent no service-account token; set tokenAttributes in the provider's CredentialProviderConfig"
+    )]
+    MissingToken {
+        /// The annotated client id.
+        client_id: String,
+    },
+    /// No tenant for a pod identity.
+    #[error(
+        "no tenant for {account}: set the kubernetes.azure.com/acr-tenant-id annotation, tenantId in azure.json, or AZURE_TENANT_ID"
+    )]
+    NoTenant {
+        /// The service account.
+        account: String,
+    },
+    /// An annotation value that cannot be an Entra id.
+    #[error("the {key} annotation {reason}")]
+    BadAnnotation {
+        /// The annotation.
+        key: &'static str,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// The token is not a JWT with the claims Entra matches.
+    #[error("the service-account token is not a JWT with iss and sub claims")]
+    BadServiceAccountToken,
+    /// The broker failed for a pod identity.
+    #[error("{account} (client id {client_id}): {source}")]
+    Pod {
+        /// The service account.
+        account: String,
+        /// The annotated client id.
+        client_id: String,
+        /// The broker's error.
+        source: Box<acr_broker::Error>,
+    },
+}
+
+/// Answers kubelet requests.
+pub struct Provider {
+    broker: Broker,
+    clock: Arc<dyn Clock>,
+    node_identity: Option<Identity>,
+    pod_tenant: Option<String>,
+    mirrors: Mirrors,
+    fallback_to_node_identity: bool,
+}
+
+impl Provider {
+    /// Checks the configuration (azure.json identity, mirror destinations) and builds the broker.
+    pub fn new(
+        mut settings: Settings,
+        options: Options,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Provider, ProviderError> {
+        let mut node_identity = None;
+        let mut pod_tenant = None;
+        if let Some(file) = &options.azure_json {
+            if settings.authority_host.is_none() {
+                match file.authority_host() {
+                    Ok(host) => settings.authority_host = host.map(str::to_string),
+                    Err(cloud) => log::warn!(
+                        "{}: unknown cloud {cloud:?}; the Entra authority follows the registry's domain",
+                        file.path.display()
+                    ),
+                }
+            }
+            node_identity = Some(
+                file.identity()
+                    .map_err(|e| ProviderError::Config(format!("{}: {e}", file.path.display())))?,
+            );
+            pod_tenant = file.tenant_id.clone();
+        }
+        if pod_tenant.is_none() {
+            pod_tenant = settings.env.get("AZURE_TENANT_ID").map(str::to_string);
+        }
+        let broker = Broker::with_clock(settings, Arc::clone(&clock));
+        for m in options.mirrors.iter() {
+            if let Err(e) = broker.login_server(&m.destination) {
+                return Err(ProviderError::Config(format!(
+                    "--registry-mirror destination {} is not an Azure Container Registry login server ({}); add it to ACR_LOGIN_SERVERS if it is one under a custom domain",
+                    m.destination, e.reason
+                )));
+            }
+        }
+        Ok(Provider {
+            broker,
+            clock,
+            node_identity,
+            pod_tenant,
+            mirrors: options.mirrors,
+            fallback_to_node_identity: options.fallback_to_node_identity,
+        })
+    }
+
+    /// The response to `request`. An image that is not on an ACR login server (nor on a mirror
+    /// of one) gets a response with no credentials: no token leaves the node for it.
+    pub fn respond(
+        &self,
+        request: &CredentialProviderRequest,
+    ) -> Result<CredentialProviderResponse, ProviderError> {
+        let image = request.image.trim();
+        let Some(host) = image_registry(image) else {
+            return Ok(no_credentials(
+                request,
+                "it names no registry host (a Docker Hub image)",
+            ));
+        };
+        let mirrored = acr_broker::normalize_host(host)
+            .ok()
+            .and_then(|h| self.mirrors.destination(&h));
+        let server = match self.broker.login_server(mirrored.unwrap_or(host)) {
+            Ok(server) => server,
+            Err(e) => return Ok(no_credentials(request, &e.to_string())),
+        };
+        if let Some(destination) = mirrored {
+            log::debug!("{host} is mirrored to {destination}");
+        }
+        let credential = self.credential(&server, request)?;
+        let mut response = CredentialProviderResponse::new(request.api_version);
+        response.cache_duration = Some(cache_duration(&credential, self.clock.now()));
+        let auth = AuthConfig {
+            username: credential.username.clone(),
+            password: credential.secret.clone(),
+        };
+        // The key the kubelet matches against the image (as written, port included), and the
+        // login server itself when it differs (a mirror's destination, a normalised host).
+        response.auth.insert(host.to_string(), auth.clone());
+        response.auth.insert(server.host().to_string(), auth);
+        Ok(response)
+    }
+
+    fn credential(
+        &self,
+        server: &LoginServer,
+        request: &CredentialProviderRequest,
+    ) -> Result<Credential, ProviderError> {
+        let token = request
+            .service_account_token
+            .as_ref()
+            .filter(|t| !t.expose().trim().is_empty());
+        let client_id = annotation(request, CLIENT_ID_ANNOTATION)?;
+        match (token, client_id) {
+            (Some(token), Some(client_id)) => {
+                self.pod_credential(server, request, token, client_id)
+            }
+            (Some(token), None) => {
+                let account = ServiceAccount::from_token(token)
+                    .map(|s| s.describe())
+                    .unwrap_or_else(|| "the pod's service account".to_string());
+                if self.fallback_to_node_identity {
+                    log::info!("{account} names no identity; using the node's");
+                    self.node_credential(server)
+                } else {
+                    Err(ProviderError::MissingAnnotation { account })
+                }
+            }
+            (None, Some(client_id)) => Err(ProviderError::MissingToken {
+                client_id: client_id.to_string(),
+            }),
+            (None, None) => self.node_credential(server),
+        }
+    }
+
+    fn node_credential(&self, server: &LoginServer) -> Result<Credential, ProviderError> {
+        Ok(match &self.node_identity {
+            Some(identity) => self.broker.credential_for(server, identity)?,
+            None => self.broker.credential(server)?,
+        })
+    }
+
+    fn pod_credential(
+        &self,
+        server: &LoginServer,
+        request: &CredentialProviderRequest,
+        token: &Secret,
+        client_id: &str,
+    ) -> Result<Credential, ProviderError> {
+        let account =
+            ServiceAccount::from_token(token).ok_or(ProviderError::BadServiceAccountToken)?;
+        let tenant = match annotation(request, TENANT_ID_ANNOTATION)? {
+            Some(t) => t.to_string(),
+            None => self
+                .pod_tenant
+                .clone()
+                .ok_or_else(|| ProviderError::NoTenant {
+                    account: account.describe(),
+                })?,
+        };
+        let identity = Identity::Federated {
+            tenant,
+            client_id: client_id.to_string(),
+            assertion: token.clone(),
+        };
+        self.broker
+            .credential_for(server, &identity)
+            .map_err(|source| ProviderError::Pod {
+                account: account.describe(),
+                client_id: client_id.to_string(),
+                source: Box::new(source),
+            })
+    }
+}
+
+/// How long the kubelet may keep `credential`: until the broker would refresh it, and never
+/// closer to its expiry than the broker's hand-out margin; `0s` when that time has passed.
+pub fn cache_duration(credential: &Credential, now: i64) -> GoDuration {
+    let until = credential
+        .refresh_at
+        .min(credential.expires_at - EXPIRY_MARGIN);
+    GoDuration(u64::try_from(until.saturating_sub(now)).unwrap_or(0))
+}
+
+/// The registry part of an image reference, as written: the first path component when it looks
+/// like a host (has a `.` or a `:`, or is `localhost`), as Docker decides. `None` for Docker Hub
+/// short names such as `nginx` or `library/nginx`.
+pub fn image_registry(image: &str) -> Option<&str> {
+    let (first, _) = image.split_once('/')?;
+    (first.contains('.') || first.contains(':') || first == "localhost").then_some(first)
+}
+
+fn no_credentials(request: &CredentialProviderRequest, reason: &str) -> CredentialProviderResponse {
+    let image: String = request.image.trim().chars().take(200).collect();
+    log::warn!("no credentials for {image}: {reason}");
+    CredentialProviderResponse::new(request.api_version)
+}
+
+/// An annotation's value: `None` when absent or empty, an error when it cannot be an Entra id
+/// (a GUID or, for tenants, a domain name).
+fn annotation<'a>(
+    request: &'a CredentialProviderRequest,
+    key: &'static str,
+) -> Result<Option<&'a str>, ProviderError> {
+    let Some(value) = request
+        .service_account_annotations
+        .get(key)
+        .map(|v| v.trim())
+        .filter(|v| !v.is_empty())
+    else {
+        return Ok(None);
+    };
+    let ok = value.len() <= 256
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_');
+    if !ok {
+        return Err(ProviderError::BadAnnotation {
+            key,
+            reason: "may hold only letters, digits, '-', '.' and '_' (a GUID or domain name)",
+        });
+    }
+    Ok(Some(value))
+}
+
+/// The claims of a service-account token that Entra's federated credentials match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ServiceAccount {
+    subject: String,
+}
+
+impl ServiceAccount {
+    /// Reads `sub` (and checks `iss` is there) without checking the signature: the token comes
+    /// from the kubelet, which got it from the API server, and Entra checks it on every fetch.
+    fn from_token(token: &Secret) -> Option<ServiceAccount> {
+        let claims = acr_broker::token::read_claims(token.expose())?;
+        claims.iss.filter(|i| !i.is_empty())?;
+        let subject = claims.sub.filter(|s| !s.is_empty())?;
+        Some(ServiceAccount { subject })
+    }
+
+    /// `service account <namespace>/<name>` for Kubernetes subjects, else `subject <sub>`.
+    fn describe(&self) -> String {
+        match self
+            .subject
+            .strip_prefix("system:serviceaccount:")
+            .and_then(|r| r.split_once(':'))
+        {
+            Some((ns, name)) => format!("service account {ns}/{name}"),
+            None => format!(
+                "subject {}",
+                self.subject.chars().take(200).collect::<String>()
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{ApiVersion, REQUEST_KIND};
+    use acr_broker::{Env, ManualClock};
+    use std::collections::BTreeMap;
+
+    fn credential(expires_at: i64, refresh_at: i64) -> Credential {
+        Credential {
+            login_server: "myregistry.azurecr.io".into(),
+            username: acr_broker::ACR_USERNAME.into(),
+            secret: Secret::new("rt"),
+            expires_at,
+            refresh_at,
+        }
+    }
+
+    #[test]
+    fn cache_duration_runs_to_the_refresh_point() {
+        // A 3 h token issued now: refreshed when a third remains, so 2 h.
+        let now = 1_000_000;
+        assert_eq!(
+            cache_duration(&credential(now + 3 * 3600, now + 2 * 3600), now).to_string(),
+            "2h0m0s"
+        );
+        // Fetched 61 s ago: 1h58m59s left before the refresh point.
+        assert_eq!(
+            cache_duration(&credential(now + 3 * 3600 - 61, now + 2 * 3600 - 61), now).to_string(),
+            "1h58m59s"
+        );
+    }
+
+    #[test]
+    fn cache_duration_never_exceeds_the_token_nor_goes_negative() {
+        let now = 1_000_000;
+        for (expires, refresh) in [
+            (now + 3600, now + 3600),   // no refresh margin at all
+            (now + 3600, now + 7200),   // nonsense refresh point after expiry
+            (now + 30, now + 10),       // nearly expired
+            (now - 10, now - 100),      // expired
+            (now + 3 * 3600, now - 5),  // past the refresh point (stale but usable)
+            (i64::MIN + 100, i64::MIN), // absurd
+            (i64::MAX, i64::MAX),       // absurd
+        ] {
+            let d = cache_duration(&credential(expires, refresh), now).0;
+            let life = u64::try_from(expires.saturating_sub(now)).unwrap_or(0);
+            assert!(
+                d <= life.saturating_sub(EXPIRY_MARGIN as u64) || d == 0,
+                "{expires} {refresh}: {d}"
+            );
+            assert!(d < life.max(1), "{expires} {refresh}: {d}");
+        }
+        assert_eq!(
+            cache_duration(&credential(now - 10, now - 100), now),
+            GoDuration(0)
+        );
+    }
+
+    #[test]
+    fn image_registries() {
+        for (image, want) in [
+            (
+                "myregistry.azurecr.io/app:1.0",
+                Some("myregistry.azurecr.io"),
+            ),
+            (
+                "myregistry.azurecr.io/team/app@sha256:abc",
+                Some("myregistry.azurecr.io"),
+            ),
+            ("localhost:5000/app", Some("localhost:5000")),
+            ("localhost/app", Some("localhost")),
+            (
+                "MyRegistry.azurecr.io:443/app",
+                Some("MyRegistry.azurecr.io:443"),
+            ),
+            ("nginx", None),
+            ("nginx:1.27", None),
+            ("library/nginx", None),
+        ] {
+            assert_eq!(image_registry(image), want, "{image}");
+        }
+    }
+
+    fn jwt(claims: &str) -> Secret {
+        use base64::Engine;
+        let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        Secret::new(format!("{}.{}.sig", b64(r#"{"alg":"RS256"}"#), b64(claims)))
+    }
+
+    #[test]
+    fn service_account_claims() {
+        let s = ServiceAccount::from_token(&jwt(
+            r#"{"iss":"https://oidc.example/","sub":"system:serviceaccount:shop:web","aud":["api://AzureADTokenExchange"]}"#,
+        ))
+        .unwrap();
+        assert_eq!(s.describe(), "service account shop/web");
+        assert!(
+            ServiceAccount::from_token(&jwt(r#"{"sub":"system:serviceaccount:shop:web"}"#))
+                .is_none(),
+            "no issuer"
+        );
+        assert!(ServiceAccount::from_token(&jwt(r#"{"iss":"x"}"#)).is_none());
+        assert!(ServiceAccount::from_token(&Secret::new("opaque")).is_none());
+        assert!(ServiceAccount::from_token(&Secret::new("a.b.c.d")).is_none());
+    }
+
+    fn request(
+        image: &str,
+        token: Option<Secret>,
+        annotations: &[(&str, &str)],
+    ) -> CredentialProviderRequest {
+        CredentialProviderRequest {
+            api_version: ApiVersion::V1,
+            kind: REQUEST_KIND.into(),
+            image: image.into(),
+            service_account_token: token,
+            service_account_annotations: annotations
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<BTreeMap<_, _>>(),
+        }
+    }
+
+    fn provider(options: Options) -> Result<Provider, ProviderError> {
+        let settings = Settings::from_env(
+            Env::from_pairs([
+                ("PATH", "/nonexistent"),
+                ("ACR_CACHE_DIR", "/nonexistent/cache"),
+            ]),
+            None,
+        )
+        .unwrap();
+        Provider::new(settings, options, Arc::new(ManualClock::new(1_000_000)))
+    }
+
+    #[test]
+    fn non_acr_images_get_an_empty_answer_without_any_identity() {
+        let p = provider(Options::default()).unwrap();
+        for image in [
+            "nginx",
+            "docker.io/library/nginx:1",
+            "quay.io/x/y",
+            "localhost:5000/x",
+        ] {
+            let r = p.respond(&request(image, None, &[])).unwrap();
+            assert!(r.auth.is_empty(), "{image}");
+            assert_eq!(r.cache_duration, None);
+        }
+    }
+
+    #[test]
+    fn pod_identity_errors_come_before_any_network() {
+        let p = provider(Options::default()).unwrap();
+        let token =
+            jwt(r#"{"iss":"https://oidc.example/","sub":"system:serviceaccount:shop:web"}"#);
+        let e = p
+            .respond(&request(
+                "myregistry.azurecr.io/app",
+                Some(token.clone()),
+                &[],
+            ))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("service account shop/web has no kubernetes.azure.com/acr-client-id"),
+            "{e}"
+        );
+        assert!(e.contains("--fallback-to-node-identity"), "{e}");
+        let e = p
+            .respond(&request(
+                "myregistry.azurecr.io/app",
+                None,
+                &[(CLIENT_ID_ANNOTATION, "c")],
+            ))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("sent no service-account token"), "{e}");
+        let e = p
+            .respond(&request(
+                "myregistry.azurecr.io/app",
+                Some(token.clone()),
+                &[(CLIENT_ID_ANNOTATION, "c")],
+            ))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no tenant for service account shop/web"), "{e}");
+        let e = p
+            .respond(&request(
+                "myregistry.azurecr.io/app",
+                Some(token),
+                &[
+                    (CLIENT_ID_ANNOTATION, "c"),
+                    (TENANT_ID_ANNOTATION, "../evil"),
+                ],
+            ))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("kubernetes.azure.com/acr-tenant-id annotation may hold only"),
+            "{e}"
+        );
+        let e = p
+            .respond(&request(
+                "myregistry.azurecr.io/app",
+                Some(Secret::new("not-a-jwt")),
+                &[(CLIENT_ID_ANNOTATION, "c"), (TENANT_ID_ANNOTATION, "t")],
+            ))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not a JWT"), "{e}");
+    }
+
+    #[test]
+    fn mirror_destinations_must_be_login_servers() {
+        let mirrors = Mirrors::parse(&["mcr.microsoft.com:quay.io".into()]).unwrap();
+        let e = provider(Options {
+            mirrors,
+            ..Options::default()
+        })
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(e.contains("--registry-mirror destination quay.io is not an Azure Container Registry login server"), "{e}");
+    }
+
+    #[test]
+    fn azure_json_cloud_sets_the_authority_unless_the_environment_does() {
+        let file = AzureJson::parse(
+            br#"{"cloud":"AzureChinaCloud","useManagedIdentityExtension":true,"tenantId":"t"}"#,
+            std::path::Path::new("azure.json"),
+        )
+        .unwrap();
+        let p = provider(Options {
+            azure_json: Some(file.clone()),
+            ..Options::default()
+        })
+        .unwrap();
+        let server = p.broker.login_server("myregistry.azurecr.io").unwrap();
+        assert_eq!(
+            p.broker.authority(&server),
+            "https://login.chinacloudapi.cn"
+        );
+        assert_eq!(p.pod_tenant.as_deref(), Some("t"));
+        assert!(matches!(
+            p.node_identity,
+            Some(Identity::Imds { client_id: None })
+        ));
+
+        let settings = Settings::from_env(
+            Env::from_pairs([("AZURE_AUTHORITY_HOST", "https://login.example")]),
+            None,
+        )
+        .unwrap();
+        let p = Provider::new(
+            settings,
+            Options {
+                azure_json: Some(file),
+                ..Options::default()
+            },
+            Arc::new(ManualClock::new(0)),
+        )
+        .unwrap();
+        assert_eq!(p.broker.authority(&server), "https://login.example");
+    }
+
+    #[test]
+    fn incomplete_azure_json_is_a_configuration_error() {
+        let file = AzureJson::parse(
+            br#"{"aadClientId":"c"}"#,
+            std::path::Path::new("/etc/azure.json"),
+        )
+        .unwrap();
+        let e = provider(Options {
+            azure_json: Some(file),
+            ..Options::default()
+        })
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(
+            e.starts_with("/etc/azure.json: neither useManagedIdentityExtension"),
+            "{e}"
+        );
+    }
+}
