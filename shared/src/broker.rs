@@ -170,7 +170,7 @@ impl Broker {
     }
 
     fn read_refresh(&self, key: &str, server: &LoginServer) -> Option<RefreshEntry> {
-        let cache = self.cache.as_ref()?;
+        let cache = self.cache.as_ref().filter(|c| c.readable())?;
         cache
             .read::<RefreshEntry>(&cache.refresh_path(key))
             .filter(|e| e.login_server == server.host())

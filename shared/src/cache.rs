@@ -95,6 +95,19 @@ impl Cache {
         self.dir.join(format!("entra-{key}.json"))
     }
 
+    /// Whether the folder may be read: it exists, is not a symlink and is the user's own. A
+    /// planted folder is not trusted even for reading (it could hand out someone else's token).
+    pub fn readable(&self) -> bool {
+        match files::check_private_dir(&self.dir) {
+            Ok(Some(_)) => true,
+            Ok(None) => false,
+            Err(e) => {
+                log::warn!("not reading the cache: {e}");
+                false
+            }
+        }
+    }
+
     /// Reads an entry; anything but a well-formed entry of this version is `None`.
     pub fn read<T: DeserializeOwned + Versioned>(&self, path: &Path) -> Option<T> {
         let bytes = match files::read_private(path, MAX_ENTRY) {
@@ -139,6 +152,9 @@ impl Cache {
 
     /// Every refresh entry in the folder, with its path.
     pub fn refresh_entries(&self) -> Vec<(PathBuf, RefreshEntry)> {
+        if !self.readable() {
+            return Vec::new();
+        }
         let Ok(read) = std::fs::read_dir(&self.dir) else {
             return Vec::new();
         };

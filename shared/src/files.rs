@@ -12,47 +12,58 @@ use std::time::{Duration, Instant};
 
 const O_NOFOLLOW: i32 = 0o400000;
 
-/// Creates `dir` (and missing parents) with mode 0700, or checks an existing one: it must be a
-/// real folder (not a symlink) owned by the current user; wider permissions are narrowed to 0700.
+/// Checks an existing `dir`: it must be a real folder (not a symlink) owned by the current user.
+/// `Ok(None)` when it does not exist.
+pub fn check_private_dir(dir: &Path) -> Result<Option<fs::Metadata>, Error> {
+    let meta = match fs::symlink_metadata(dir) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io("cannot inspect", dir, e)),
+    };
+    if meta.file_type().is_symlink() || !meta.is_dir() {
+        return Err(Error::io(
+            "refusing to use",
+            dir,
+            std::io::Error::other("not a real folder (a symlink or a file is in the way)"),
+        ));
+    }
+    if meta.uid() != current_uid(dir)? {
+        return Err(Error::io(
+            "refusing to use",
+            dir,
+            std::io::Error::other("the folder belongs to another user"),
+        ));
+    }
+    Ok(Some(meta))
+}
+
+/// Creates `dir` (and missing parents) with mode 0700, or checks an existing one with
+/// [`check_private_dir`]; wider permissions on an existing one are narrowed to 0700.
 pub fn ensure_private_dir(dir: &Path) -> Result<(), Error> {
-    match fs::symlink_metadata(dir) {
-        Ok(meta) => {
-            if meta.file_type().is_symlink() || !meta.is_dir() {
-                return Err(Error::io(
-                    "refusing to use",
-                    dir,
-                    std::io::Error::other("not a real folder (a symlink or a file is in the way)"),
-                ));
-            }
-            if meta.uid() != current_uid(dir)? {
-                return Err(Error::io(
-                    "refusing to use",
-                    dir,
-                    std::io::Error::other("the folder belongs to another user"),
-                ));
-            }
+    match check_private_dir(dir)? {
+        Some(meta) => {
             if meta.mode() & 0o077 != 0 {
                 fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
                     .map_err(|e| Error::io("cannot restrict permissions of", dir, e))?;
             }
             Ok(())
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        None => {
             fs::DirBuilder::new()
                 .recursive(true)
                 .mode(0o700)
                 .create(dir)
                 .map_err(|e| Error::io("cannot create", dir, e))?;
             // `recursive` applies the mode to every folder it makes, but the umask may narrow
-            // or the folder may have raced into existence: set it explicitly.
+            // it or the folder may have raced into existence: set it explicitly, then check.
             fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-                .map_err(|e| Error::io("cannot restrict permissions of", dir, e))
+                .map_err(|e| Error::io("cannot restrict permissions of", dir, e))?;
+            check_private_dir(dir).map(|_| ())
         }
-        Err(e) => Err(Error::io("cannot inspect", dir, e)),
     }
 }
 
-/// The uid of this process, found without `unsafe` as the owner of a file it just created.
+/// The effective uid of this process, found without `unsafe`.
 fn current_uid(near: &Path) -> Result<u32, Error> {
     // /proc/self is owned by the process's effective uid.
     fs::metadata("/proc/self")
