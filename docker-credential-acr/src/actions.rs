@@ -179,3 +179,40 @@ pub fn configure_docker(env: Env, registries: &[String]) -> Result<String, Failu
     }
     Ok(lines.join("\n"))
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        /// `store` never panics, never echoes the secret in its error, and refuses without
+        /// writing whenever the input is not a credentials object.
+        #[test]
+        fn store_input(input in "\\PC{0,120}", secret in "[a-zA-Z0-9]{12,20}") {
+            let d = tempfile::tempdir().unwrap();
+            let env = Env::from_pairs([("XDG_CONFIG_HOME", d.path().to_str().unwrap())]);
+            let doc = input.replace("SECRET", &secret);
+            if let Err(Failure(msg)) = store(env, &doc) {
+                prop_assert!(!msg.contains(&secret), "{}", msg);
+                prop_assert!(!msg.contains('\n'));
+                prop_assert!(!d.path().join("docker-credential-acr/credentials.json").exists());
+            }
+        }
+
+        #[test]
+        fn store_accepts_any_valid_credentials(url in "[a-z0-9.:/-]{1,40}", user in "\\PC{1,20}", secret in "\\PC{0,40}") {
+            prop_assume!(!url.trim().is_empty() && !user.trim().is_empty());
+            let d = tempfile::tempdir().unwrap();
+            let env = Env::from_pairs([("XDG_CONFIG_HOME", d.path().to_str().unwrap())]);
+            let doc = serde_json::json!({"ServerURL": url, "Username": user, "Secret": secret}).to_string();
+            prop_assert!(store(env.clone(), &doc).is_ok());
+            let s = Store::from_env(&env).unwrap();
+            let got = s.get(&url).unwrap().unwrap();
+            prop_assert_eq!(got.username, user);
+            prop_assert_eq!(got.secret.expose(), secret.as_str());
+        }
+    }
+}

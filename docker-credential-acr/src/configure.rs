@@ -174,3 +174,55 @@ mod tests {
         assert_eq!(v["credHelpers"]["b.azurecr.io"], "acr");
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Arbitrary JSON values, a few levels deep.
+    fn json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| Value::Number(n.into())),
+            "\\PC{0,12}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                proptest::collection::btree_map("\\PC{0,8}", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn every_other_key_survives(other in proptest::collection::btree_map("[a-zA-Z]{1,10}", json(), 0..6)) {
+            let d = tempfile::tempdir().unwrap();
+            let p = d.path().join("config.json");
+            let mut root: Map<String, Value> = other.clone().into_iter().collect();
+            root.remove("credHelpers");
+            std::fs::write(&p, serde_json::to_vec(&Value::Object(root.clone())).unwrap()).unwrap();
+            configure(&p, &["abcde.azurecr.io".into()]).unwrap();
+            let after: Map<String, Value> = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+            for (k, v) in &root {
+                prop_assert_eq!(after.get(k), Some(v));
+            }
+            prop_assert_eq!(&after["credHelpers"]["abcde.azurecr.io"], "acr");
+        }
+
+        #[test]
+        fn garbage_is_refused_and_left_alone(bytes in proptest::collection::vec(any::<u8>(), 1..200)) {
+            let d = tempfile::tempdir().unwrap();
+            let p = d.path().join("config.json");
+            std::fs::write(&p, &bytes).unwrap();
+            if configure(&p, &["abcde.azurecr.io".into()]).is_err() {
+                prop_assert_eq!(std::fs::read(&p).unwrap(), bytes);
+            }
+        }
+    }
+}

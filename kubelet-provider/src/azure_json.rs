@@ -323,3 +323,27 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn parser_never_panics_and_never_echoes_values(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            if let Err(e) = AzureJson::parse(&bytes, Path::new("/etc/kubernetes/azure.json")) {
+                let msg = e.to_string();
+                prop_assert!(!msg.contains('\n'));
+            }
+        }
+
+        #[test]
+        fn secrets_never_reach_errors(secret in "[A-Za-z0-9~._-]{8,40}") {
+            let doc = format!(r#"{{"tenantId": 5, "aadClientSecret": "{secret}"}}"#);
+            if let Err(e) = AzureJson::parse(doc.as_bytes(), Path::new("a.json")) {
+                prop_assert!(!e.to_string().contains(&secret));
+            }
+        }
+    }
+}

@@ -212,3 +212,24 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn parser_never_panics(spec in "\\PC{0,80}") {
+            let _ = Mirrors::parse(&[spec]);
+        }
+
+        #[test]
+        fn host_pairs_parse(src in "[a-z]{1,10}\\.example\\.com", dst in "[a-z0-9]{5,20}\\.azurecr\\.io", port in proptest::option::of(1u16..=65535)) {
+            let src_spec = match port { Some(p) => format!("{src}:{p}"), None => src.clone() };
+            let m = Mirrors::parse(&[format!("{src_spec}:{dst}")]).unwrap();
+            let key = match port { Some(p) if p != 443 => format!("{src}:{p}"), _ => src.clone() };
+            prop_assert_eq!(m.destination(&key), Some(dst.as_str()));
+        }
+    }
+}

@@ -470,3 +470,33 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn request_parser_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = parse_request(&bytes);
+        }
+
+        #[test]
+        fn requests_round_trip_the_image(image in "[a-z0-9./:-]{1,60}", version in 0usize..3) {
+            let api = ["credentialprovider.kubelet.k8s.io/v1", "credentialprovider.kubelet.k8s.io/v1beta1", "credentialprovider.kubelet.k8s.io/v1alpha1"][version];
+            let doc = serde_json::json!({"apiVersion": api, "kind": "CredentialProviderRequest", "image": image});
+            let r = parse_request(doc.to_string().as_bytes());
+            if let Ok(r) = r {
+                prop_assert_eq!(r.image, image);
+                prop_assert_eq!(r.api_version.as_str(), api);
+            }
+        }
+
+        #[test]
+        fn go_durations_round_trip(seconds in 0u64..10_000_000) {
+            let text = GoDuration(seconds).to_string();
+            prop_assert_eq!(GoDuration::parse(&text), Some(GoDuration(seconds)));
+        }
+    }
+}
