@@ -4,13 +4,8 @@
 //! stdin. Only the answer (or the protocol's error message) goes to stdout; logs go to stderr,
 //! at the level named by `ACR_LOG`.
 
-mod actions;
-mod configure;
-mod protocol;
-mod store;
-
 use acr_broker::Env;
-use actions::Failure;
+use docker_credential_acr::actions::{self, Failure};
 use clap::{Parser, Subcommand};
 use std::io::Write;
 use std::process::ExitCode;

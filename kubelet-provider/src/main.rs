@@ -4,12 +4,6 @@
 //! `CredentialProviderRequest` on stdin; it answers one `CredentialProviderResponse` on stdout,
 //! with an ACR refresh token from the shared broker cache. Logs and errors go to stderr only.
 
-mod azure_json;
-mod cli;
-mod mirror;
-mod protocol;
-mod provider;
-
 fn main() -> std::process::ExitCode {
-    cli::run()
+    acr_credential_provider::cli::run()
 }

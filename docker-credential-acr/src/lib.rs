@@ -1,0 +1,8 @@
+//! The Docker credential helper for Azure Container Registry, as a library: the protocol's
+//! types and strings, the actions, stored `docker login` credentials and the Docker config
+//! editor, so they can be tested and fuzzed in-process. The binary is a thin argument parser.
+
+pub mod actions;
+pub mod configure;
+pub mod protocol;
+pub mod store;
