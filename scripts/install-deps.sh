@@ -8,9 +8,17 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 # build-essential: the C compiler aws-lc-sys (rustls' crypto) builds with.
 # iproute2, util-linux: private network namespaces for the IMDS and end-to-end tests.
+# skopeo, docker-registry (Docker distribution 2.8): the real client and registry of the
+# end-to-end tests and ./demo.sh; curl: the demo reads the emulator's counters with it.
 $SUDO apt-get install -y -qq --no-install-recommends \
   build-essential ca-certificates \
-  iproute2 util-linux
+  iproute2 util-linux \
+  skopeo docker-registry curl
+# The docker CLI (the end-to-end tests run it without a daemon). Keep one that is already there
+# (e.g. Docker's own packages); otherwise Debian's.
+if ! command -v docker >/dev/null 2>&1; then
+  $SUDO apt-get install -y -qq --no-install-recommends docker.io
+fi
 if ! rustup component list --installed 2>/dev/null | grep -q '^clippy'; then
   rustup component add clippy rustfmt 2>/dev/null || true
 fi

@@ -3,8 +3,10 @@
 //! [`emulator`] runs an in-process HTTPS emulator of the Microsoft Entra token endpoints, the
 //! managed identity endpoints (App Service and IMDS) and the Azure Container Registry token
 //! service, so tests can drive real clients against it. [`sandbox`] gives a test an emulator, a
-//! private HOME and the environment that points a helper binary at both.
+//! private HOME and the environment that points a helper binary at both. [`e2e`] puts the
+//! emulator in front of real registries under real ACR names, for real clients.
 #![deny(missing_docs)]
 
+pub mod e2e;
 pub mod emulator;
 pub mod sandbox;

@@ -171,14 +171,45 @@ pub fn claims(jwt: &str) -> serde_json::Value {
     serde_json::from_slice(&bytes).expect("JSON claims")
 }
 
+/// The path of a binary of this workspace (`docker-credential-acr`, `acr-credential-provider`,
+/// `acr-emulator`) built with the same profile as the running test: tests run from
+/// `target/<profile>/deps/`, binaries sit in `target/<profile>/`. Panics, saying what to run,
+/// when the binary has not been built (`cargo test` builds only the test's own crate's binaries).
+pub fn workspace_bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe()
+        .unwrap_or_else(|e| panic!("cannot find the test executable's path: {e}"));
+    let deps = exe.parent().unwrap_or(Path::new("/"));
+    let profile_dir = match deps.parent() {
+        Some(profile) if deps.file_name().is_some_and(|n| n == "deps") => profile,
+        _ => deps,
+    };
+    let bin = profile_dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.is_file(),
+        "{} is missing: run `cargo build --workspace --bins` (with the same profile and \
+         CARGO_TARGET_DIR as `cargo test`) before the tests, as scripts/test.sh does",
+        bin.display()
+    );
+    bin
+}
+
 const INNER: &str = "ACR_TEST_INSIDE_NETNS";
+
+/// Whether this process is the inner run of [`in_private_netns`], so it may change mounts and
+/// addresses without touching the machine.
+pub fn inside_private_netns() -> bool {
+    std::env::var_os(INNER).is_some()
+}
 
 /// Runs the test named `test` inside a private network (and mount) namespace with loopback up and
 /// the given extra addresses on it, by re-running the current test binary under `unshare`.
 /// Returns `true` in the inner run (the caller then does the test's work) and `false` in the
 /// outer one, after asserting that the inner run passed. Needs root, as CI has.
+///
+/// The inner run is PID 1 of a private PID namespace too (`--pid --fork --kill-child`): whatever
+/// it starts (registries, clients) dies with it, even when the run is killed.
 pub fn in_private_netns(test: &str, addresses: &[&str]) -> bool {
-    if std::env::var_os(INNER).is_some() {
+    if inside_private_netns() {
         let mut cmds: Vec<Vec<&str>> = vec![vec!["link", "set", "lo", "up"]];
         for a in addresses {
             cmds.push(vec!["addr", "add", a, "dev", "lo"]);
@@ -194,7 +225,15 @@ pub fn in_private_netns(test: &str, addresses: &[&str]) -> bool {
     }
     let exe = std::env::current_exe().unwrap();
     let out = Command::new("unshare")
-        .args(["--net", "--mount", "--"])
+        .args([
+            "--net",
+            "--mount",
+            "--pid",
+            "--fork",
+            "--kill-child",
+            "--mount-proc",
+            "--",
+        ])
         .arg(exe)
         .args(["--exact", test, "--nocapture", "--test-threads=1"])
         .env(INNER, "1")

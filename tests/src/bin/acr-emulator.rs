@@ -58,6 +58,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(listen) = args.listen {
         config.listen = listen;
     }
+    let shutdown = Shutdown::install()?;
     let emu = Emulator::start(config)?;
 
     let ca = match &args.ca_out {
@@ -89,6 +90,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         "identity_header": identity_header,
         "imds": imds.map(|a| a.to_string()),
         "registries": emu.registries(),
+        "upstreams": emu.upstreams().into_iter().collect::<std::collections::BTreeMap<_, _>>(),
         "principals": emu.principals(),
     });
     let mut stdout = std::io::stdout().lock();
@@ -96,46 +98,76 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     stdout.flush()?;
     drop(stdout);
 
-    wait_for_shutdown(args.ignore_stdin)?;
+    shutdown.wait(args.ignore_stdin);
     drop(emu);
     Ok(())
 }
 
-/// Block until SIGTERM, SIGINT or (unless ignored) the end of stdin.
-fn wait_for_shutdown(ignore_stdin: bool) -> std::io::Result<()> {
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<&'static str>();
-    if !ignore_stdin {
-        // A plain thread: a blocked read does not keep the process alive at exit.
-        std::thread::spawn(move || {
-            let mut stdin = std::io::stdin().lock();
-            let mut buf = [0u8; 1024];
-            while matches!(stdin.read(&mut buf), Ok(n) if n > 0) {}
-            let _ = tx.send("stdin closed");
-        });
-    }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let reason = runtime.block_on(async move {
+/// Waits for the signal to shut down. Created before the ready line is printed, so a SIGTERM
+/// sent as soon as the line is read is caught (the default action would kill the process).
+struct Shutdown {
+    runtime: tokio::runtime::Runtime,
+    #[cfg(unix)]
+    signals: (tokio::signal::unix::Signal, tokio::signal::unix::Signal),
+}
+
+impl Shutdown {
+    /// Installs the SIGTERM and SIGINT handlers.
+    fn install() -> std::io::Result<Shutdown> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
         #[cfg(unix)]
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        #[cfg(unix)]
-        let terminated = term.recv();
-        #[cfg(not(unix))]
-        let terminated = std::future::pending::<Option<()>>();
-        let stdin = async {
-            match rx.recv().await {
-                Some(reason) => reason,
-                // No stdin watcher: wait for a signal only.
-                None => std::future::pending().await,
-            }
+        let signals = {
+            use tokio::signal::unix::{SignalKind, signal};
+            let _guard = runtime.enter();
+            (
+                signal(SignalKind::terminate())?,
+                signal(SignalKind::interrupt())?,
+            )
         };
-        std::io::Result::Ok(tokio::select! {
-            _ = terminated => "SIGTERM",
-            _ = tokio::signal::ctrl_c() => "interrupted",
-            reason = stdin => reason,
+        Ok(Shutdown {
+            runtime,
+            #[cfg(unix)]
+            signals,
         })
-    })?;
-    eprintln!("acr-emulator: {reason}; shutting down");
-    Ok(())
+    }
+
+    /// Blocks until SIGTERM, SIGINT or (unless ignored) the end of stdin.
+    fn wait(self, ignore_stdin: bool) {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<&'static str>();
+        if !ignore_stdin {
+            // A plain thread: a blocked read does not keep the process alive at exit.
+            std::thread::spawn(move || {
+                let mut stdin = std::io::stdin().lock();
+                let mut buf = [0u8; 1024];
+                while matches!(stdin.read(&mut buf), Ok(n) if n > 0) {}
+                let _ = tx.send("stdin closed");
+            });
+        }
+        #[cfg(unix)]
+        let (mut term, mut int) = self.signals;
+        let reason = self.runtime.block_on(async move {
+            let stdin = async {
+                match rx.recv().await {
+                    Some(reason) => reason,
+                    // No stdin watcher: wait for a signal only.
+                    None => std::future::pending().await,
+                }
+            };
+            #[cfg(unix)]
+            let reason = tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "interrupted",
+                reason = stdin => reason,
+            };
+            #[cfg(not(unix))]
+            let reason = tokio::select! {
+                _ = tokio::signal::ctrl_c() => "interrupted",
+                reason = stdin => reason,
+            };
+            reason
+        });
+        eprintln!("acr-emulator: {reason}; shutting down");
+    }
 }

@@ -11,9 +11,9 @@
 )]
 
 use axum::Extension;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, Uri, header};
 use axum::response::Response;
 use base64::Engine as _;
 use serde_json::{Value, json};
@@ -22,6 +22,7 @@ use std::sync::Arc;
 use super::crypto::{Jwt, secs, unix_now};
 use super::lock;
 use super::model::{EndpointKind, Role};
+use super::proxy;
 use super::server::{Form, either, json, request_host};
 use super::state::{ConnCtl, Shared};
 
@@ -101,36 +102,48 @@ fn basic(headers: &HeaderMap) -> Option<(String, String)> {
     Some((user.to_owned(), password.to_owned()))
 }
 
-/// `GET|HEAD /v2/…`: 401 with the challenge, or 200 `{}` on `/v2/` with a valid access token.
-pub(crate) async fn challenge(
+/// Any `/v2/…` request on a registry host. With a backend ([`Upstream`]) the request is proxied
+/// to it; without one, `GET|HEAD` get the 401 challenge, or 200 `{}` on `/v2/` with a valid access
+/// token (the emulator stores no images), and other methods 405.
+pub(crate) async fn v2(
     State(shared): State<Arc<Shared>>,
     Extension(conn): Extension<ConnCtl>,
-    method: Method,
-    headers: HeaderMap,
-    uri: Uri,
+    request: Request<Body>,
 ) -> Response {
-    let host = request_host(&headers, &uri);
+    let host = request_host(request.headers(), request.uri());
     if let Some(faulted) = shared.enter(EndpointKind::Challenge, &host, &conn).await {
         return faulted;
     }
-    if !lock(&shared.dir).registry_known(&host) {
+    let (known, upstream) = {
+        let dir = lock(&shared.dir);
+        (dir.registry_known(&host), dir.upstream(&host))
+    };
+    if !known {
         return unknown_registry(&host);
     }
-    let path = uri.path();
-    let repo = repository_of_path(path);
-    let scope = repo.map(|name| {
-        let actions = if method == Method::GET || method == Method::HEAD {
-            "pull"
-        } else {
-            "pull,push"
-        };
-        format!("repository:{name}:{actions}")
-    });
-    let Some(token) = bearer(&headers) else {
-        return challenge_response(&host, scope.as_deref(), None);
+    if let Some(upstream) = upstream {
+        return proxy::forward(request, &upstream, &host).await;
+    }
+    let method = request.method().clone();
+    if method != Method::GET && method != Method::HEAD {
+        return acr_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "UNSUPPORTED",
+            "this emulated registry stores no images; give it a backend to push",
+        );
+    }
+    challenge(&shared, &host, request.headers(), request.uri())
+}
+
+/// The `GET|HEAD` answer of a registry without a backend: the challenge, or 200 on `/v2/`.
+fn challenge(shared: &Shared, host: &str, headers: &HeaderMap, uri: &Uri) -> Response {
+    let repo = repository_of_path(uri.path());
+    let scope = repo.map(|name| format!("repository:{name}:pull"));
+    let Some(token) = bearer(headers) else {
+        return challenge_response(host, scope.as_deref(), None);
     };
-    let Some(claims) = verify_access_token(&shared, token, &host) else {
-        return challenge_response(&host, scope.as_deref(), Some("invalid_token"));
+    let Some(claims) = verify_access_token(shared, token, host) else {
+        return challenge_response(host, scope.as_deref(), Some("invalid_token"));
     };
     match repo {
         None => {
@@ -161,7 +174,7 @@ pub(crate) async fn challenge(
                     &format!("repository name not known to registry: {name}"),
                 )
             } else {
-                challenge_response(&host, scope.as_deref(), Some("insufficient_scope"))
+                challenge_response(host, scope.as_deref(), Some("insufficient_scope"))
             }
         }
     }
@@ -322,6 +335,8 @@ struct Caller {
     object_id: String,
     app_id: Option<String>,
     tenant: String,
+    /// The registry's admin user, who may do everything without a role assignment.
+    admin: bool,
 }
 
 fn token_inner(
@@ -372,7 +387,15 @@ fn token_inner(
         let Some((user, password)) = basic(headers) else {
             return Err(challenge_response(host, None, None));
         };
-        if user == REFRESH_TOKEN_USER {
+        let admin = lock(&shared.dir).is_admin(host, &user, &password);
+        if admin {
+            Caller {
+                object_id: user,
+                app_id: None,
+                tenant: String::new(),
+                admin: true,
+            }
+        } else if user == REFRESH_TOKEN_USER {
             verify_refresh_token(shared, &password, host).map_err(|m| unauthorized(&m))?
         } else {
             // ACR also takes a service principal's client id and secret as Basic credentials.
@@ -384,11 +407,16 @@ fn token_inner(
                 object_id: p.object_id,
                 app_id: Some(p.client_id),
                 tenant: p.tenant,
+                admin: false,
             }
         }
     };
 
-    let role = lock(&shared.dir).role(host, &caller.object_id, caller.app_id.as_deref());
+    let role = if caller.admin {
+        Some(Role::Owner)
+    } else {
+        lock(&shared.dir).role(host, &caller.object_id, caller.app_id.as_deref())
+    };
     let access = granted_access(role, &form.all("scope"));
     let settings = shared.settings();
     let now = unix_now();
@@ -437,6 +465,7 @@ fn verify_refresh_token(shared: &Shared, token: &str, host: &str) -> Result<Call
         object_id: jwt.claim("sub").unwrap_or("").to_owned(),
         app_id: jwt.claim("appid").map(str::to_owned),
         tenant: jwt.claim("tenant").unwrap_or("").to_owned(),
+        admin: false,
     })
 }
 

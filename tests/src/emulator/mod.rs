@@ -8,13 +8,15 @@
 //! | `POST /{tenant}/oauth2/v2.0/token` | Entra client credentials: secret, certificate or federated assertion |
 //! | `GET /msi/token` | App Service managed identity (`IDENTITY_ENDPOINT` / `IDENTITY_HEADER`) |
 //! | `GET /metadata/identity/oauth2/token` | IMDS (also on plain HTTP via [`Emulator::serve_imds_http`]) |
-//! | `GET /v2/` | ACR Bearer challenge, by `Host` |
+//! | `GET /v2/` | ACR Bearer challenge, by `Host`; with a backend ([`Emulator::set_upstream`]), every `/v2/…` request is proxied to it |
 //! | `POST /oauth2/exchange` | Entra access token → ACR refresh token, by `Host` |
-//! | `GET\|POST /oauth2/token` | ACR refresh token → access token, by `Host` |
+//! | `GET\|POST /oauth2/token` | ACR refresh token (or admin user, [`Emulator::set_admin_user`]) → access token, by `Host` |
 //! | `GET\|DELETE /_emulator/counters`, `POST\|DELETE /_emulator/faults` | control |
 //!
 //! Registry endpoints answer only for hosts added with [`Emulator::add_registry`] (matched as the
-//! client sent `Host`, port included unless 443). The server certificate is made per SNI name by a
+//! client sent `Host`, port included unless 443). A registry with a backend is a real registry
+//! (Docker distribution with `auth: token`, see [`Emulator::token_signing_cert_pem`]) behind the
+//! emulator's TLS and token service, as ACR's front end is. The server certificate is made per SNI name by a
 //! test CA ([`Emulator::ca_pem_path`]; point `SSL_CERT_FILE` at it).
 //!
 //! ```no_run
@@ -33,6 +35,7 @@ mod crypto;
 mod entra;
 mod host;
 mod model;
+mod proxy;
 mod server;
 mod state;
 
@@ -44,6 +47,7 @@ pub use model::{CertPair, Counters, EndpointKind, Fault, FaultAction, Principal,
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -115,6 +119,9 @@ pub struct EmulatorConfig {
     pub managed_identities: Vec<Option<String>>,
     /// Role assignments to make at start (principals by client id).
     pub grants: Vec<GrantSpec>,
+    /// Registries whose `/v2/` API a backend serves: login server → `http://host:port` (see
+    /// [`Emulator::set_upstream`]).
+    pub upstreams: BTreeMap<String, String>,
 }
 
 impl Default for EmulatorConfig {
@@ -132,6 +139,7 @@ impl Default for EmulatorConfig {
             secret_principals: Vec::new(),
             managed_identities: Vec::new(),
             grants: Vec::new(),
+            upstreams: BTreeMap::new(),
         }
     }
 }
@@ -232,6 +240,9 @@ impl Emulator {
         for g in &config.grants {
             emulator.grant(&g.principal, &g.registry, g.role);
         }
+        for (registry, url) in &config.upstreams {
+            emulator.set_upstream(registry, url)?;
+        }
         Ok(emulator)
     }
 
@@ -295,6 +306,35 @@ impl Emulator {
     /// (`myreg.azurecr.io`, `localhost:43121`).
     pub fn add_registry(&self, name: &str) {
         lock(&self.shared.dir).add_registry(name);
+    }
+
+    /// Put a real registry behind `registry` (added if new): every `/v2/…` request for it is
+    /// forwarded to `url`, a plain-HTTP origin such as `http://127.0.0.1:5000`, and the answer
+    /// streamed back, headers included (`Www-Authenticate`, `Docker-Content-Digest`, ...);
+    /// `Location`s pointing at the backend are rewritten to `https://<registry>`. The emulator keeps
+    /// serving `/oauth2/exchange` and `/oauth2/token` for it, so the backend should be a Docker
+    /// distribution registry whose `auth.token` has realm `https://<registry>/oauth2/token`,
+    /// service `<registry>`, issuer [`Emulator::acr_issuer`] and rootcertbundle
+    /// [`Emulator::token_signing_cert_pem`]. Backend requests count as
+    /// [`EndpointKind::Challenge`] and take its faults.
+    ///
+    /// Fails if `url` is not `http://host[:port]`.
+    pub fn set_upstream(&self, registry: &str, url: &str) -> io::Result<()> {
+        let upstream = proxy::Upstream::parse(url)?;
+        lock(&self.shared.dir).set_upstream(registry, upstream);
+        Ok(())
+    }
+
+    /// Registries with a backend and the backend's origin, sorted.
+    pub fn upstreams(&self) -> Vec<(String, String)> {
+        lock(&self.shared.dir).upstreams()
+    }
+
+    /// Enable the admin user of a registry (on ACR the username is the registry's name): Basic
+    /// `GET /oauth2/token` with these credentials gets every action asked for, with no role
+    /// assignment, as with `docker login -u <name> -p <password>`.
+    pub fn set_admin_user(&self, registry: &str, username: &str, password: &str) {
+        lock(&self.shared.dir).set_admin(registry, username, password);
     }
 
     /// The registries served, normalized (lowercase, no `:443`).

@@ -5,7 +5,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Request, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::Deserialize;
 use serde_json::Value;
@@ -25,9 +25,9 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/{tenant}/oauth2/v2.0/token", post(entra::token))
         .route("/msi/token", get(entra::app_service))
         .route("/metadata/identity/oauth2/token", get(entra::imds))
-        .route("/v2", get(acr::challenge).head(acr::challenge))
-        .route("/v2/", get(acr::challenge).head(acr::challenge))
-        .route("/v2/{*rest}", get(acr::challenge).head(acr::challenge))
+        .route("/v2", any(acr::v2))
+        .route("/v2/", any(acr::v2))
+        .route("/v2/{*rest}", any(acr::v2))
         .route("/oauth2/exchange", post(acr::exchange))
         .route("/oauth2/token", get(acr::token).post(acr::token))
         .route(

@@ -18,6 +18,7 @@ use super::crypto::{Keys, Thumbprints};
 use super::host;
 use super::lock;
 use super::model::{Counters, EndpointKind, Fault, FaultAction, Principal, Role};
+use super::proxy::Upstream;
 
 /// Everything the handlers share.
 pub(crate) struct Shared {
@@ -62,6 +63,10 @@ pub(crate) struct Directory {
     system: Option<Principal>,
     registries: BTreeSet<String>,
     grants: HashMap<String, HashMap<String, Role>>,
+    /// Backends that serve a registry's `/v2/` API, by normalized host.
+    upstreams: HashMap<String, Upstream>,
+    /// The admin user of a registry, by normalized host: (username, password).
+    admins: HashMap<String, (String, String)>,
 }
 
 /// Why a managed identity request names no identity.
@@ -203,6 +208,43 @@ impl Directory {
 
     pub(crate) fn registries(&self) -> Vec<String> {
         self.registries.iter().cloned().collect()
+    }
+
+    /// Serve a registry's `/v2/` API from a backend (the registry is added if new).
+    pub(crate) fn set_upstream(&mut self, registry: &str, upstream: Upstream) {
+        self.add_registry(registry);
+        self.upstreams.insert(host::normalize(registry), upstream);
+    }
+
+    /// The backend of a registry, if it has one.
+    pub(crate) fn upstream(&self, registry: &str) -> Option<Upstream> {
+        self.upstreams.get(&host::normalize(registry)).cloned()
+    }
+
+    /// Every registry with a backend, and the backend's origin.
+    pub(crate) fn upstreams(&self) -> Vec<(String, String)> {
+        let mut all: Vec<(String, String)> = self
+            .upstreams
+            .iter()
+            .map(|(r, u)| (r.clone(), u.origin().to_owned()))
+            .collect();
+        all.sort();
+        all
+    }
+
+    /// Enable a registry's admin user (replacing an earlier one).
+    pub(crate) fn set_admin(&mut self, registry: &str, username: &str, password: &str) {
+        self.admins.insert(
+            host::normalize(registry),
+            (username.to_owned(), password.to_owned()),
+        );
+    }
+
+    /// Whether these are the admin user's credentials on `registry`.
+    pub(crate) fn is_admin(&self, registry: &str, username: &str, password: &str) -> bool {
+        self.admins
+            .get(&host::normalize(registry))
+            .is_some_and(|(u, p)| u == username && p == password)
     }
 
     /// Assign `role` to an object id or client id on a registry; the strongest role wins.

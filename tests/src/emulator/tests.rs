@@ -789,3 +789,184 @@ fn emulator_can_be_shared_between_threads() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<Emulator>();
 }
+
+/// A backend that echoes what reached it, with the headers a registry sends.
+fn start_echo_backend() -> Result<(tokio::runtime::Runtime, u16), Box<dyn Error>> {
+    use axum::http::{HeaderMap as Headers, Method as M, Uri as U};
+    use axum::response::IntoResponse;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+    let port = listener.local_addr()?.port();
+    let app = axum::Router::new()
+        .route(
+            "/v2/app/blobs/{digest}",
+            axum::routing::get(|| async { "0123456789" }),
+        )
+        .route(
+            "/v2/{*rest}",
+            axum::routing::any(
+                move |method: M, headers: Headers, uri: U, body: axum::body::Bytes| async move {
+                    let h = |n: &str| {
+                        headers
+                            .get(n)
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("")
+                            .to_owned()
+                    };
+                    let echo = serde_json::json!({
+                        "method": method.as_str(),
+                        "uri": uri.to_string(),
+                        "host": h("host"),
+                        "proto": h("x-forwarded-proto"),
+                        "forwarded_host": h("x-forwarded-host"),
+                        "authorization": h("authorization"),
+                        "body": body.len(),
+                    });
+                    (
+                        [
+                            (
+                                "location",
+                                format!("http://127.0.0.1:{port}/v2/app/blobs/uploads/u1?_state=s"),
+                            ),
+                            (
+                                "www-authenticate",
+                                "Bearer realm=\"r\",service=\"s\"".to_owned(),
+                            ),
+                            ("docker-content-digest", "sha256:abc".to_owned()),
+                            ("connection", "x-hop".to_owned()),
+                            ("x-hop", "1".to_owned()),
+                        ],
+                        echo.to_string(),
+                    )
+                        .into_response()
+                },
+            ),
+        );
+    runtime.spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok((runtime, port))
+}
+
+#[test]
+fn upstream_registries_are_proxied_with_headers_bodies_and_locations() -> TestResult {
+    let (_backend, port) = start_echo_backend()?;
+    let emu = start()?;
+    let host = registry_host(&emu);
+    assert!(emu.set_upstream(&host, "https://127.0.0.1:1").is_err());
+    emu.set_upstream(&host, &format!("http://127.0.0.1:{port}"))?;
+    assert_eq!(
+        emu.upstreams(),
+        vec![(host.clone(), format!("http://127.0.0.1:{port}"))]
+    );
+    let c = client(&emu, &[REGISTRY])?;
+
+    let big = vec![7u8; 300_000];
+    let r = c
+        .patch(registry_url(&emu, "/v2/app/blobs/uploads/u1?_state=s"))
+        .header("authorization", "Bearer t")
+        .body(big.clone())
+        .send()?;
+    assert_eq!(r.status().as_u16(), 200);
+    let headers = r.headers().clone();
+    let echo: Value = r.json()?;
+    assert_eq!(echo["method"], "PATCH");
+    assert_eq!(echo["uri"], "/v2/app/blobs/uploads/u1?_state=s");
+    assert_eq!(
+        echo["host"],
+        registry_host(&emu),
+        "Host as the client sent it"
+    );
+    assert_eq!(echo["forwarded_host"], registry_host(&emu));
+    assert_eq!(echo["proto"], "https");
+    assert_eq!(echo["authorization"], "Bearer t");
+    assert_eq!(echo["body"], big.len());
+    assert_eq!(
+        headers["location"],
+        format!(
+            "https://{}/v2/app/blobs/uploads/u1?_state=s",
+            registry_host(&emu)
+        )
+        .as_str()
+    );
+    assert_eq!(
+        headers["www-authenticate"],
+        "Bearer realm=\"r\",service=\"s\""
+    );
+    assert_eq!(headers["docker-content-digest"], "sha256:abc");
+    assert!(
+        !headers.contains_key("x-hop"),
+        "hop-by-hop headers stay behind"
+    );
+
+    // HEAD keeps the backend's Content-Length (clients read blob sizes from it).
+    let blob = registry_url(&emu, "/v2/app/blobs/sha256:00");
+    assert_eq!(c.get(&blob).send()?.text()?, "0123456789");
+    let head = c.head(&blob).send()?;
+    assert_eq!(head.status().as_u16(), 200);
+    assert_eq!(head.headers()["content-length"].to_str()?, "10");
+
+    // Backend requests are counted as the registry's /v2/ requests and take its faults.
+    emu.set_fault(Fault::once(
+        EndpointKind::Challenge,
+        FaultAction::Status {
+            code: 503,
+            retry_after: None,
+            body: None,
+        },
+    ));
+    let r = c.get(registry_url(&emu, "/v2/app/manifests/1")).send()?;
+    assert_eq!(r.status().as_u16(), 503);
+    assert_eq!(emu.counters().challenge_for(&registry_host(&emu)), 4);
+
+    // A backend that is gone: 502 with a registry error body.
+    let gone = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    emu.set_upstream(&host, &format!("http://127.0.0.1:{gone}"))?;
+    let (status, body) = body(c.get(registry_url(&emu, "/v2/")).send()?)?;
+    assert_eq!(status, 502);
+    assert_eq!(body["errors"][0]["code"], "UNAVAILABLE");
+    Ok(())
+}
+
+#[test]
+fn admin_user_gets_every_action_with_basic_auth() -> TestResult {
+    let emu = start()?;
+    emu.add_registry(&registry_host(&emu));
+    emu.set_admin_user(&registry_host(&emu), "myreg", "admin-pw");
+    let c = client(&emu, &[REGISTRY])?;
+    let ask = |password: &str| {
+        c.get(registry_url(&emu, "/oauth2/token"))
+            .query(&[
+                ("service", registry_host(&emu).as_str()),
+                ("scope", "repository:app:pull,push"),
+            ])
+            .basic_auth("myreg", Some(password))
+            .send()
+    };
+    let (status, body) = body(ask("admin-pw")?)?;
+    assert_eq!(status, 200);
+    let token = body["access_token"].as_str().ok_or("no access_token")?;
+    assert_eq!(
+        claims(token)?["access"],
+        serde_json::json!([{"type": "repository", "name": "app", "actions": ["pull", "push"]}])
+    );
+    assert_eq!(ask("wrong")?.status().as_u16(), 401);
+    Ok(())
+}
+
+#[test]
+fn pushes_to_a_registry_without_backend_are_refused() -> TestResult {
+    let emu = start()?;
+    emu.add_registry(&registry_host(&emu));
+    let c = client(&emu, &[REGISTRY])?;
+    let r = c
+        .post(registry_url(&emu, "/v2/app/blobs/uploads/"))
+        .send()?;
+    assert_eq!(r.status().as_u16(), 405);
+    Ok(())
+}
