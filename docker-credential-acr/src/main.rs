@@ -5,8 +5,8 @@
 //! at the level named by `ACR_LOG`.
 
 use acr_broker::Env;
-use docker_credential_acr::actions::{self, Failure};
 use clap::{Parser, Subcommand};
+use docker_credential_acr::actions::{self, Failure};
 use std::io::Write;
 use std::process::ExitCode;
 
