@@ -107,8 +107,18 @@ impl Sandbox {
     }
 
     /// Runs the binary with `args` and `stdin`.
+    ///
+    /// Every run is also checked for leaks: no secret the emulator knows or handed out (client
+    /// secrets, the identity header, every token it signed) may appear on stderr, whatever the
+    /// log level.
     pub fn run(&self, args: &[&str], stdin: &str) -> Output {
-        run(&self.bin, &self.env, args, stdin)
+        let out = run(&self.bin, &self.env, args, stdin);
+        assert_no_secret(
+            &self.emu,
+            &out.stderr,
+            &format!("stderr of {} {args:?}", self.bin.display()),
+        );
+        out
     }
 
     /// Every file under HOME with its bytes, to prove a command changed nothing.
@@ -149,6 +159,14 @@ pub fn run(bin: &Path, env: &BTreeMap<String, String>, args: &[&str], stdin: &st
         assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "{e}");
     }
     child.wait_with_output().unwrap()
+}
+
+/// Fails the test if any secret of `emu` appears in `bytes`.
+pub fn assert_no_secret(emu: &Emulator, bytes: &[u8], what: &str) {
+    let text = String::from_utf8_lossy(bytes);
+    for secret in emu.secrets() {
+        assert!(!text.contains(&secret), "a secret leaked into {what}");
+    }
 }
 
 /// A command's stdout as text.

@@ -103,6 +103,8 @@ pub(crate) fn b64_lenient(s: &str) -> Option<Vec<u8>> {
 /// An RS256 key pair with the id put in the `kid` header of tokens it signs.
 pub(crate) struct JwtKey {
     encoding: EncodingKey,
+    /// Every token this key signed, so tests can check none leaks into output.
+    pub(crate) minted: std::sync::Mutex<Vec<String>>,
     pub(crate) decoding: DecodingKey,
     pub(crate) kid: String,
     pub(crate) key_pair: KeyPair,
@@ -120,6 +122,7 @@ impl JwtKey {
         let spki = key_pair.subject_public_key_info();
         Ok(JwtKey {
             encoding,
+            minted: std::sync::Mutex::new(Vec::new()),
             // The raw key is PKCS#1 RSAPublicKey, the form aws-lc-rs verifies with.
             decoding: DecodingKey::from_rsa_der(key_pair.public_key_raw()),
             kid: kid(&spki),
@@ -133,7 +136,11 @@ impl JwtKey {
         header.typ = Some("JWT".to_owned());
         header.kid = Some(self.kid.clone());
         header.x5t = x5t.map(str::to_owned);
-        jsonwebtoken::encode(&header, claims, &self.encoding).map_err(io_err)
+        let token = jsonwebtoken::encode(&header, claims, &self.encoding).map_err(io_err)?;
+        if let Ok(mut minted) = self.minted.lock() {
+            minted.push(token.clone());
+        }
+        Ok(token)
     }
 
     /// Sign, for the public `mint_*` helpers that return a bare string.

@@ -292,6 +292,23 @@ impl Emulator {
         lock(&self.shared.settings).acr_issuer = issuer.to_owned();
     }
 
+    /// Every secret the emulator knows or has handed out: client secrets, admin passwords, the
+    /// App Service identity header, and every token it signed (Entra, ACR refresh and access,
+    /// service-account tokens). Tests check that none of them appears in a program's output.
+    pub fn secrets(&self) -> Vec<String> {
+        let mut out = lock(&self.shared.dir).secrets();
+        out.push(self.shared.settings().identity_header);
+        for key in [
+            &self.shared.keys.entra,
+            &self.shared.keys.acr,
+            &self.shared.keys.cluster,
+        ] {
+            out.extend(lock(&key.minted).iter().cloned());
+        }
+        out.retain(|s| s.len() >= 8);
+        out
+    }
+
     /// A snapshot of the request counters.
     pub fn counters(&self) -> Counters {
         lock(&self.shared.counters).clone()

@@ -232,6 +232,15 @@ impl Directory {
         all
     }
 
+    /// Every client secret and admin password known to the directory.
+    pub(crate) fn secrets(&self) -> Vec<String> {
+        self.apps
+            .values()
+            .flat_map(|a| a.secrets.iter().cloned())
+            .chain(self.admins.values().map(|(_, p)| p.clone()))
+            .collect()
+    }
+
     /// Enable a registry's admin user (replacing an earlier one).
     pub(crate) fn set_admin(&mut self, registry: &str, username: &str, password: &str) {
         self.admins.insert(
