@@ -113,11 +113,11 @@ fn server_message(m: &Option<String>) -> String {
     }
 }
 
-/// Collapses a message to one line of at most 300 characters.
+/// Collapses a message to one line of at most 500 characters.
 pub(crate) fn one_line(s: &str) -> String {
     let mut out: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
-    if out.len() > 300 {
-        let mut cut = 300;
+    if out.len() > 500 {
+        let mut cut = 500;
         while !out.is_char_boundary(cut) {
             cut -= 1;
         }
@@ -153,6 +153,6 @@ mod tests {
     #[test]
     fn one_line_collapses_and_bounds() {
         assert_eq!(one_line("a\n  b\tc"), "a b c");
-        assert!(one_line(&"x ".repeat(1000)).len() <= 304);
+        assert!(one_line(&"x ".repeat(1000)).len() <= 504);
     }
 }

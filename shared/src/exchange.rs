@@ -281,16 +281,20 @@ async fn post_exchange(
         .map_err(|e| Attempt::from_send(registry, &e))?;
     let status = response.status().as_u16();
     let wait = retry_after(response.headers());
-    // A body cut short is connection trouble: worth a retry.
-    let body = read_body(response)
-        .await
-        .map_err(|detail| Attempt::Transient {
-            error: Error::Exchange {
-                registry: registry.to_string(),
-                detail,
+    let body = read_body(response).await.map_err(|e| {
+        let error = Error::Exchange {
+            registry: registry.to_string(),
+            detail: e.to_string(),
+        };
+        match e {
+            // A body cut short is connection trouble: worth a retry.
+            crate::http::BodyError::Read(_) => Attempt::Transient {
+                error,
+                retry_after: None,
             },
-            retry_after: None,
-        })?;
+            crate::http::BodyError::TooLarge => Attempt::Fatal(error),
+        }
+    })?;
     let fatal = |detail: String| {
         Attempt::Fatal(Error::Exchange {
             registry: registry.to_string(),

@@ -32,22 +32,40 @@ pub fn client(env: &Env, timeout: Duration) -> Result<reqwest::Client, String> {
         .map_err(|e| format!("cannot build the HTTP client: {e}"))
 }
 
+/// Why a body could not be read.
+#[derive(Debug)]
+pub enum BodyError {
+    /// Larger than [`MAX_BODY`]: will not heal.
+    TooLarge,
+    /// The connection failed while reading (cut short, reset): may heal.
+    Read(String),
+}
+
+impl std::fmt::Display for BodyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BodyError::TooLarge => write!(f, "response body larger than {MAX_BODY} bytes"),
+            BodyError::Read(e) => write!(f, "reading the response failed: {e}"),
+        }
+    }
+}
+
 /// Reads a response body, failing when it exceeds [`MAX_BODY`].
-pub async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, String> {
+pub async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, BodyError> {
     if response
         .content_length()
         .is_some_and(|l| l > MAX_BODY as u64)
     {
-        return Err(format!("response body larger than {MAX_BODY} bytes"));
+        return Err(BodyError::TooLarge);
     }
     let mut body = Vec::new();
     while let Some(chunk) = response
         .chunk()
         .await
-        .map_err(|e| format!("reading the response failed: {}", error_chain(&e)))?
+        .map_err(|e| BodyError::Read(error_chain(&e)))?
     {
         if body.len() + chunk.len() > MAX_BODY {
-            return Err(format!("response body larger than {MAX_BODY} bytes"));
+            return Err(BodyError::TooLarge);
         }
         body.extend_from_slice(&chunk);
     }

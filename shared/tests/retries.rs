@@ -144,3 +144,78 @@ fn refusals_and_malformed_answers_are_not_retried() {
     assert!(e.contains("HTTP 400"), "{e}");
     assert_eq!(emu.counters().exchange(), 1);
 }
+
+/// A listener that records whether anyone connected.
+fn trap() -> (std::net::TcpListener, String) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.set_nonblocking(true).unwrap();
+    let url = format!(
+        "https://127.0.0.1:{}/oauth2/exchange",
+        l.local_addr().unwrap().port()
+    );
+    (l, url)
+}
+
+#[test]
+fn redirects_on_token_endpoints_are_not_followed() {
+    for kind in [EndpointKind::Exchange, EndpointKind::Entra] {
+        let (emu, _dir, broker, registry) = setup(true);
+        let (listener, url) = trap();
+        emu.set_fault(Fault::times(kind, 100, FaultAction::Redirect(url)));
+        let server = broker.login_server(&registry).unwrap();
+        let e = broker.credential(&server).unwrap_err().to_string();
+        // The exchange names the status; azure_identity reports the 307's empty body instead.
+        let named = match kind {
+            EndpointKind::Exchange => e.contains("HTTP 307"),
+            _ => e.contains("could not get an Entra token"),
+        };
+        assert!(named, "{kind:?}: {e}");
+        assert!(
+            listener.accept().is_err(),
+            "{kind:?}: the redirect target was never contacted"
+        );
+    }
+}
+
+#[test]
+fn oversized_bodies_are_refused_without_retrying() {
+    for kind in [EndpointKind::Exchange, EndpointKind::Entra] {
+        let (emu, _dir, broker, registry) = setup(true);
+        emu.set_fault(Fault::times(
+            kind,
+            100,
+            FaultAction::OversizedBody(4 * 1024 * 1024),
+        ));
+        let server = broker.login_server(&registry).unwrap();
+        let e = broker.credential(&server).unwrap_err().to_string();
+        assert!(e.contains("larger than"), "{kind:?}: {e}");
+        assert_eq!(emu.counters().kind(kind), 1, "{kind:?}: not retried");
+    }
+}
+
+#[test]
+fn an_untrusted_certificate_is_a_clear_error() {
+    let (emu, dir, _, registry) = setup(true);
+    // The same settings without the emulator's CA.
+    let env = Env::from_pairs([
+        ("PATH", "/nonexistent".to_string()),
+        ("AZURE_AUTHORITY_HOST", emu.base_url()),
+        ("ACR_LOGIN_SERVERS", registry.clone()),
+        (
+            "ACR_CACHE_DIR",
+            dir.path().join("cache2").to_str().unwrap().to_string(),
+        ),
+        ("AZURE_TENANT_ID", TENANT.to_string()),
+        (
+            "AZURE_CLIENT_ID",
+            "12121212-1212-1212-1212-121212121212".to_string(),
+        ),
+        ("AZURE_CLIENT_SECRET", "secret-r".to_string()),
+    ]);
+    let broker = Broker::new(Settings::from_env(env, None).unwrap());
+    let server = broker.login_server(&registry).unwrap();
+    let e = broker.credential(&server).unwrap_err().to_string();
+    assert!(e.to_ascii_lowercase().contains("certificate"), "{e}");
+    assert!(!e.contains('\n'));
+    assert_eq!(emu.counters().total(), 0, "no request got through TLS");
+}

@@ -143,7 +143,7 @@ fn client_options(http: &reqwest::Client, authority: &str, deadline: Duration) -
     cloud.authority_host = authority.to_string();
     let total = azure_core::time::Duration::seconds(deadline.as_secs() as i64);
     ClientOptions {
-        transport: Some(Transport::new(Arc::new(http.clone()))),
+        transport: Some(Transport::new(Arc::new(BoundedTransport(http.clone())))),
         retry: RetryOptions::exponential(ExponentialRetryOptions {
             initial_delay: azure_core::time::Duration::milliseconds(300),
             max_retries: 3,
@@ -152,6 +152,47 @@ fn client_options(http: &reqwest::Client, authority: &str, deadline: Duration) -
         }),
         cloud: Some(Arc::new(CloudConfiguration::Custom(cloud))),
         ..Default::default()
+    }
+}
+
+/// The broker's HTTP client as the `azure_identity` transport, reading every response body up to
+/// [`crate::http::MAX_BODY`]: a hostile or broken endpoint cannot make the process grow without
+/// bound. An oversized body is an error that is not retried.
+#[derive(Debug)]
+struct BoundedTransport(reqwest::Client);
+
+#[async_trait::async_trait]
+impl azure_core::http::HttpClient for BoundedTransport {
+    async fn execute_request(
+        &self,
+        request: &azure_core::http::Request,
+    ) -> azure_core::Result<azure_core::http::AsyncRawResponse> {
+        use futures::StreamExt;
+        let response = self.0.execute_request(request).await.map_err(|e| {
+            // A certificate that does not verify will not on retry: report it as a kind the
+            // retry policy leaves alone (it retries I/O and connection errors).
+            let text = describe_azure_error(&e);
+            if text.to_ascii_lowercase().contains("certificate") {
+                azure_core::Error::with_message(azure_core::error::ErrorKind::Other, text)
+            } else {
+                e
+            }
+        })?;
+        let (status, headers, mut body) = response.deconstruct();
+        let mut bytes = Vec::new();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk?;
+            if bytes.len() + chunk.len() > crate::http::MAX_BODY {
+                return Err(azure_core::Error::with_message(
+                    azure_core::error::ErrorKind::DataConversion,
+                    format!("response body larger than {} bytes", crate::http::MAX_BODY),
+                ));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(azure_core::http::AsyncRawResponse::from_bytes(
+            status, headers, bytes,
+        ))
     }
 }
 
@@ -167,10 +208,20 @@ fn describe_azure_error(e: &azure_core::Error) -> String {
         }
         cause = c.source();
     }
-    msg.replace(
+    // Drop the SDK's boilerplate so the cause fits on one line.
+    for noise in [
         "To troubleshoot, visit https://aka.ms/azsdk/rust/identity/troubleshoot",
-        "",
-    )
+        "non-transport error occurred which will not be retried ",
+        "failed to execute `reqwest` request: ",
+        "#client-secret",
+        "#client-assertion",
+        "#workload",
+        "#managed-identity",
+        "#azure-cli",
+    ] {
+        msg = msg.replace(noise, "");
+    }
+    msg
 }
 
 /// A client assertion that is a fixed token (a pod's service-account token).

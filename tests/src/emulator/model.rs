@@ -162,6 +162,10 @@ pub enum FaultAction {
     TruncatedBody,
     /// Close the connection without answering.
     DropConnection,
+    /// Answer `307 Temporary Redirect` to this URL (clients that carry tokens must not follow).
+    Redirect(String),
+    /// Answer 200 with a body of this many bytes of JSON-looking padding (size limits).
+    OversizedBody(usize),
 }
 
 mod millis {

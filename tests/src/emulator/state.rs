@@ -368,6 +368,27 @@ async fn apply_fault(action: FaultAction, kind: EndpointKind, conn: &ConnCtl) ->
             )
                 .into_response(),
         ),
+        FaultAction::Redirect(location) => {
+            let mut response = StatusCode::TEMPORARY_REDIRECT.into_response();
+            if let Ok(v) = HeaderValue::from_str(&location) {
+                response.headers_mut().insert(header::LOCATION, v);
+            }
+            Some(response)
+        }
+        FaultAction::OversizedBody(size) => {
+            let mut body = String::with_capacity(size + 32);
+            body.push_str("{\"refresh_token\":\"");
+            body.extend(std::iter::repeat_n('a', size));
+            body.push_str("\"}");
+            Some(
+                (
+                    StatusCode::OK,
+                    [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+                    body,
+                )
+                    .into_response(),
+            )
+        }
         FaultAction::DropConnection => {
             conn.kill();
             // The connection task drops this request with the connection.
