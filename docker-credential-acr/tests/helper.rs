@@ -315,6 +315,7 @@ fn entra_refusal_is_one_line_naming_the_source_without_the_secret() {
     assert_eq!(out.lines().count(), 1, "{out}");
     assert!(out.contains("service principal (secret)"), "{out}");
     assert!(out.contains("AADSTS7000215"), "{out}");
+    assert_eq!(w.emu.counters().entra(), 1, "a refusal is not retried");
     assert!(!out.contains("wrong-secret-value") && !stderr(&o).contains("wrong-secret-value"));
 }
 

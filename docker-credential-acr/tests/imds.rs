@@ -5,7 +5,7 @@
 
 mod common;
 
-use acr_tests::emulator::Role;
+use acr_tests::emulator::{EndpointKind, Fault, FaultAction, Role};
 use common::*;
 
 #[test]
@@ -28,6 +28,15 @@ fn managed_identity_through_imds_system_and_user_assigned() {
     w.emu.grant(&user.client_id, &w.registry2, Role::AcrPull);
     // Not an Azure VM: IMDS is chosen by configuration.
     w.set("ACR_IDENTITY", "imds");
+    // IMDS answers 410 while the VM boots: retried (IMDS's own guidance), then it answers.
+    w.emu.set_fault(Fault::once(
+        EndpointKind::Imds,
+        FaultAction::Status {
+            code: 410,
+            retry_after: None,
+            body: None,
+        },
+    ));
     let a = answer(&get(&w, &w.registry));
     assert_eq!(
         claims(a["Secret"].as_str().unwrap())["sub"],
@@ -39,7 +48,7 @@ fn managed_identity_through_imds_system_and_user_assigned() {
         claims(a["Secret"].as_str().unwrap())["sub"],
         user.object_id.as_str()
     );
-    assert_eq!(w.emu.counters().imds(), 2);
+    assert_eq!(w.emu.counters().imds(), 3, "one 410, then two answers");
     // Unknown user-assigned identity: IMDS's refusal, named.
     w.set("AZURE_CLIENT_ID", "99999999-9999-9999-9999-999999999999");
     let o = get(&w, &w.registry);

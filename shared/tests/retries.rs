@@ -219,3 +219,83 @@ fn an_untrusted_certificate_is_a_clear_error() {
     assert!(!e.contains('\n'));
     assert_eq!(emu.counters().total(), 0, "no request got through TLS");
 }
+
+#[test]
+fn connection_refused_is_retried_then_reported() {
+    let (emu, dir, _, registry) = setup(true);
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let dead = format!("127.0.0.1:{closed}");
+    let env = Env::from_pairs([
+        ("PATH", "/nonexistent".to_string()),
+        (
+            "SSL_CERT_FILE",
+            emu.ca_pem_path().to_str().unwrap().to_string(),
+        ),
+        ("AZURE_AUTHORITY_HOST", emu.base_url()),
+        ("ACR_LOGIN_SERVERS", format!("{registry},{dead}")),
+        (
+            "ACR_CACHE_DIR",
+            dir.path().join("cache3").to_str().unwrap().to_string(),
+        ),
+        ("AZURE_TENANT_ID", TENANT.to_string()),
+        (
+            "AZURE_CLIENT_ID",
+            "12121212-1212-1212-1212-121212121212".to_string(),
+        ),
+        ("AZURE_CLIENT_SECRET", "secret-r".to_string()),
+        ("ACR_LOG", "info".to_string()),
+    ]);
+    let broker = Broker::new(Settings::from_env(env, None).unwrap());
+    let server = broker.login_server(&dead).unwrap();
+    let e = broker.credential(&server).unwrap_err().to_string();
+    assert!(
+        e.contains(&dead) && e.to_ascii_lowercase().contains("connect"),
+        "{e}"
+    );
+    assert_eq!(
+        emu.counters().entra(),
+        1,
+        "Entra answered; only the registry was down"
+    );
+}
+
+#[test]
+fn a_slow_service_ends_at_the_overall_deadline() {
+    let (emu, dir, _, registry) = setup(true);
+    let env = Env::from_pairs([
+        ("PATH", "/nonexistent".to_string()),
+        (
+            "SSL_CERT_FILE",
+            emu.ca_pem_path().to_str().unwrap().to_string(),
+        ),
+        ("AZURE_AUTHORITY_HOST", emu.base_url()),
+        ("ACR_LOGIN_SERVERS", registry.clone()),
+        (
+            "ACR_CACHE_DIR",
+            dir.path().join("cache4").to_str().unwrap().to_string(),
+        ),
+        ("AZURE_TENANT_ID", TENANT.to_string()),
+        (
+            "AZURE_CLIENT_ID",
+            "12121212-1212-1212-1212-121212121212".to_string(),
+        ),
+        ("AZURE_CLIENT_SECRET", "secret-r".to_string()),
+        ("ACR_TIMEOUT", "2".to_string()),
+    ]);
+    emu.set_fault(exchange_fault(
+        100,
+        FaultAction::Latency(Duration::from_secs(30)),
+    ));
+    let broker = Broker::new(Settings::from_env(env, None).unwrap());
+    let server = broker.login_server(&registry).unwrap();
+    let start = Instant::now();
+    let e = broker.credential(&server).unwrap_err().to_string();
+    assert!(e.contains("timed out after 2s"), "{e}");
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "bounded by the deadline, not the server"
+    );
+}
