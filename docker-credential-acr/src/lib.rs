@@ -4,5 +4,6 @@
 
 pub mod actions;
 pub mod configure;
+pub mod doctor;
 pub mod protocol;
 pub mod store;

@@ -34,6 +34,14 @@ enum Action {
     List,
     /// Print the version.
     Version,
+    /// Explain which identity and settings are in use and whether a pull would authenticate.
+    Doctor {
+        /// A registry to check end to end (challenge and token).
+        registry: Option<String>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Add credHelpers entries for registries to Docker's config.json.
     ConfigureDocker {
         /// Login servers, comma-separated (e.g. myregistry.azurecr.io,other.azurecr.io).
@@ -42,7 +50,7 @@ enum Action {
     },
 }
 
-const USAGE: &str = "usage: docker-credential-acr <get|store|erase|list|version|configure-docker>; run with --help for details";
+const USAGE: &str = "usage: docker-credential-acr <get|store|erase|list|version|configure-docker|doctor>; run with --help for details";
 
 fn main() -> ExitCode {
     let env = Env::process();
@@ -76,6 +84,16 @@ fn main() -> ExitCode {
         Action::Erase => actions::read_stdin(&mut stdin).and_then(|i| actions::erase(env, &i)),
         Action::List => actions::list(env),
         Action::Version => Ok(version()),
+        Action::Doctor { registry, json } => {
+            let (report, ok) =
+                docker_credential_acr::doctor::doctor(env, registry.as_deref(), json);
+            println!("{report}");
+            return if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            };
+        }
         Action::ConfigureDocker { registries } => {
             return emit(actions::configure_docker(env, &registries), true);
         }

@@ -140,6 +140,26 @@ impl Broker {
         }
     }
 
+    /// Reads `server`'s `/v2/` challenge: whether the registry answers, and where its token
+    /// service is. For diagnostics; builds a runtime and a client, so never on the hot path.
+    pub fn challenge(&self, server: &LoginServer) -> Result<crate::Challenge, Error> {
+        let deadline = self.settings.timeout;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::io("cannot start the async runtime", "tokio", e))?;
+        let http =
+            crate::http::client(&self.settings.env, deadline).map_err(Error::InvalidConfig)?;
+        runtime
+            .block_on(async {
+                tokio::time::timeout(deadline, exchange::challenge(&http, server)).await
+            })
+            .map_err(|_| Error::Timeout {
+                registry: server.host().to_string(),
+                seconds: deadline.as_secs(),
+            })?
+    }
+
     /// Removes every cached entry for `server`, whatever the identity. Returns how many.
     pub fn erase(&self, server: &str) -> Result<usize, Error> {
         let Some(cache) = &self.cache else {

@@ -147,6 +147,16 @@ pub(crate) async fn exchange(
         .map_err(|a| a.into_error(registry))
 }
 
+/// Reads the registry's `/v2/` challenge (with the usual retries), for diagnostics.
+pub(crate) async fn challenge(
+    http: &reqwest::Client,
+    server: &LoginServer,
+) -> Result<Challenge, Error> {
+    with_retries(|| discover(http, server))
+        .await
+        .map_err(|a| a.into_error(server.host()))
+}
+
 /// The outcome of one failed request.
 enum Attempt {
     /// The endpoint does not exist here: try discovery.

@@ -80,10 +80,21 @@ impl Identity {
     /// Chooses the identity from settings. Reads no network; at most checks whether `az` is on
     /// `PATH` and reads the machine's chassis asset tag.
     pub fn from_settings(settings: &Settings) -> Result<Identity, Error> {
+        Identity::select(settings).0
+    }
+
+    /// Like [`Identity::from_settings`], and also every source looked at before the chosen one
+    /// with the reason it was skipped (for `doctor`).
+    pub fn select(settings: &Settings) -> (Result<Identity, Error>, Vec<Skipped>) {
+        let mut tried = Vec::new();
+        let chosen = Identity::select_into(settings, &mut tried);
+        (chosen, tried)
+    }
+
+    fn select_into(settings: &Settings, tried: &mut Vec<Skipped>) -> Result<Identity, Error> {
         let env = &settings.env;
         let tenant = env.get("AZURE_TENANT_ID").map(str::to_string);
         let client = env.get("AZURE_CLIENT_ID").map(str::to_string);
-        let mut tried = Vec::new();
         let sp = |needs: &str| -> Result<(String, String), String> {
             let mut missing = Vec::new();
             if tenant.is_none() {
@@ -210,7 +221,9 @@ impl Identity {
                     .collect::<Vec<_>>()
                     .join("; ")
             ))),
-            None => Err(Error::NoIdentity { tried }),
+            None => Err(Error::NoIdentity {
+                tried: tried.clone(),
+            }),
         }
     }
 
