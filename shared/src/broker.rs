@@ -144,12 +144,7 @@ impl Broker {
     /// service is. For diagnostics; builds a runtime and a client, so never on the hot path.
     pub fn challenge(&self, server: &LoginServer) -> Result<crate::Challenge, Error> {
         let deadline = self.settings.timeout;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| Error::io("cannot start the async runtime", "tokio", e))?;
-        let http =
-            crate::http::client(&self.settings.env, deadline).map_err(Error::InvalidConfig)?;
+        let (runtime, http) = self.network()?;
         runtime
             .block_on(async {
                 tokio::time::timeout(deadline, exchange::challenge(&http, server)).await
@@ -158,6 +153,18 @@ impl Broker {
                 registry: server.host().to_string(),
                 seconds: deadline.as_secs(),
             })?
+    }
+
+    /// What a fetch needs and a cache hit never builds: a single-threaded async runtime and the
+    /// HTTP client.
+    fn network(&self) -> Result<(tokio::runtime::Runtime, reqwest::Client), Error> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::io("cannot start the async runtime", "tokio", e))?;
+        let http = crate::http::client(&self.settings.env, self.settings.timeout)
+            .map_err(Error::InvalidConfig)?;
+        Ok((runtime, http))
     }
 
     /// Removes every cached entry for `server`, whatever the identity. Returns how many.
@@ -240,12 +247,7 @@ impl Broker {
             }
         }
 
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| Error::io("cannot start the async runtime", "tokio", e))?;
-        let http =
-            crate::http::client(&self.settings.env, deadline).map_err(Error::InvalidConfig)?;
+        let (runtime, http) = self.network()?;
         let remaining = |server: &LoginServer| {
             deadline
                 .checked_sub(started.elapsed())

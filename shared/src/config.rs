@@ -64,6 +64,11 @@ impl Env {
     pub fn set(&mut self, key: &str, value: impl Into<String>) {
         self.0.insert(key.to_string(), value.into());
     }
+
+    /// Removes a variable.
+    pub fn unset(&mut self, key: &str) {
+        self.0.remove(key);
+    }
 }
 
 /// Which identity source configuration forces, if any.

@@ -104,6 +104,9 @@ fn relay(target: SocketAddr) -> u16 {
 }
 
 fn pipe(a: TcpStream, b: TcpStream) {
+    // Without TCP_NODELAY, Nagle and delayed ACKs add tens of milliseconds per TLS flight.
+    let _ = a.set_nodelay(true);
+    let _ = b.set_nodelay(true);
     let (Ok(mut a_read), Ok(mut b_read)) = (a.try_clone(), b.try_clone()) else {
         return;
     };

@@ -8,6 +8,33 @@ use std::time::{Duration, Instant};
 
 const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
 
+/// The broker's settings for the emulator: a secret principal, `registry` served, a cache in
+/// `dir/<cache>`.
+fn standard_env(
+    emu: &Emulator,
+    dir: &tempfile::TempDir,
+    registry: &str,
+    client_id: &str,
+    cache: &str,
+) -> Env {
+    Env::from_pairs([
+        ("PATH", "/nonexistent".to_string()),
+        (
+            "SSL_CERT_FILE",
+            emu.ca_pem_path().to_str().unwrap().to_string(),
+        ),
+        ("AZURE_AUTHORITY_HOST", emu.base_url()),
+        ("ACR_LOGIN_SERVERS", registry.to_string()),
+        (
+            "ACR_CACHE_DIR",
+            dir.path().join(cache).to_str().unwrap().to_string(),
+        ),
+        ("AZURE_TENANT_ID", TENANT.to_string()),
+        ("AZURE_CLIENT_ID", client_id.to_string()),
+        ("AZURE_CLIENT_SECRET", "secret-r".to_string()),
+    ])
+}
+
 fn setup(grant: bool) -> (Emulator, tempfile::TempDir, Broker, String) {
     let emu = Emulator::start(EmulatorConfig::default()).unwrap();
     let registry = format!("localhost:{}", emu.port());
@@ -17,22 +44,7 @@ fn setup(grant: bool) -> (Emulator, tempfile::TempDir, Broker, String) {
         emu.grant(&p.client_id, &registry, Role::AcrPull);
     }
     let dir = tempfile::tempdir().unwrap();
-    let env = Env::from_pairs([
-        ("PATH", "/nonexistent".to_string()),
-        (
-            "SSL_CERT_FILE",
-            emu.ca_pem_path().to_str().unwrap().to_string(),
-        ),
-        ("AZURE_AUTHORITY_HOST", emu.base_url()),
-        ("ACR_LOGIN_SERVERS", registry.clone()),
-        (
-            "ACR_CACHE_DIR",
-            dir.path().join("cache").to_str().unwrap().to_string(),
-        ),
-        ("AZURE_TENANT_ID", TENANT.to_string()),
-        ("AZURE_CLIENT_ID", p.client_id.clone()),
-        ("AZURE_CLIENT_SECRET", "secret-r".to_string()),
-    ]);
+    let env = standard_env(&emu, &dir, &registry, &p.client_id, "cache");
     let broker = Broker::new(Settings::from_env(env, None).unwrap());
     (emu, dir, broker, registry)
 }
@@ -196,22 +208,15 @@ fn oversized_bodies_are_refused_without_retrying() {
 #[test]
 fn an_untrusted_certificate_is_a_clear_error() {
     let (emu, dir, _, registry) = setup(true);
+    let mut env = standard_env(
+        &emu,
+        &dir,
+        &registry,
+        "12121212-1212-1212-1212-121212121212",
+        "cache2",
+    );
     // The same settings without the emulator's CA.
-    let env = Env::from_pairs([
-        ("PATH", "/nonexistent".to_string()),
-        ("AZURE_AUTHORITY_HOST", emu.base_url()),
-        ("ACR_LOGIN_SERVERS", registry.clone()),
-        (
-            "ACR_CACHE_DIR",
-            dir.path().join("cache2").to_str().unwrap().to_string(),
-        ),
-        ("AZURE_TENANT_ID", TENANT.to_string()),
-        (
-            "AZURE_CLIENT_ID",
-            "12121212-1212-1212-1212-121212121212".to_string(),
-        ),
-        ("AZURE_CLIENT_SECRET", "secret-r".to_string()),
-    ]);
+    env.unset("SSL_CERT_FILE");
     let broker = Broker::new(Settings::from_env(env, None).unwrap());
     let server = broker.login_server(&registry).unwrap();
     let e = broker.credential(&server).unwrap_err().to_string();
@@ -228,26 +233,14 @@ fn connection_refused_is_retried_then_reported() {
         l.local_addr().unwrap().port()
     };
     let dead = format!("127.0.0.1:{closed}");
-    let env = Env::from_pairs([
-        ("PATH", "/nonexistent".to_string()),
-        (
-            "SSL_CERT_FILE",
-            emu.ca_pem_path().to_str().unwrap().to_string(),
-        ),
-        ("AZURE_AUTHORITY_HOST", emu.base_url()),
-        ("ACR_LOGIN_SERVERS", format!("{registry},{dead}")),
-        (
-            "ACR_CACHE_DIR",
-            dir.path().join("cache3").to_str().unwrap().to_string(),
-        ),
-        ("AZURE_TENANT_ID", TENANT.to_string()),
-        (
-            "AZURE_CLIENT_ID",
-            "12121212-1212-1212-1212-121212121212".to_string(),
-        ),
-        ("AZURE_CLIENT_SECRET", "secret-r".to_string()),
-        ("ACR_LOG", "info".to_string()),
-    ]);
+    let mut env = standard_env(
+        &emu,
+        &dir,
+        &registry,
+        "12121212-1212-1212-1212-121212121212",
+        "cache3",
+    );
+    env.set("ACR_LOGIN_SERVERS", format!("{registry},{dead}"));
     let broker = Broker::new(Settings::from_env(env, None).unwrap());
     let server = broker.login_server(&dead).unwrap();
     let e = broker.credential(&server).unwrap_err().to_string();
@@ -265,26 +258,14 @@ fn connection_refused_is_retried_then_reported() {
 #[test]
 fn a_slow_service_ends_at_the_overall_deadline() {
     let (emu, dir, _, registry) = setup(true);
-    let env = Env::from_pairs([
-        ("PATH", "/nonexistent".to_string()),
-        (
-            "SSL_CERT_FILE",
-            emu.ca_pem_path().to_str().unwrap().to_string(),
-        ),
-        ("AZURE_AUTHORITY_HOST", emu.base_url()),
-        ("ACR_LOGIN_SERVERS", registry.clone()),
-        (
-            "ACR_CACHE_DIR",
-            dir.path().join("cache4").to_str().unwrap().to_string(),
-        ),
-        ("AZURE_TENANT_ID", TENANT.to_string()),
-        (
-            "AZURE_CLIENT_ID",
-            "12121212-1212-1212-1212-121212121212".to_string(),
-        ),
-        ("AZURE_CLIENT_SECRET", "secret-r".to_string()),
-        ("ACR_TIMEOUT", "2".to_string()),
-    ]);
+    let mut env = standard_env(
+        &emu,
+        &dir,
+        &registry,
+        "12121212-1212-1212-1212-121212121212",
+        "cache4",
+    );
+    env.set("ACR_TIMEOUT", "2");
     emu.set_fault(exchange_fault(
         100,
         FaultAction::Latency(Duration::from_secs(30)),

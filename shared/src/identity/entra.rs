@@ -198,16 +198,7 @@ impl azure_core::http::HttpClient for BoundedTransport {
 
 /// One line from an azure_core error: its message and the chain of causes.
 fn describe_azure_error(e: &azure_core::Error) -> String {
-    let mut msg = e.to_string();
-    let mut cause = std::error::Error::source(e);
-    while let Some(c) = cause {
-        let text = c.to_string();
-        if !msg.contains(&text) {
-            msg.push_str(": ");
-            msg.push_str(&text);
-        }
-        cause = c.source();
-    }
+    let mut msg = crate::http::error_chain(e);
     // Drop the SDK's boilerplate so the cause fits on one line.
     for noise in [
         "To troubleshoot, visit https://aka.ms/azsdk/rust/identity/troubleshoot",
