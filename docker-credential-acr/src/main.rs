@@ -42,6 +42,11 @@ enum Action {
         #[arg(long)]
         json: bool,
     },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// Add credHelpers entries for registries to Docker's config.json.
     ConfigureDocker {
         /// Login servers, comma-separated (e.g. myregistry.azurecr.io,other.azurecr.io).
@@ -93,6 +98,16 @@ fn main() -> ExitCode {
             } else {
                 ExitCode::FAILURE
             };
+        }
+        Action::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "docker-credential-acr",
+                &mut std::io::stdout(),
+            );
+            return ExitCode::SUCCESS;
         }
         Action::ConfigureDocker { registries } => {
             return emit(actions::configure_docker(env, &registries), true);

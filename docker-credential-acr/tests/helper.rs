@@ -624,3 +624,40 @@ fn https_proxy_is_used_for_entra_and_the_registry_unless_no_proxy_says_otherwise
     );
     assert_eq!(w.emu.counters().exchange_for(&w.registry2), 1);
 }
+
+#[test]
+fn completions_are_valid_shell_and_know_every_command() {
+    let w = world();
+    let o = w.run(&["completions", "bash"], "");
+    assert!(o.status.success());
+    let script = stdout(&o);
+    for cmd in [
+        "get",
+        "store",
+        "erase",
+        "list",
+        "version",
+        "doctor",
+        "configure-docker",
+    ] {
+        assert!(script.contains(cmd), "{cmd} missing");
+    }
+    let path = w.path("completion.bash");
+    std::fs::write(&path, &script).unwrap();
+    let check = std::process::Command::new("bash")
+        .arg("-n")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let o = w.run(&["completions", "tcsh"], "");
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "an unknown shell is a usage error"
+    );
+}
