@@ -310,3 +310,44 @@ fn hostile_hosts_make_no_request_and_touch_no_listener() {
         "the trap listener was never contacted"
     );
 }
+
+#[test]
+fn processes_killed_at_any_moment_never_leave_a_torn_entry() {
+    use std::io::Write;
+    let (w, _) = world_with_secret_principal();
+    // Kill 24 cold fetches at staggered moments across their life (before, during and after the
+    // exchange and the write); erase between rounds so each one fetches and writes.
+    for round in 0..24u64 {
+        w.run(&["erase"], &w.registry);
+        let mut child = Command::new(BIN)
+            .arg("get")
+            .env_clear()
+            .envs(&w.env)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(w.registry.as_bytes())
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(5 + round * 7));
+        let _ = child.kill();
+        child.wait().unwrap();
+        for p in entries(&w.cache_dir()) {
+            let name = p.file_name().unwrap().to_str().unwrap().to_string();
+            if name.ends_with(".json") && !name.starts_with('.') {
+                let bytes = std::fs::read(&p).unwrap();
+                assert!(
+                    serde_json::from_slice::<serde_json::Value>(&bytes).is_ok(),
+                    "round {round}: {name} is torn"
+                );
+            }
+        }
+    }
+    // Whatever was left behind, the next get answers.
+    answer(&get(&w, &w.registry));
+}
