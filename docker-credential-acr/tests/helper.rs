@@ -82,33 +82,13 @@ fn second_registry_of_the_same_identity_costs_one_exchange_and_no_entra_call() {
 
 #[test]
 fn thirty_two_concurrent_cold_processes_make_one_entra_request_and_one_exchange() {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
     let (w, _) = world_with_secret_principal();
     w.emu.set_fault(acr_tests::emulator::Fault::once(
         acr_tests::emulator::EndpointKind::Entra,
         acr_tests::emulator::FaultAction::Latency(Duration::from_millis(300)),
     ));
-    let mut children = Vec::new();
-    for _ in 0..32 {
-        let child = Command::new(BIN)
-            .arg("get")
-            .env_clear()
-            .envs(&w.env)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        children.push(child);
-    }
-    for c in &mut children {
-        c.stdin
-            .take()
-            .unwrap()
-            .write_all(w.registry.as_bytes())
-            .unwrap();
-    }
+    // Entra answers slowly, so all 32 are running before the first fetch ends.
+    let children: Vec<_> = (0..32).map(|_| w.spawn(&["get"], &w.registry)).collect();
     let outputs: Vec<_> = children
         .into_iter()
         .map(|c| c.wait_with_output().unwrap())

@@ -7,7 +7,7 @@ mod common;
 use acr_tests::emulator::{EndpointKind, Fault, FaultAction};
 use common::*;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn entries(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
@@ -233,22 +233,7 @@ fn a_lock_holder_killed_mid_fetch_does_not_block_the_others() {
         EndpointKind::Entra,
         FaultAction::Latency(Duration::from_secs(20)),
     ));
-    let mut holder = Command::new(BIN)
-        .arg("get")
-        .env_clear()
-        .envs(&w.env)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    holder
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(w.registry.as_bytes())
-        .unwrap();
+    let mut holder = w.spawn(&["get"], &w.registry);
     let start = Instant::now();
     while w.emu.counters().entra() == 0 {
         assert!(
@@ -313,27 +298,12 @@ fn hostile_hosts_make_no_request_and_touch_no_listener() {
 
 #[test]
 fn processes_killed_at_any_moment_never_leave_a_torn_entry() {
-    use std::io::Write;
     let (w, _) = world_with_secret_principal();
     // Kill 24 cold fetches at staggered moments across their life (before, during and after the
     // exchange and the write); erase between rounds so each one fetches and writes.
     for round in 0..24u64 {
         w.run(&["erase"], &w.registry);
-        let mut child = Command::new(BIN)
-            .arg("get")
-            .env_clear()
-            .envs(&w.env)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(w.registry.as_bytes())
-            .unwrap();
+        let mut child = w.spawn(&["get"], &w.registry);
         std::thread::sleep(Duration::from_millis(5 + round * 7));
         let _ = child.kill();
         child.wait().unwrap();

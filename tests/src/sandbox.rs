@@ -121,6 +121,16 @@ impl Sandbox {
         out
     }
 
+    /// Starts the binary with `args` and writes `stdin` to it, without waiting: for concurrency
+    /// and kill tests.
+    pub fn spawn(&self, args: &[&str], stdin: &str) -> std::process::Child {
+        let mut child = spawn(&self.bin, &self.env, args);
+        if let Err(e) = child.stdin.take().unwrap().write_all(stdin.as_bytes()) {
+            assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "{e}");
+        }
+        child
+    }
+
     /// Every file under HOME with its bytes, to prove a command changed nothing.
     pub fn snapshot(&self) -> BTreeMap<PathBuf, Vec<u8>> {
         let mut out = BTreeMap::new();
@@ -145,15 +155,7 @@ fn walk(dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
 
 /// Runs `bin` with exactly `env`, `args` and `stdin`, and collects its output.
 pub fn run(bin: &Path, env: &BTreeMap<String, String>, args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(bin)
-        .args(args)
-        .env_clear()
-        .envs(env)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{} starts: {e}", bin.display()));
+    let mut child = spawn(bin, env, args);
     // A binary that does not read stdin may be gone before the write: a broken pipe is fine.
     if let Err(e) = child.stdin.take().unwrap().write_all(stdin.as_bytes()) {
         assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "{e}");
@@ -167,6 +169,20 @@ pub fn assert_no_secret(emu: &Emulator, bytes: &[u8], what: &str) {
     for secret in emu.secrets() {
         assert!(!text.contains(&secret), "a secret leaked into {what}");
     }
+}
+
+/// Starts `bin` with exactly `env` and `args`, stdin, stdout and stderr piped; the caller writes
+/// the request and waits (or kills).
+pub fn spawn(bin: &Path, env: &BTreeMap<String, String>, args: &[&str]) -> std::process::Child {
+    Command::new(bin)
+        .args(args)
+        .env_clear()
+        .envs(env)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{} starts: {e}", bin.display()))
 }
 
 /// A command's stdout as text.
