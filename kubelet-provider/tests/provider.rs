@@ -8,7 +8,6 @@ mod common;
 use acr_tests::emulator::Role;
 use common::*;
 use serde_json::Value;
-use std::process::{Command, Stdio};
 
 /// Checks every field of a response carrying a fresh credential for `login_server`, keyed by
 /// `keys`; returns the password.
@@ -130,27 +129,7 @@ fn sixteen_concurrent_cold_processes_make_one_entra_request_and_one_exchange() {
     let (w, _) = world_with_node_principal();
     let doc = request(V1, &format!("{}/app:1", w.registry));
     let azure_json = w.azure_json();
-    let children: Vec<_> = (0..16)
-        .map(|_| {
-            let mut child = Command::new(BIN)
-                .arg(&azure_json)
-                .env_clear()
-                .envs(&w.env)
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap();
-            use std::io::Write;
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(doc.as_bytes())
-                .unwrap();
-            child
-        })
-        .collect();
+    let children: Vec<_> = (0..16).map(|_| w.spawn(&[&azure_json], &doc)).collect();
     let passwords: Vec<String> = children
         .into_iter()
         .map(|c| {
