@@ -10,10 +10,13 @@ $SUDO apt-get update -qq
 # iproute2, util-linux: private network namespaces for the IMDS and end-to-end tests.
 # skopeo, docker-registry (Docker distribution 2.8): the real client and registry of the
 # end-to-end tests and ./demo.sh; curl: the demo reads the emulator's counters with it.
+# dbus, gnome-keyring, libsecret-tools: a real Secret Service (on a private session bus) for the
+# keychain tests, and libsecret's secret-tool to check what landed in it.
 $SUDO apt-get install -y -qq --no-install-recommends \
   build-essential ca-certificates \
   iproute2 util-linux \
-  skopeo docker-registry curl
+  skopeo docker-registry curl \
+  dbus gnome-keyring libsecret-tools
 # The docker CLI (the end-to-end tests run it without a daemon). Keep one that is already there
 # (e.g. Docker's own packages); otherwise Debian's.
 if ! command -v docker >/dev/null 2>&1; then
@@ -21,4 +24,13 @@ if ! command -v docker >/dev/null 2>&1; then
 fi
 if ! rustup component list --installed 2>/dev/null | grep -q '^clippy'; then
   rustup component add clippy rustfmt 2>/dev/null || true
+fi
+# The Debian package (scripts/build-deb.sh, tests/tests/package_deb.rs): cargo-deb builds it,
+# dpkg-shlibdeps (dpkg-dev) computes its Depends, the test installs it with dpkg inside an
+# overlay (mount: util-linux and mount, above and essential). Pinned; skipped when present.
+$SUDO apt-get install -y -qq --no-install-recommends dpkg-dev
+CARGO_DEB_VERSION=3.8.0
+if [ "$(cargo deb --version 2>/dev/null)" != "cargo-deb $CARGO_DEB_VERSION" ]; then
+  cargo install --locked cargo-deb --version "$CARGO_DEB_VERSION" ||
+    { echo "install-deps.sh: error: cargo install cargo-deb $CARGO_DEB_VERSION failed" >&2; exit 1; }
 fi

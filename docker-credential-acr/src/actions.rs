@@ -49,7 +49,7 @@ fn server_url(input: &str, action: &str) -> Result<String, Failure> {
 /// `get`: stored credentials first, then a token from the broker; not-found for other hosts.
 pub fn get(env: Env, input: &str) -> Result<String, Failure> {
     let url = server_url(input, "get")?;
-    if let Some(store) = Store::from_env(&env)
+    if let Some(store) = Store::from_env(&env)?
         && let Some(c) = store.get(&url)?
     {
         return answer(&url, &c.username, &c.secret);
@@ -104,7 +104,7 @@ pub fn store(env: Env, input: &str) -> Result<String, Failure> {
     }
     let c: Credentials = serde_json::from_value(value).map_err(|e| bad(e.to_string()))?;
     c.validate().map_err(|m| Failure(m.into()))?;
-    let store = Store::from_env(&env).ok_or_else(|| {
+    let store = Store::from_env(&env)?.ok_or_else(|| {
         Failure("cannot store credentials: neither HOME nor XDG_CONFIG_HOME is set".into())
     })?;
     store.put(c)?;
@@ -115,7 +115,7 @@ pub fn store(env: Env, input: &str) -> Result<String, Failure> {
 pub fn erase(env: Env, input: &str) -> Result<String, Failure> {
     let url = server_url(input, "erase")?;
     let mut removed = false;
-    if let Some(store) = Store::from_env(&env) {
+    if let Some(store) = Store::from_env(&env)? {
         removed |= store.remove(&url)?;
     }
     let broker = Broker::new(Settings::from_env(env, None)?);
@@ -134,8 +134,8 @@ pub fn list(env: Env) -> Result<String, Failure> {
     for e in broker.cached_servers() {
         out.insert(e.login_server, ACR_USERNAME.to_string());
     }
-    if let Some(store) = Store::from_env(&env) {
-        for c in store.all()? {
+    if let Some(store) = Store::from_env(&env)? {
+        for c in store.list()? {
             out.insert(c.server_url, c.username);
         }
     }
@@ -193,7 +193,8 @@ mod properties {
         #[test]
         fn store_input(input in "\\PC{0,120}", secret in "[a-zA-Z0-9]{12,20}") {
             let d = tempfile::tempdir().unwrap();
-            let env = Env::from_pairs([("XDG_CONFIG_HOME", d.path().to_str().unwrap())]);
+            // The file backend: a test must never write to the OS keychain of whoever runs it.
+            let env = Env::from_pairs([("XDG_CONFIG_HOME", d.path().to_str().unwrap()), ("ACR_CREDENTIAL_STORE", "file")]);
             let doc = input.replace("SECRET", &secret);
             if let Err(Failure(msg)) = store(env, &doc) {
                 prop_assert!(!msg.contains(&secret), "{}", msg);
@@ -206,10 +207,11 @@ mod properties {
         fn store_accepts_any_valid_credentials(url in "[a-z0-9.:/-]{1,40}", user in "\\PC{1,20}", secret in "\\PC{0,40}") {
             prop_assume!(!url.trim().is_empty() && !user.trim().is_empty());
             let d = tempfile::tempdir().unwrap();
-            let env = Env::from_pairs([("XDG_CONFIG_HOME", d.path().to_str().unwrap())]);
+            // The file backend: a test must never write to the OS keychain of whoever runs it.
+            let env = Env::from_pairs([("XDG_CONFIG_HOME", d.path().to_str().unwrap()), ("ACR_CREDENTIAL_STORE", "file")]);
             let doc = serde_json::json!({"ServerURL": url, "Username": user, "Secret": secret}).to_string();
             prop_assert!(store(env.clone(), &doc).is_ok());
-            let s = Store::from_env(&env).unwrap();
+            let s = Store::from_env(&env).unwrap().unwrap();
             let got = s.get(&url).unwrap().unwrap();
             prop_assert_eq!(got.username, user);
             prop_assert_eq!(got.secret.expose(), secret.as_str());

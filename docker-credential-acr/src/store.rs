@@ -1,10 +1,16 @@
-//! Credentials given to `docker login` (admin user, repository-scoped tokens, identity tokens),
-//! kept in one 0600 JSON file under `$XDG_CONFIG_HOME/docker-credential-acr/` (default
-//! `~/.config/...`; `ACR_CREDENTIALS_FILE` moves it). Keys are normalised hosts, so `get` finds
-//! them whatever form the client sends.
+//! Credentials given to `docker login` (admin user, repository-scoped tokens, identity tokens).
+//!
+//! One 0600 JSON file under `$XDG_CONFIG_HOME/docker-credential-acr/` (default `~/.config/...`;
+//! `ACR_CREDENTIALS_FILE` moves it) lists every stored server and username. Each secret lives
+//! either in that file or in the OS keychain ([`crate::keychain`]), as `ACR_CREDENTIAL_STORE`
+//! chose when it was stored: `auto` (the default) uses the keychain when one answers and the
+//! file otherwise, `keychain` insists on it, `file` never uses it. Keys are normalised hosts, so
+//! `get` finds them whatever form the client sends, and a `get` for a host with nothing stored
+//! costs one failed open, whichever backend is configured.
 
+use crate::keychain::{self, KeychainError};
 use crate::protocol::Credentials;
-use acr_broker::{Env, Error, files};
+use acr_broker::{Env, Error, Secret, files};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -12,21 +18,95 @@ use std::time::Duration;
 const VERSION: u32 = 1;
 const MAX_FILE: usize = 4 * 1024 * 1024;
 
+/// Where `store` keeps the secrets it is given (`ACR_CREDENTIAL_STORE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// The OS keychain when one answers, else the file: the default.
+    Auto,
+    /// The OS keychain only: `store` fails when none answers.
+    Keychain,
+    /// The 0600 file only.
+    File,
+}
+
+impl Backend {
+    /// The backend named by `ACR_CREDENTIAL_STORE` (unset: [`Backend::Auto`]).
+    pub fn from_env(env: &Env) -> Result<Backend, StoreError> {
+        match env.get("ACR_CREDENTIAL_STORE").map(str::trim) {
+            None | Some("" | "auto") => Ok(Backend::Auto),
+            Some("keychain" | "keyring") => Ok(Backend::Keychain),
+            Some("file") => Ok(Backend::File),
+            Some(other) => Err(StoreError::BadSetting(other.to_string())),
+        }
+    }
+}
+
+/// Why stored credentials could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The credentials file (or its folder or lock) failed.
+    #[error(transparent)]
+    File(#[from] Error),
+    /// The OS keychain failed.
+    #[error(
+        "cannot {action} the credentials of {server} in the OS keychain: {source}; start or unlock the keychain, or set ACR_CREDENTIAL_STORE=file to keep secrets in a 0600 file"
+    )]
+    Keychain {
+        /// What was being done: read, store or remove.
+        action: &'static str,
+        /// The registry.
+        server: String,
+        /// The keychain's reason.
+        source: KeychainError,
+    },
+    /// `ACR_CREDENTIAL_STORE` names no backend.
+    #[error("ACR_CREDENTIAL_STORE={0:?} is not one of auto, keychain, file")]
+    BadSetting(String),
+}
+
+/// One stored server as the file records it.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Stored {
+    #[serde(rename = "ServerURL")]
+    server_url: String,
+    #[serde(rename = "Username")]
+    username: String,
+    /// The secret when the file keeps it; absent when the OS keychain does.
+    #[serde(rename = "Secret", default, skip_serializing_if = "Option::is_none")]
+    secret: Option<Secret>,
+}
+
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 struct StoreFile {
     version: u32,
-    credentials: BTreeMap<String, Credentials>,
+    credentials: BTreeMap<String, Stored>,
 }
 
-/// The stored-credentials file.
+/// A stored server, without its secret: what `list` and `doctor` show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    /// The registry as `docker login` named it.
+    pub server_url: String,
+    /// The username given to `docker login`.
+    pub username: String,
+    /// Whether the secret is in the OS keychain (else in the file).
+    pub in_keychain: bool,
+}
+
+/// The stored credentials: the file, and the keychain items it points to.
 #[derive(Debug, Clone)]
 pub struct Store {
     path: PathBuf,
+    backend: Backend,
+    /// Whether a keychain is expected to answer (a session bus is configured, or not Linux): a
+    /// fallback to the file is then worth a warning rather than a note.
+    keychain_expected: bool,
 }
 
 impl Store {
     /// The store at its configured place, or `None` when no home folder is known.
-    pub fn from_env(env: &Env) -> Option<Store> {
+    pub fn from_env(env: &Env) -> Result<Option<Store>, StoreError> {
+        let backend = Backend::from_env(env)?;
         let path = env
             .get("ACR_CREDENTIALS_FILE")
             .map(PathBuf::from)
@@ -38,8 +118,24 @@ impl Store {
                 env.get("HOME").map(|h| {
                     PathBuf::from(h).join(".config/docker-credential-acr/credentials.json")
                 })
-            })?;
-        Some(Store { path })
+            });
+        let keychain_expected = cfg!(any(target_os = "macos", target_os = "windows"))
+            || env.get("DBUS_SESSION_BUS_ADDRESS").is_some();
+        Ok(path.map(|path| Store {
+            path,
+            backend,
+            keychain_expected,
+        }))
+    }
+
+    /// The file that lists the stored servers.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The backend new secrets go to.
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     /// The key of a server URL: its normalised host, or the trimmed lowercase input when it is
@@ -75,34 +171,117 @@ impl Store {
         }
     }
 
-    /// The stored credentials for a server URL, if any.
-    pub fn get(&self, server_url: &str) -> Result<Option<Credentials>, Error> {
+    /// The stored credentials for a server URL, if any. A keychain item that has gone missing
+    /// (removed with the keychain's own tools) counts as nothing stored.
+    pub fn get(&self, server_url: &str) -> Result<Option<Credentials>, StoreError> {
         // Reading a missing file is the common case: one failed open.
-        Ok(self.load()?.credentials.remove(&Store::key(server_url)))
+        let key = Store::key(server_url);
+        let Some(stored) = self.load()?.credentials.remove(&key) else {
+            return Ok(None);
+        };
+        let secret = match stored.secret {
+            Some(secret) => secret,
+            None => match keychain::get(&key).map_err(|e| keychain_error("read", &key, e))? {
+                Some(secret) => secret,
+                None => {
+                    log::warn!(
+                        "{key}: the OS keychain no longer holds the credentials stored for it; run docker login again"
+                    );
+                    return Ok(None);
+                }
+            },
+        };
+        Ok(Some(Credentials {
+            server_url: stored.server_url,
+            username: stored.username,
+            secret,
+        }))
     }
 
-    /// Every stored credential.
-    pub fn all(&self) -> Result<Vec<Credentials>, Error> {
-        Ok(self.load()?.credentials.into_values().collect())
+    /// Every stored server, without secrets (the keychain is not asked).
+    pub fn list(&self) -> Result<Vec<Listed>, StoreError> {
+        Ok(self
+            .load()?
+            .credentials
+            .into_values()
+            .map(|s| Listed {
+                server_url: s.server_url,
+                username: s.username,
+                in_keychain: s.secret.is_none(),
+            })
+            .collect())
     }
 
-    /// Adds or replaces the credentials for their server.
-    pub fn put(&self, credentials: Credentials) -> Result<(), Error> {
+    /// Adds or replaces the credentials for their server, the secret going where the backend
+    /// says. Returns whether it went to the keychain.
+    pub fn put(&self, credentials: Credentials) -> Result<bool, StoreError> {
+        let key = Store::key(&credentials.server_url);
         self.update(|f| {
-            f.credentials
-                .insert(Store::key(&credentials.server_url), credentials);
-            true
+            let in_keychain = match self.backend {
+                Backend::File => false,
+                Backend::Keychain => {
+                    keychain::set(&key, &credentials.secret)
+                        .map_err(|e| keychain_error("store", &key, e))?;
+                    true
+                }
+                Backend::Auto => match keychain::set(&key, &credentials.secret) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        let note = format!(
+                            "{key}: keeping the secret in {} (0600): {e}",
+                            self.path.display()
+                        );
+                        if self.keychain_expected {
+                            log::warn!("{note}");
+                        } else {
+                            log::info!("{note}");
+                        }
+                        false
+                    }
+                },
+            };
+            let Credentials {
+                server_url,
+                username,
+                secret,
+            } = credentials;
+            let stored = Stored {
+                server_url,
+                username,
+                secret: (!in_keychain).then_some(secret),
+            };
+            let old = f.credentials.insert(key.clone(), stored);
+            if !in_keychain && old.is_some_and(|o| o.secret.is_none()) {
+                // The new secret is in the file: the keychain's older one must not outlive it.
+                if let Err(e) = keychain::delete(&key) {
+                    log::warn!("{key}: cannot remove the older secret from the OS keychain: {e}");
+                }
+            }
+            Ok((in_keychain, true))
         })
-        .map(|_| ())
     }
 
-    /// Removes the credentials of a server; returns whether there were any.
-    pub fn remove(&self, server_url: &str) -> Result<bool, Error> {
-        self.update(|f| f.credentials.remove(&Store::key(server_url)).is_some())
+    /// Removes the credentials of a server, from the keychain too; returns whether there were
+    /// any. When the keychain cannot remove its item, the entry stays so `erase` can be retried.
+    pub fn remove(&self, server_url: &str) -> Result<bool, StoreError> {
+        let key = Store::key(server_url);
+        self.update(|f| {
+            let Some(old) = f.credentials.remove(&key) else {
+                return Ok((false, false));
+            };
+            if old.secret.is_none() {
+                keychain::delete(&key).map_err(|e| keychain_error("remove", &key, e))?;
+            }
+            Ok((true, true))
+        })
     }
 
-    /// Read-modify-write under the file's lock; writes only when `change` says it changed.
-    fn update(&self, change: impl FnOnce(&mut StoreFile) -> bool) -> Result<bool, Error> {
+    /// Read-modify-write under the file's lock. `change` returns its result and whether it
+    /// changed the file, which is then written.
+    fn update<T>(
+        &self,
+        change: impl FnOnce(&mut StoreFile) -> Result<(T, bool), StoreError>,
+    ) -> Result<T, StoreError> {
         if let Some(dir) = self.path.parent() {
             files::ensure_private_dir(dir)?;
         }
@@ -110,39 +289,85 @@ impl Store {
         lock.push(".lock");
         let _guard = files::FileLock::acquire(Path::new(&lock), Duration::from_secs(10))?;
         let mut f = self.load()?;
-        if !change(&mut f) {
-            return Ok(false);
+        let (result, changed) = change(&mut f)?;
+        if changed {
+            f.version = VERSION;
+            let bytes = serde_json::to_vec_pretty(&f)
+                .map_err(|e| Error::io("cannot encode", &self.path, std::io::Error::other(e)))?;
+            files::write_atomic(&self.path, &bytes, 0o600)?;
         }
-        f.version = VERSION;
-        let bytes = serde_json::to_vec_pretty(&f)
-            .map_err(|e| Error::io("cannot encode", &self.path, std::io::Error::other(e)))?;
-        files::write_atomic(&self.path, &bytes, 0o600)?;
-        Ok(true)
+        Ok(result)
+    }
+}
+
+fn keychain_error(action: &'static str, server: &str, source: KeychainError) -> StoreError {
+    StoreError::Keychain {
+        action,
+        server: server.to_string(),
+        source,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use acr_broker::Secret;
+
+    fn file_store(d: &tempfile::TempDir) -> Store {
+        Store {
+            path: d.path().join("c/credentials.json"),
+            backend: Backend::File,
+            keychain_expected: false,
+        }
+    }
 
     #[test]
     fn round_trip_by_any_form_of_the_host() {
         let d = tempfile::tempdir().unwrap();
-        let s = Store {
-            path: d.path().join("c/credentials.json"),
-        };
-        s.put(Credentials {
-            server_url: "https://MyReg.azurecr.io/v2/".into(),
-            username: "admin".into(),
-            secret: Secret::new("pw"),
-        })
-        .unwrap();
+        let s = file_store(&d);
+        assert!(
+            !s.put(Credentials {
+                server_url: "https://MyReg.azurecr.io/v2/".into(),
+                username: "admin".into(),
+                secret: Secret::new("pw"),
+            })
+            .unwrap()
+        );
         let got = s.get("myreg.azurecr.io").unwrap().unwrap();
         assert_eq!(got.username, "admin");
         assert_eq!(got.secret.expose(), "pw");
+        let listed = s.list().unwrap();
+        assert_eq!(listed.len(), 1);
+        assert!(!listed[0].in_keychain);
         assert!(s.remove("myreg.azurecr.io:443").unwrap());
         assert!(!s.remove("myreg.azurecr.io").unwrap());
         assert!(s.get("myreg.azurecr.io").unwrap().is_none());
+    }
+
+    #[test]
+    fn removing_nothing_writes_nothing() {
+        let d = tempfile::tempdir().unwrap();
+        let s = file_store(&d);
+        assert!(!s.remove("myreg.azurecr.io").unwrap());
+        assert!(!s.path().exists());
+    }
+
+    #[test]
+    fn the_backend_setting_is_checked() {
+        let env = |v: &str| Env::from_pairs([("ACR_CREDENTIAL_STORE", v)]);
+        assert_eq!(Backend::from_env(&env("file")).unwrap(), Backend::File);
+        assert_eq!(
+            Backend::from_env(&env("keychain")).unwrap(),
+            Backend::Keychain
+        );
+        assert_eq!(Backend::from_env(&env(" auto ")).unwrap(), Backend::Auto);
+        assert_eq!(
+            Backend::from_env(&Env::from_pairs::<&str, &str>([])).unwrap(),
+            Backend::Auto
+        );
+        let e = Backend::from_env(&env("vault")).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "ACR_CREDENTIAL_STORE=\"vault\" is not one of auto, keychain, file"
+        );
     }
 }

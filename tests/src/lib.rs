@@ -5,8 +5,10 @@
 //! service, so tests can drive real clients against it. [`sandbox`] gives a test an emulator, a
 //! private HOME and the environment that points a helper binary at both. [`e2e`] puts the
 //! emulator in front of real registries under real ACR names, for real clients.
+//! [`secret_service`] runs a private D-Bus session with GNOME Keyring for keychain tests.
 #![deny(missing_docs)]
 
 pub mod e2e;
 pub mod emulator;
 pub mod sandbox;
+pub mod secret_service;

@@ -58,6 +58,12 @@ impl Sandbox {
             ("XDG_CACHE_HOME", h("cache")),
             ("XDG_CONFIG_HOME", h("config")),
             ("ACR_CACHE_DIR", h("cache/docker-credential-acr")),
+            // No session bus answers here: `store` never reaches the keychain of whoever runs
+            // the tests. Keychain tests point this at their own (`crate::secret_service`).
+            (
+                "DBUS_SESSION_BUS_ADDRESS",
+                format!("unix:path={}", h("no-session-bus")),
+            ),
         ] {
             env.insert(k.to_string(), v);
         }

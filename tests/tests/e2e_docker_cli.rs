@@ -6,6 +6,7 @@
 
 use acr_tests::e2e::{self, REGISTRY, TENANT, World};
 use acr_tests::emulator::Role;
+use acr_tests::secret_service::SecretService;
 use std::os::unix::fs::PermissionsExt;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -128,6 +129,57 @@ fn docker_login_stores_through_the_helper_and_logout_erases() -> TestResult {
     assert_eq!(
         serde_json::from_slice::<serde_json::Value>(&o.stdout)?,
         serde_json::json!({})
+    );
+    Ok(())
+}
+
+#[test]
+fn docker_login_keeps_the_password_in_the_os_keychain() -> TestResult {
+    if !e2e::isolated("docker_login_keeps_the_password_in_the_os_keychain") {
+        return Ok(());
+    }
+    let mut w = World::start(&[REGISTRY])?;
+    w.emu
+        .set_admin_user(REGISTRY, "myregistry", "admin-password-2");
+    let keyring = SecretService::start();
+    for (k, v) in keyring.env() {
+        w.set(&k, &v);
+    }
+    let item = [("service", "docker-credential-acr"), ("username", REGISTRY)];
+
+    let o = w.docker(
+        &["login", REGISTRY, "-u", "myregistry", "--password-stdin"],
+        "admin-password-2\n",
+    )?;
+    assert!(o.status.success(), "{}{}", text(&o.stdout), text(&o.stderr));
+    // GNOME Keyring holds the password (read back with libsecret's own client); the helper's
+    // file and Docker's config only name the registry.
+    assert_eq!(keyring.lookup(&item).as_deref(), Some("admin-password-2"));
+    let stored =
+        std::fs::read_to_string(w.path("home/.config/docker-credential-acr/credentials.json"))?;
+    assert!(
+        stored.contains(REGISTRY) && !stored.contains("admin-password-2"),
+        "{stored}"
+    );
+    let config = std::fs::read_to_string(w.path("home/.docker/config.json"))?;
+    assert!(!config.contains("admin-password-2"), "{config}");
+
+    // `docker pull` asks the helper, which answers from the keychain: no identity exists to ask
+    // Entra, and the helper's own `get` gives the password back.
+    let before = w.emu.counters();
+    let o = w.docker(&["pull", &format!("{REGISTRY}/hello:1")], "")?;
+    assert!(text(&o.stderr).contains(NO_DAEMON), "{}", text(&o.stderr));
+    assert_eq!(w.emu.counters().entra(), before.entra());
+    let o = w.helper(&["get"], REGISTRY)?;
+    let answer: serde_json::Value = serde_json::from_slice(&o.stdout)?;
+    assert_eq!(answer["Secret"], "admin-password-2");
+
+    let o = w.docker(&["logout", REGISTRY], "")?;
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(
+        keyring.lookup(&item),
+        None,
+        "logout left the password in the keychain"
     );
     Ok(())
 }
