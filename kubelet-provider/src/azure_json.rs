@@ -149,6 +149,33 @@ impl AzureJson {
         }
     }
 
+    /// The fields this provider reads that the file sets, in the file's spelling, with the values
+    /// a report may show: the client secret's is hidden.
+    pub fn fields(&self) -> Vec<(&'static str, Value)> {
+        let mut out: Vec<(&'static str, Value)> = [
+            ("cloud", &self.cloud),
+            ("tenantId", &self.tenant_id),
+            ("aadClientId", &self.aad_client_id),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| value.clone().map(|v| (name, Value::String(v))))
+        .collect();
+        if self.aad_client_secret.is_some() {
+            out.push(("aadClientSecret", acr_broker::doctor::HIDDEN.into()));
+        }
+        if let Some(path) = &self.aad_client_cert_path {
+            out.push(("aadClientCertPath", path.clone().into()));
+        }
+        out.push((
+            "useManagedIdentityExtension",
+            self.use_managed_identity_extension.into(),
+        ));
+        if let Some(id) = &self.user_assigned_identity_id {
+            out.push(("userAssignedIdentityID", id.clone().into()));
+        }
+        out
+    }
+
     /// The Entra authority host of `cloud`, when it names one of the three clouds ACR runs in.
     /// `None` for an absent cloud; `Err` (with the name) for one this provider does not know.
     pub fn authority_host(&self) -> Result<Option<&'static str>, String> {
@@ -252,6 +279,16 @@ mod tests {
             Ok(Some("https://login.chinacloudapi.cn"))
         );
         assert!(!format!("{a:?}").contains("s3cr3t"));
+        assert_eq!(
+            a.fields(),
+            [
+                ("cloud", Value::from("AzureChinaCloud")),
+                ("tenantId", "t".into()),
+                ("aadClientId", "c".into()),
+                ("aadClientSecret", "(set, hidden)".into()),
+                ("useManagedIdentityExtension", false.into()),
+            ]
+        );
     }
 
     #[test]

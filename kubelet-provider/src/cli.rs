@@ -1,8 +1,11 @@
 //! The command line: flags, settings, one request on stdin, one response on stdout.
 //!
 //! Exit status 0 with the response on stdout, or 1 with one line on stderr and nothing on stdout.
+//! With `--doctor[=IMAGE_OR_REGISTRY]` it reads no request and prints a report of the node's setup
+//! instead (exit 1 when a pull would fail).
 
 use crate::azure_json::AzureJson;
+use crate::doctor::DoctorArgs;
 use crate::mirror::Mirrors;
 use crate::protocol::parse_request;
 use crate::provider::{Options, Provider};
@@ -26,6 +29,9 @@ const MAX_REQUEST: u64 = 1024 * 1024;
 /// node identity (AZURE_JSON if given, else workload identity, managed identity or the
 /// environment) or, for pods whose service account is annotated with
 /// kubernetes.azure.com/acr-client-id, from the pod's own identity.
+///
+/// To check a node, run it with the arguments of its CredentialProviderConfig entry plus
+/// --doctor=IMAGE (e.g. --doctor=myregistry.azurecr.io/app:1).
 #[derive(Debug, Parser)]
 #[command(name = PROGRAM, version)]
 struct Cli {
@@ -46,6 +52,22 @@ struct Cli {
     /// kubernetes.azure.com/acr-client-id annotation, instead of failing.
     #[arg(long)]
     fallback_to_node_identity: bool,
+
+    /// Read no request: check this node's setup (azure.json, identity, mirrors, cache folder and,
+    /// given an image or registry, its challenge and a token) and print a report; exit 1 when a
+    /// pull would fail. Secrets are never printed.
+    #[arg(
+        long,
+        value_name = "IMAGE_OR_REGISTRY",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = ""
+    )]
+    doctor: Option<String>,
+
+    /// With --doctor: print the report as JSON.
+    #[arg(long, requires = "doctor")]
+    json: bool,
 }
 
 /// Runs the provider once.
@@ -60,15 +82,22 @@ pub fn run() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) => {
+            // clap's message up to its usage block, as one line: some messages (a missing
+            // argument) name what is wrong on their second line.
             let text = e.to_string();
             let first = text
                 .lines()
-                .next()
-                .unwrap_or_default()
-                .trim_start_matches("error: ");
+                .map(str::trim)
+                .take_while(|l| !l.is_empty() && !l.starts_with("Usage:"))
+                .collect::<Vec<_>>()
+                .join(" ");
+            let first = first.trim_start_matches("error: ");
             return fail(&format!("{first}; run with --help for usage"));
         }
     };
+    if let Some(target) = cli.doctor.clone() {
+        return doctor(cli, env, target);
+    }
     let mut input = Vec::new();
     if let Err(e) = std::io::stdin()
         .lock()
@@ -89,6 +118,28 @@ pub fn run() -> ExitCode {
             }
         }
         Err(message) => fail(&message),
+    }
+}
+
+/// Prints the `--doctor` report on stdout; failure when a pull would fail.
+fn doctor(cli: Cli, env: Env, target: String) -> ExitCode {
+    let as_json = cli.json;
+    let args = DoctorArgs {
+        azure_json: cli.azure_json,
+        registry_mirror: cli.registry_mirror,
+        cache_dir: cli.cache_dir,
+        fallback_to_node_identity: cli.fallback_to_node_identity,
+        target: Some(target).filter(|t| !t.trim().is_empty()),
+    };
+    let report = crate::doctor::doctor(env, &args);
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = writeln!(out, "{}", report.render(as_json)).and_then(|()| out.flush()) {
+        return fail(&format!("cannot write the report: {e}"));
+    }
+    if report.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 

@@ -1,9 +1,11 @@
 //! The kubelet image credential provider for Azure Container Registry, as a library: the
 //! protocol types, azure.json, registry mirrors and the request-to-response logic, so they can be
-//! tested and fuzzed in-process. The `acr-credential-provider` binary is [`cli::run`].
+//! tested and fuzzed in-process, and the `--doctor` report. The `acr-credential-provider` binary is
+//! [`cli::run`].
 
 pub mod azure_json;
 pub mod cli;
+pub mod doctor;
 pub mod mirror;
 pub mod protocol;
 pub mod provider;

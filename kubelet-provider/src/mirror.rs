@@ -68,6 +68,12 @@ impl Mirrors {
             .map(|m| m.destination.as_str())
     }
 
+    /// The destination for images whose registry is written `host` (as in an image reference,
+    /// any case, port 443 or not), if it is mirrored.
+    pub fn for_image_host(&self, host: &str) -> Option<&str> {
+        normalize_host(host).ok().and_then(|h| self.destination(&h))
+    }
+
     /// The mappings, in the order given.
     pub fn iter(&self) -> impl Iterator<Item = &Mirror> {
         self.0.iter()

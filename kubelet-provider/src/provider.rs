@@ -14,7 +14,7 @@
 //! reuse a token fetched with another one's assertion.
 
 use crate::azure_json::AzureJson;
-use crate::mirror::Mirrors;
+use crate::mirror::{Mirror, Mirrors};
 use crate::protocol::{
     AuthConfig, CredentialProviderRequest, CredentialProviderResponse, GoDuration,
 };
@@ -112,41 +112,23 @@ impl Provider {
         options: Options,
         clock: Arc<dyn Clock>,
     ) -> Result<Provider, ProviderError> {
-        let mut node_identity = None;
-        let mut pod_tenant = None;
-        if let Some(file) = &options.azure_json {
-            if settings.authority_host.is_none() {
-                match file.authority_host() {
-                    Ok(host) => settings.authority_host = host.map(str::to_string),
-                    Err(cloud) => log::warn!(
-                        "{}: unknown cloud {cloud:?}; the Entra authority follows the registry's domain",
-                        file.path.display()
-                    ),
-                }
-            }
-            node_identity = Some(
-                file.identity()
-                    .map_err(|e| ProviderError::Config(format!("{}: {e}", file.path.display())))?,
+        let setup = node_setup(&mut settings, options.azure_json.as_ref());
+        if let (Some(file), Some(cloud)) = (&options.azure_json, &setup.unknown_cloud) {
+            log::warn!(
+                "{}: unknown cloud {cloud:?}; the Entra authority follows the registry's domain",
+                file.path.display()
             );
-            pod_tenant = file.tenant_id.clone();
         }
-        if pod_tenant.is_none() {
-            pod_tenant = settings.env.get("AZURE_TENANT_ID").map(str::to_string);
-        }
+        let node_identity = setup.identity.transpose().map_err(ProviderError::Config)?;
         let broker = Broker::with_clock(settings, Arc::clone(&clock));
         for m in options.mirrors.iter() {
-            if let Err(e) = broker.login_server(&m.destination) {
-                return Err(ProviderError::Config(format!(
-                    "--registry-mirror destination {} is not an Azure Container Registry login server ({}); add it to ACR_LOGIN_SERVERS if it is one under a custom domain",
-                    m.destination, e.reason
-                )));
-            }
+            check_mirror(&broker, m).map_err(ProviderError::Config)?;
         }
         Ok(Provider {
             broker,
             clock,
             node_identity,
-            pod_tenant,
+            pod_tenant: setup.pod_tenant,
             mirrors: options.mirrors,
             fallback_to_node_identity: options.fallback_to_node_identity,
         })
@@ -165,9 +147,7 @@ impl Provider {
                 "it names no registry host (a Docker Hub image)",
             ));
         };
-        let mirrored = acr_broker::normalize_host(host)
-            .ok()
-            .and_then(|h| self.mirrors.destination(&h));
+        let mirrored = self.mirrors.for_image_host(host);
         let server = match self.broker.login_server(mirrored.unwrap_or(host)) {
             Ok(server) => server,
             Err(e) => return Ok(no_credentials(request, &e.to_string())),
@@ -258,6 +238,54 @@ impl Provider {
                 client_id: client_id.to_string(),
                 source: Box::new(source),
             })
+    }
+}
+
+/// What the node's azure.json makes of the settings, exactly as a request applies it.
+#[derive(Debug, Default)]
+pub struct NodeSetup {
+    /// The node identity azure.json describes, or why it describes none (one line naming the
+    /// file); `None` without azure.json: the broker's chain picks the node identity.
+    pub identity: Option<Result<Identity, String>>,
+    /// The default tenant of pod identities: azure.json's `tenantId`, else `AZURE_TENANT_ID`.
+    pub pod_tenant: Option<String>,
+    /// azure.json's `cloud` when it names none this provider knows and `AZURE_AUTHORITY_HOST` is
+    /// unset (the authority then follows the registry's domain).
+    pub unknown_cloud: Option<String>,
+}
+
+/// Applies azure.json to `settings`: its `cloud` sets the Entra authority unless
+/// `AZURE_AUTHORITY_HOST` does, and its identity and `tenantId` become the node's.
+pub fn node_setup(settings: &mut Settings, azure_json: Option<&AzureJson>) -> NodeSetup {
+    let mut setup = NodeSetup::default();
+    if let Some(file) = azure_json {
+        if settings.authority_host.is_none() {
+            match file.authority_host() {
+                Ok(host) => settings.authority_host = host.map(str::to_string),
+                Err(cloud) => setup.unknown_cloud = Some(cloud),
+            }
+        }
+        setup.identity = Some(
+            file.identity()
+                .map_err(|e| format!("{}: {e}", file.path.display())),
+        );
+        setup.pod_tenant = file.tenant_id.clone();
+    }
+    if setup.pod_tenant.is_none() {
+        setup.pod_tenant = settings.env.get("AZURE_TENANT_ID").map(str::to_string);
+    }
+    setup
+}
+
+/// Checks that a mirror's destination is a login server the broker serves; the error is one
+/// line saying how to fix it.
+pub fn check_mirror(broker: &Broker, mirror: &Mirror) -> Result<(), String> {
+    match broker.login_server(&mirror.destination) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(format!(
+            "--registry-mirror destination {} is not an Azure Container Registry login server ({}); add it to ACR_LOGIN_SERVERS if it is one under a custom domain",
+            mirror.destination, e.reason
+        )),
     }
 }
 

@@ -21,6 +21,7 @@ mod broker;
 pub mod cache;
 mod clock;
 mod config;
+pub mod doctor;
 mod error;
 mod exchange;
 pub mod files;
