@@ -207,3 +207,71 @@ fn gets_served_from_the_cache_or_the_file_never_reach_the_session_bus() {
         "a get connected to the session bus"
     );
 }
+
+#[test]
+fn doctor_says_where_each_secret_is_and_whether_the_keychain_still_holds_it() {
+    let ss = SecretService::start();
+    let (mut w, _) = world_with_secret_principal();
+    with_keychain(&mut w, &ss);
+    let registry = w.registry.clone();
+    assert!(
+        w.run(&["store"], &credentials(&registry, "doctor-pw"))
+            .status
+            .success()
+    );
+    w.set("ACR_CREDENTIAL_STORE", "file");
+    assert!(
+        w.run(&["store"], &credentials(OTHER, "other-pw"))
+            .status
+            .success()
+    );
+
+    let o = w.run(&["doctor", &registry], "");
+    let out = stdout(&o);
+    assert!(o.status.success(), "{out}");
+    assert!(
+        out.contains(&format!(
+            "  https://{registry} as admin (secret in the keychain)"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("  https://{OTHER} as admin (secret in the file)")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "  {registry}: ok: docker login's credentials are used for it"
+        )),
+        "{out}"
+    );
+    assert!(out.contains("(new secrets: file)"), "{out}");
+    assert!(
+        !out.contains("doctor-pw") && !out.contains("other-pw"),
+        "{out}"
+    );
+
+    // The item removed with the keychain's own tools: a pull would go on anonymously.
+    ss.clear(&item(&registry));
+    let o = w.run(&["doctor", &registry, "--json"], "");
+    assert_eq!(o.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["ok"], false);
+    assert!(
+        v["stored"]["registry"]
+            .as_str()
+            .unwrap()
+            .contains("no longer holds its secret"),
+        "{v}"
+    );
+    assert_eq!(v["stored"]["entries"].as_array().unwrap().len(), 2);
+
+    w.set("ACR_CREDENTIAL_STORE", "vault");
+    let o = w.run(&["doctor"], "");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stdout(&o).contains("stored credentials: ERROR ACR_CREDENTIAL_STORE=\"vault\" is not one of auto, keychain, file"),
+        "{}",
+        stdout(&o)
+    );
+}

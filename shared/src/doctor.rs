@@ -30,6 +30,8 @@ pub const SETTINGS: &[(&str, bool)] = &[
     ("SSL_CERT_FILE", false),
     ("HTTPS_PROXY", false),
     ("NO_PROXY", false),
+    ("ACR_CREDENTIAL_STORE", false),
+    ("ACR_CREDENTIALS_FILE", false),
 ];
 
 /// What a report shows instead of a secret value.

@@ -32,7 +32,8 @@ impl SecretService {
             .arg(format!("--address=unix:path={}", socket.display()))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            // It complains it cannot raise its fd limit when not started by systemd: noise.
+            .stderr(Stdio::null())
             .spawn()
             .expect("dbus-daemon starts (Debian package dbus-daemon; scripts/install-deps.sh)");
         let mut line = String::new();
