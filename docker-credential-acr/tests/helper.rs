@@ -254,6 +254,43 @@ fn azure_cli_login() {
         "the CLI, not Entra, gave the token"
     );
     assert_eq!(w.emu.counters().exchange(), 1);
+
+    // `az login` as someone else (the CLI rewrites azureProfile.json, with a byte-order mark):
+    // the first account's cached token is not served to the second.
+    let profile = |user: &str| {
+        let doc = serde_json::json!({"subscriptions": [
+            {"id": "s-other", "isDefault": false, "tenantId": "other-tenant",
+             "user": {"name": "someone@else", "type": "user"}},
+            {"id": "s1", "isDefault": true, "tenantId": TENANT,
+             "user": {"name": user, "type": "user"}},
+        ]});
+        let mut bytes = b"\xef\xbb\xbf".to_vec();
+        bytes.extend(doc.to_string().into_bytes());
+        std::fs::create_dir_all(w.path(".azure")).unwrap();
+        std::fs::write(w.path(".azure/azureProfile.json"), bytes).unwrap();
+    };
+    let az_calls = || -> usize { std::fs::read_to_string(&args_file).unwrap().lines().count() };
+    std::fs::remove_file(&args_file).unwrap();
+    std::fs::write(&args_file, "").unwrap();
+    let script = std::fs::read_to_string(bin.join("az"))
+        .unwrap()
+        .replace("echo \"$@\" >", "echo \"$@\" >>");
+    std::fs::write(bin.join("az"), script).unwrap();
+    profile("alice@contoso.com");
+    answer(&get(&w, &w.registry));
+    assert_eq!(az_calls(), 1, "a new account asks the CLI");
+    answer(&get(&w, &w.registry));
+    assert_eq!(az_calls(), 1, "the same account is served from the cache");
+    profile("bob@contoso.com");
+    answer(&get(&w, &w.registry));
+    assert_eq!(
+        az_calls(),
+        2,
+        "after az login as bob, alice's token is not served"
+    );
+    profile("alice@contoso.com");
+    answer(&get(&w, &w.registry));
+    assert_eq!(az_calls(), 2, "alice's entry is still cached");
 }
 
 #[test]

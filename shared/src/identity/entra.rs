@@ -121,11 +121,13 @@ pub(crate) async fn get_token(
             }))
             .map_err(|e| fail(e.to_string()))?
         }
-        Identity::AzureCli { tenant } => AzureCliCredential::new(Some(AzureCliCredentialOptions {
-            tenant_id: tenant.clone(),
-            ..Default::default()
-        }))
-        .map_err(|e| fail(e.to_string()))?,
+        Identity::AzureCli { tenant, .. } => {
+            AzureCliCredential::new(Some(AzureCliCredentialOptions {
+                tenant_id: tenant.clone(),
+                ..Default::default()
+            }))
+            .map_err(|e| fail(e.to_string()))?
+        }
     };
     let token = credential
         .get_token(&[scope], None)

@@ -73,6 +73,9 @@ pub enum Identity {
     AzureCli {
         /// Tenant to ask for, if set.
         tenant: Option<String>,
+        /// The CLI's `azureProfile.json` (in `$AZURE_CONFIG_DIR`, else `~/.azure`): who is
+        /// logged in, read for the cache key only.
+        profile: Option<PathBuf>,
     },
 }
 
@@ -207,7 +210,12 @@ impl Identity {
         // 5. Azure CLI.
         if wants(SourceChoice::Cli) {
             if forced == Some(SourceChoice::Cli) || on_path("az", env.get("PATH")) {
-                return Ok(Identity::AzureCli { tenant });
+                let profile = env
+                    .get("AZURE_CONFIG_DIR")
+                    .map(PathBuf::from)
+                    .or_else(|| env.get("HOME").map(|h| Path::new(h).join(".azure")))
+                    .map(|d| d.join("azureProfile.json"));
+                return Ok(Identity::AzureCli { tenant, profile });
             }
             tried.push(skip(SOURCE_CLI, "`az` is not on PATH".into()));
         }
@@ -269,14 +277,15 @@ impl Identity {
             | Identity::ClientCertificate { tenant, .. }
             | Identity::Workload { tenant, .. }
             | Identity::Federated { tenant, .. } => Some(tenant),
-            Identity::AzureCli { tenant } => tenant.as_deref(),
+            Identity::AzureCli { tenant, .. } => tenant.as_deref(),
             Identity::AppService { .. } | Identity::Imds { .. } => None,
         }
     }
 
     /// A stable, non-secret fingerprint: source kind, tenant, client id and authority (and, for
-    /// federated identities, the assertion's issuer and subject). Cache keys are hashes of it, so
-    /// two identities never share an entry and no secret is in a key.
+    /// federated identities, the assertion's issuer and subject; for the Azure CLI, the logged-in
+    /// account). Cache keys are hashes of it, so two identities never share an entry and no
+    /// secret is in a key.
     pub fn fingerprint(&self, authority: &str) -> String {
         let kind = match self {
             Identity::ClientSecret { .. } => "secret",
@@ -302,6 +311,10 @@ impl Identity {
                     .map(|b| assertion_subject(&String::from_utf8_lossy(&b)))
                     .unwrap_or_default()
             }
+            // After `az login` as someone else, the previous account's tokens must not be served.
+            Identity::AzureCli {
+                profile: Some(p), ..
+            } => cli_account(p),
             _ => String::new(),
         };
         format!(
@@ -319,6 +332,46 @@ const SOURCE_WORKLOAD: &str = "workload identity";
 const SOURCE_APP_SERVICE: &str = "managed identity (App Service endpoint)";
 const SOURCE_IMDS: &str = "managed identity (IMDS)";
 const SOURCE_CLI: &str = "Azure CLI";
+
+/// `user|type|tenant` of the Azure CLI's default account in `azureProfile.json`, or empty when
+/// the file is missing or unreadable (then `az` itself reports that nobody is logged in).
+fn cli_account(profile: &Path) -> String {
+    #[derive(serde::Deserialize)]
+    struct Profile {
+        #[serde(default)]
+        subscriptions: Vec<Subscription>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Subscription {
+        #[serde(rename = "isDefault", default)]
+        is_default: bool,
+        #[serde(rename = "tenantId", default)]
+        tenant_id: String,
+        #[serde(default)]
+        user: User,
+    }
+    #[derive(serde::Deserialize, Default)]
+    struct User {
+        #[serde(default)]
+        name: String,
+        #[serde(rename = "type", default)]
+        kind: String,
+    }
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    let read =
+        std::fs::File::open(profile).and_then(|f| f.take(4 * 1024 * 1024).read_to_end(&mut bytes));
+    if read.is_err() {
+        return String::new();
+    }
+    // The CLI writes the file with a UTF-8 byte-order mark.
+    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&bytes);
+    serde_json::from_slice::<Profile>(bytes)
+        .ok()
+        .and_then(|p| p.subscriptions.into_iter().find(|s| s.is_default))
+        .map(|s| format!("{}|{}|{}", s.user.name, s.user.kind, s.tenant_id))
+        .unwrap_or_default()
+}
 
 /// `iss|sub` of a federated assertion (a JWT), or empty when it has none.
 fn assertion_subject(jwt: &str) -> String {
@@ -471,7 +524,7 @@ mod tests {
         .unwrap();
         assert!(matches!(
             Identity::from_settings(&s).unwrap(),
-            Identity::AzureCli { tenant: None }
+            Identity::AzureCli { tenant: None, .. }
         ));
     }
 
@@ -505,6 +558,32 @@ mod tests {
             !a.contains(&jwt("system:serviceaccount:ns:a")),
             "never the token itself"
         );
+    }
+
+    #[test]
+    fn cli_fingerprints_follow_the_logged_in_account() {
+        let d = tempfile::tempdir().unwrap();
+        let profile = d.path().join("azureProfile.json");
+        let id = Identity::AzureCli {
+            tenant: None,
+            profile: Some(profile.clone()),
+        };
+        let write = |user: &str, tenant: &str| {
+            let doc = format!(
+                "\u{feff}{{\"subscriptions\":[{{\"isDefault\":false,\"tenantId\":\"t0\",\"user\":{{\"name\":\"x\",\"type\":\"user\"}}}},{{\"isDefault\":true,\"tenantId\":\"{tenant}\",\"user\":{{\"name\":\"{user}\",\"type\":\"user\"}}}}]}}"
+            );
+            std::fs::write(&profile, doc).unwrap();
+            id.fingerprint("https://login")
+        };
+        let missing = id.fingerprint("https://login");
+        let alice = write("alice", "t1");
+        assert!(alice.ends_with("|alice|user|t1"), "{alice}");
+        assert_ne!(alice, missing);
+        assert_ne!(alice, write("bob", "t1"));
+        assert_ne!(alice, write("alice", "t2"));
+        assert_eq!(alice, write("alice", "t1"));
+        std::fs::write(&profile, "not json").unwrap();
+        assert_eq!(id.fingerprint("https://login"), missing);
     }
 
     #[test]
