@@ -18,6 +18,8 @@ use std::time::Duration;
 pub const CACHE_VERSION: u32 = 1;
 /// Largest entry file read.
 const MAX_ENTRY: usize = 64 * 1024;
+/// Temp files older than this were left by killed writers (a live one's lasts milliseconds).
+const STALE_TEMP_AGE: Duration = Duration::from_secs(60);
 
 /// A cached ACR refresh token for one (login server, identity).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -136,11 +138,18 @@ impl Cache {
         files::ensure_private_dir(&self.dir)
     }
 
-    /// Writes an entry atomically, 0600.
+    /// Writes an entry atomically, 0600, then sweeps temp files that killed writers left behind
+    /// (older than a minute: writes happen on the cold path only, so the hot path never lists
+    /// the folder).
     pub fn write<T: Serialize>(&self, path: &Path, entry: &T) -> Result<(), Error> {
         let bytes = serde_json::to_vec(entry)
             .map_err(|e| Error::io("cannot encode", path, std::io::Error::other(e)))?;
-        files::write_atomic(path, &bytes, 0o600)
+        files::write_atomic(path, &bytes, 0o600)?;
+        let swept = files::remove_stale_temps(&self.dir, STALE_TEMP_AGE);
+        if swept > 0 {
+            log::debug!("removed {swept} temp file(s) left by killed writers");
+        }
+        Ok(())
     }
 
     /// Takes the writer lock that guards `entry_path`.
@@ -241,6 +250,35 @@ mod tests {
         other.v = 99;
         c.write(&p, &other).unwrap();
         assert!(c.read::<RefreshEntry>(&p).is_none());
+    }
+
+    #[test]
+    fn writes_sweep_temp_files_that_killed_writers_left() {
+        let d = tempfile::tempdir().unwrap();
+        let c = Cache::new(d.path());
+        let old_tmp = d.path().join(".reg-x.json.123.abc.tmp");
+        let fresh_tmp = d.path().join(".reg-y.json.456.def.tmp");
+        let old_other = d.path().join("not-ours.tmp");
+        for p in [&old_tmp, &fresh_tmp, &old_other] {
+            std::fs::write(p, b"{").unwrap();
+        }
+        let long_ago = std::time::SystemTime::now() - Duration::from_secs(600);
+        for p in [&old_tmp, &old_other] {
+            std::fs::File::options()
+                .write(true)
+                .open(p)
+                .unwrap()
+                .set_modified(long_ago)
+                .unwrap();
+        }
+        c.write(&c.refresh_path("k"), &entry("a")).unwrap();
+        assert!(!old_tmp.exists(), "a stale temp file survived a write");
+        assert!(fresh_tmp.exists(), "a live writer's temp file was removed");
+        assert!(
+            old_other.exists(),
+            "a file not named like our temps was removed"
+        );
+        assert!(c.read::<RefreshEntry>(&c.refresh_path("k")).is_some());
     }
 
     #[test]

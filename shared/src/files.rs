@@ -130,6 +130,35 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Error> {
     result
 }
 
+/// Removes the temp files [`write_atomic`] left in `dir` when its process was killed between
+/// creating and renaming them: those older than `age` (a live writer's exists for milliseconds).
+/// Best effort; returns how many were removed.
+pub fn remove_stale_temps(dir: &Path, age: std::time::Duration) -> usize {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
+    let now = std::time::SystemTime::now();
+    entries
+        .filter_map(Result::ok)
+        .filter(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name.starts_with('.') && name.ends_with(".tmp")
+        })
+        .filter(|e| {
+            // Only regular files (never follow or remove a planted link's target).
+            e.metadata().is_ok_and(|m| {
+                m.file_type().is_file()
+                    && m.modified()
+                        .ok()
+                        .and_then(|t| now.duration_since(t).ok())
+                        .is_some_and(|d| d > age)
+            })
+        })
+        .filter(|e| fs::remove_file(e.path()).is_ok())
+        .count()
+}
+
 /// Removes a file; a missing file is not an error. Returns whether a file was removed.
 pub fn remove(path: &Path) -> Result<bool, Error> {
     match fs::remove_file(path) {
