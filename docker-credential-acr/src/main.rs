@@ -55,7 +55,7 @@ enum Action {
     },
 }
 
-const USAGE: &str = "usage: docker-credential-acr <get|store|erase|list|version|configure-docker|doctor>; run with --help for details";
+const USAGE: &str = "usage: docker-credential-acr <get|store|erase|list|version|configure-docker|doctor|completions>; run with --help for details";
 
 fn main() -> ExitCode {
     let env = Env::process();

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Builds the Debian package docker-credential-acr: both binaries (release profile), the kubelet
+# configs, docs and shell completions; see [package.metadata.deb] in
+# docker-credential-acr/Cargo.toml for the layout. Prints the .deb's path as its last line.
+#
+#   scripts/build-deb.sh [cargo-deb options, e.g. --deb-revision 2]
+#
+# Honours CARGO_TARGET_DIR (default: target/); the package lands in $CARGO_TARGET_DIR/debian/.
+# Needs cargo-deb and dpkg-dev (dpkg-shlibdeps): scripts/install-deps.sh installs both.
+set -euo pipefail
+
+program=build-deb.sh
+fail() {
+    printf '%s: error: %s\n' "$program" "$*" >&2
+    exit 1
+}
+trap 'fail "command failed (line $LINENO): $BASH_COMMAND"' ERR
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+cargo deb --version >/dev/null 2>&1 ||
+    fail "cargo-deb is not installed: run scripts/install-deps.sh (or: cargo install --locked cargo-deb)"
+command -v dpkg-shlibdeps >/dev/null 2>&1 ||
+    fail "dpkg-shlibdeps is missing (it computes the package's Depends): apt-get install dpkg-dev"
+
+# An absolute target dir: cargo, cargo-deb and the completion step must agree on it.
+target=${CARGO_TARGET_DIR:-$root/target}
+mkdir -p "$target"
+target=$(cd "$target" && pwd)
+export CARGO_TARGET_DIR="$target"
+
+# Only the two binary packages: building the whole workspace would unify the test crate's
+# features (fuller tokio, rustls) into the binaries and make them bigger.
+cargo build --release --locked -p docker-credential-acr -p acr-credential-provider
+
+completions="$target/release/completions"
+mkdir -p "$completions"
+helper="$target/release/docker-credential-acr"
+"$helper" completions bash >"$completions/docker-credential-acr.bash"
+"$helper" completions zsh >"$completions/_docker-credential-acr"
+"$helper" completions fish >"$completions/docker-credential-acr.fish"
+for f in docker-credential-acr.bash _docker-credential-acr docker-credential-acr.fish; do
+    [ -s "$completions/$f" ] || fail "the generated completion script $completions/$f is empty"
+done
+
+# --no-build: cargo-deb would otherwise rebuild with --workspace (one asset comes from another
+# package of the workspace), pulling the test crate's features in.
+deb=$(cargo deb -p docker-credential-acr --no-build --locked "$@" | tail -n 1)
+[ -f "$deb" ] || fail "cargo deb did not report a package file (got: '$deb')"
+echo "$deb"
