@@ -150,6 +150,7 @@ impl Broker {
                 tokio::time::timeout(deadline, exchange::challenge(&http, server)).await
             })
             .map_err(|_| Error::Timeout {
+                doing: "reading the /v2/ challenge of",
                 registry: server.host().to_string(),
                 seconds: deadline.as_secs(),
             })?
@@ -252,11 +253,13 @@ impl Broker {
             deadline
                 .checked_sub(started.elapsed())
                 .ok_or_else(|| Error::Timeout {
+                    doing: "getting a token for",
                     registry: server.host().to_string(),
                     seconds: deadline.as_secs(),
                 })
         };
         let timeout_err = || Error::Timeout {
+            doing: "getting a token for",
             registry: server.host().to_string(),
             seconds: deadline.as_secs(),
         };

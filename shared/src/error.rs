@@ -59,9 +59,11 @@ pub enum Error {
 
     /// The whole operation took longer than its deadline.
     #[error(
-        "timed out after {seconds}s getting a token for {registry}; check network access to Entra ID and the registry, or raise ACR_TIMEOUT"
+        "timed out after {seconds}s {doing} {registry}; check network access to Entra ID and the registry, or raise ACR_TIMEOUT"
     )]
     Timeout {
+        /// What was being done: `getting a token for` or `reading the /v2/ challenge of`.
+        doing: &'static str,
         /// Login server.
         registry: String,
         /// The deadline.
