@@ -114,3 +114,38 @@ fn each_broken_setup_says_what_is_wrong_and_exits_one() {
         stdout(&o)
     );
 }
+
+#[test]
+fn a_role_removed_since_the_token_was_cached_shows() {
+    let (w, p) = world_with_secret_principal();
+    // A pull caches a token; then the role assignment is deleted.
+    answer(&get(&w, &w.registry));
+    let exchanges = w.emu.counters().exchange();
+    w.emu.revoke(&p.client_id, &w.registry);
+    // `get` still answers from the cache (the registry would refuse that token's use later)...
+    answer(&get(&w, &w.registry));
+    assert_eq!(w.emu.counters().exchange(), exchanges);
+    // ...but doctor exchanges anew and says what is wrong.
+    let o = w.run(&["doctor", &w.registry], "");
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    assert!(
+        out.contains("  token: ERROR") && out.contains("AcrPull"),
+        "{out}"
+    );
+    assert_eq!(w.emu.counters().exchange(), exchanges + 1);
+    // With the role back, it is ok again, from another new exchange.
+    w.emu.grant(
+        &p.client_id,
+        &w.registry,
+        acr_tests::emulator::Role::AcrPull,
+    );
+    let o = w.run(&["doctor", &w.registry], "");
+    assert!(o.status.success(), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("(a new exchange, not the cache)"),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(w.emu.counters().exchange(), exchanges + 2);
+}

@@ -126,7 +126,7 @@ impl Broker {
             log::debug!("cache hit for {server}");
             return Ok(Credential::from_entry(e));
         }
-        let result = self.fetch_locked(server, identity, &authority, &fingerprint, &key);
+        let result = self.fetch_locked(server, identity, &authority, &fingerprint, &key, true);
         match (result, cached) {
             (Ok(c), _) => Ok(c),
             (Err(e), Some(old)) if old.usable_at(self.clock.now()) => {
@@ -216,6 +216,18 @@ impl Broker {
         }
     }
 
+    /// A credential for `server` as `identity` from a new exchange, whatever the cache holds
+    /// (the result is cached): proof that the registry grants the identity a token now, e.g.
+    /// after a role was removed. For `doctor`; the Entra token may still come from the cache.
+    pub fn verify(&self, server: &LoginServer, identity: &Identity) -> Result<Credential, Error> {
+        let authority = self.authority(server);
+        let fingerprint = identity.fingerprint(&authority);
+        let key = cache::key(&[server.host(), &fingerprint]);
+        self.fetch_locked(server, identity, &authority, &fingerprint, &key, false)
+    }
+
+    /// Fetches under the entry's lock; with `reuse`, first takes what another process may have
+    /// fetched while this one waited for the lock.
     fn fetch_locked(
         &self,
         server: &LoginServer,
@@ -223,6 +235,7 @@ impl Broker {
         authority: &str,
         fingerprint: &str,
         key: &str,
+        reuse: bool,
     ) -> Result<Credential, Error> {
         let started = Instant::now();
         let deadline = self.settings.timeout;
@@ -240,7 +253,7 @@ impl Broker {
             None => None,
         };
         // Whoever held the lock before us may have fetched already.
-        if let Some(e) = self.read_refresh(key, server) {
+        if reuse && let Some(e) = self.read_refresh(key, server) {
             let now = self.clock.now();
             if now < e.refresh_at() && e.usable_at(now) {
                 log::debug!("{server}: another process refreshed the token");

@@ -217,10 +217,13 @@ pub fn check(broker: &Broker, checks: Checks) -> Report {
                     }
                 }
                 if let Ok(id) = &chosen {
-                    match broker.credential_for(&server, id) {
+                    // A new exchange, not the cache: a role removed since the cached token
+                    // was fetched must show.
+                    match broker.verify(&server, id) {
                         Ok(c) => {
                             r["token"] = json!({
                                 "ok": true,
+                                "exchanged": true,
                                 "expires_at": c.expires_at,
                                 "expires_in_minutes": (c.expires_at - now) / 60,
                             })
@@ -321,7 +324,7 @@ fn render_text(report: &Value, extra: &[String]) -> String {
             match t.get("error") {
                 Some(e) => out.push(format!("  token: ERROR {}", s(e))),
                 None if !t.is_null() => out.push(format!(
-                    "  token: ok, expires in {} min",
+                    "  token: ok, expires in {} min (a new exchange, not the cache)",
                     t["expires_in_minutes"]
                 )),
                 None => {}

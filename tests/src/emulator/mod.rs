@@ -369,6 +369,12 @@ impl Emulator {
         lock(&self.shared.dir).grant(principal_object_id_or_client_id, registry, role);
     }
 
+    /// Remove an identity's roles (granted to that object id or client id) on a registry, as
+    /// when a role assignment is deleted: tokens already issued stay valid until they expire.
+    pub fn revoke(&self, principal_object_id_or_client_id: &str, registry: &str) {
+        lock(&self.shared.dir).revoke(principal_object_id_or_client_id, registry);
+    }
+
     /// Register a service principal (or add a secret to an existing one).
     pub fn add_secret_principal(&self, tenant: &str, client_id: &str, secret: &str) -> Principal {
         let mut dir = lock(&self.shared.dir);

@@ -267,6 +267,13 @@ impl Directory {
         *slot = (*slot).max(role);
     }
 
+    /// Remove every role of an object id or client id on a registry.
+    pub(crate) fn revoke(&mut self, id: &str, registry: &str) {
+        if let Some(g) = self.grants.get_mut(&host::normalize(registry)) {
+            g.remove(&id.to_ascii_lowercase());
+        }
+    }
+
     /// The strongest role of an identity (by object id, or its client id) on a registry.
     pub(crate) fn role(
         &self,
