@@ -60,6 +60,15 @@ const USAGE: &str = "usage: docker-credential-acr <get|store|erase|list|version|
 fn main() -> ExitCode {
     let env = Env::process();
     acr_broker::logging::init("docker-credential-acr", env.get("ACR_LOG"));
+    // The hot path, `get` exactly as credential clients run it, skips building the parser.
+    let mut args = std::env::args_os().skip(1);
+    if let (Some(action), None) = (args.next(), args.next())
+        && action == "get"
+    {
+        let result =
+            actions::read_stdin(std::io::stdin().lock()).and_then(|i| actions::get(env, &i));
+        return emit(result, false);
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if matches!(e.kind(), clap::error::ErrorKind::DisplayHelp) => {
