@@ -275,3 +275,33 @@ fn doctor_says_where_each_secret_is_and_whether_the_keychain_still_holds_it() {
         stdout(&o)
     );
 }
+
+#[test]
+fn a_locked_keychain_is_a_one_line_error_not_a_hang() {
+    let ss = SecretService::start();
+    let mut w = world();
+    with_keychain(&mut w, &ss);
+    assert!(
+        w.run(&["store"], &credentials(OTHER, "locked-pw"))
+            .status
+            .success()
+    );
+    ss.lock();
+    let o = get(&w, OTHER);
+    assert_eq!(o.status.code(), Some(1));
+    let msg = stdout(&o);
+    assert_eq!(msg.lines().count(), 1, "{msg}");
+    assert!(
+        msg.contains(&format!(
+            "cannot read the credentials of {OTHER} in the OS keychain"
+        )) && msg.contains("unlock the keychain"),
+        "{msg}"
+    );
+    assert!(!msg.contains("locked-pw"));
+    // The entry is kept, for when the keychain is unlocked again.
+    assert!(
+        std::fs::read_to_string(credentials_file(&w))
+            .unwrap()
+            .contains(OTHER)
+    );
+}

@@ -109,6 +109,24 @@ impl SecretService {
         assert!(out.status.success(), "secret-tool clear: {out:?}");
     }
 
+    /// Locks the login keyring (Secret Service `Lock`), as a screen locker or a timeout would.
+    /// Reading then needs an unlock prompt, which nobody can answer here.
+    pub fn lock(&self) {
+        let out = self
+            .command("dbus-send")
+            .args([
+                "--session",
+                "--print-reply",
+                "--dest=org.freedesktop.secrets",
+                "/org/freedesktop/secrets",
+                "org.freedesktop.Secret.Service.Lock",
+                "array:objpath:/org/freedesktop/secrets/collection/login",
+            ])
+            .output()
+            .expect("dbus-send runs (Debian package dbus-bin)");
+        assert!(out.status.success(), "Lock: {out:?}");
+    }
+
     fn secret_tool(&self, action: &str, attributes: &[(&str, &str)]) -> Output {
         let mut c = self.command("secret-tool");
         c.arg(action);
