@@ -12,7 +12,7 @@
 use crate::error::Error;
 use crate::registry::normalize_host;
 use crate::secret::Secret;
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -23,38 +23,74 @@ pub const ARM_SCOPE: &str = "https://management.azure.com/.default";
 
 /// A snapshot of environment variables; the only way the broker reads the environment.
 #[derive(Clone, Default)]
-pub struct Env(HashMap<String, String>);
+pub struct Env {
+    vars: BTreeMap<String, String>,
+    /// Taken from the process, so only [`relevant`] names were kept.
+    filtered: bool,
+}
 
 impl std::fmt::Debug for Env {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Values may be secrets (AZURE_CLIENT_SECRET): show names only.
-        let mut keys: Vec<_> = self.0.keys().collect();
-        keys.sort();
+        let keys: Vec<_> = self.vars.keys().collect();
         f.debug_struct("Env").field("names", &keys).finish()
     }
 }
 
+/// Whether any part of this project reads the variable `name`. [`Env::process`] keeps only
+/// these: copying a whole environment (often dozens of variables) was a tenth of a cache hit's
+/// instructions. Debug builds check every read against this list.
+pub fn relevant(name: &str) -> bool {
+    const PREFIXES: &[&str] = &["ACR_", "AZURE_", "IDENTITY_", "XDG_", "DOCKER_", "DBUS_"];
+    const NAMES: &[&str] = &[
+        "HOME",
+        "PATH",
+        "SSL_CERT_FILE",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "HTTP_PROXY",
+        "http_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+        "NO_PROXY",
+        "no_proxy",
+    ];
+    PREFIXES.iter().any(|p| name.starts_with(p)) || NAMES.contains(&name)
+}
+
 impl Env {
-    /// The process environment (variables that are not valid UTF-8 are left out).
+    /// The process environment's [`relevant`] variables (those that are not valid UTF-8 are
+    /// left out).
     pub fn process() -> Self {
-        Env(std::env::vars_os()
-            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-            .collect())
+        Env {
+            vars: std::env::vars_os()
+                .filter(|(k, _)| k.to_str().is_some_and(relevant))
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+                .collect(),
+            filtered: true,
+        }
     }
 
     /// An environment made of the given pairs.
     pub fn from_pairs<K: Into<String>, V: Into<String>>(
         pairs: impl IntoIterator<Item = (K, V)>,
     ) -> Self {
-        Env(pairs
-            .into_iter()
-            .map(|(k, v)| (k.into(), v.into()))
-            .collect())
+        Env {
+            vars: pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+            filtered: false,
+        }
     }
 
     /// A variable's value; empty counts as unset.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0
+        debug_assert!(
+            !self.filtered || relevant(key),
+            "{key} is read but config::relevant() leaves it out of Env::process()"
+        );
+        self.vars
             .get(key)
             .map(String::as_str)
             .filter(|v| !v.trim().is_empty())
@@ -62,12 +98,12 @@ impl Env {
 
     /// Sets a variable (for callers that add settings from flags).
     pub fn set(&mut self, key: &str, value: impl Into<String>) {
-        self.0.insert(key.to_string(), value.into());
+        self.vars.insert(key.to_string(), value.into());
     }
 
     /// Removes a variable.
     pub fn unset(&mut self, key: &str) {
-        self.0.remove(key);
+        self.vars.remove(key);
     }
 }
 
@@ -272,6 +308,24 @@ mod tests {
             let e = Settings::from_env(Env::from_pairs([(k, v)]), None).unwrap_err();
             assert!(e.to_string().contains(k), "{e}");
         }
+    }
+
+    #[test]
+    fn the_process_snapshot_keeps_only_variables_something_reads() {
+        // cargo sets CARGO_* for test processes; nothing here reads them.
+        assert!(std::env::var_os("CARGO_PKG_NAME").is_some());
+        let names = format!("{:?}", Env::process());
+        assert!(!names.contains("CARGO_"), "{names}");
+        assert!(names.contains("\"PATH\""), "{names}");
+        assert!(relevant("ACR_TIMEOUT") && relevant("AZURE_CLIENT_ID") && relevant("https_proxy"));
+        assert!(!relevant("LS_COLORS") && !relevant("ACR") && !relevant("PATHS"));
+    }
+
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "leaves it out of Env::process()")]
+    fn reading_an_unlisted_variable_from_the_process_is_caught_in_debug_builds() {
+        let _ = Env::process().get("LS_COLORS");
     }
 
     #[test]
