@@ -25,10 +25,9 @@ fi
 if ! rustup component list --installed 2>/dev/null | grep -q '^clippy'; then
   rustup component add clippy rustfmt 2>/dev/null || true
 fi
-# The Debian package (scripts/build-deb.sh, tests/tests/package_deb.rs): cargo-deb builds it,
-# dpkg-shlibdeps (dpkg-dev) computes its Depends, the test installs it with dpkg inside an
+# The Debian package (scripts/build-deb.sh, tests/tests/package_deb.rs): cargo-deb builds it
+# (its binaries are static, so no dpkg-shlibdeps), the test installs it with dpkg inside an
 # overlay (mount: util-linux and mount, above and essential). Pinned; skipped when present.
-$SUDO apt-get install -y -qq --no-install-recommends dpkg-dev
 CARGO_DEB_VERSION=3.8.0
 if [ "$(cargo deb --version 2>/dev/null)" != "cargo-deb $CARGO_DEB_VERSION" ]; then
   cargo install --locked cargo-deb --version "$CARGO_DEB_VERSION" ||
