@@ -36,12 +36,15 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # --- build -----------------------------------------------------------------------------------
-echo "bench: building release binaries (cargo build --release --workspace --bins)" >&2
-cargo build --release --workspace --bins --locked >&2
+# The helper and the provider as they ship (scripts/build-release.sh: static, non-PIE, only
+# their own features); the floor, the emulator and the driver as ordinary release builds.
+echo "bench: building release binaries (scripts/build-release.sh; cargo build --release -p acr-bench-floor -p acr-tests --bins)" >&2
+SHIPPED=$(scripts/build-release.sh | tail -n 1)
+cargo build --release --locked -p acr-bench-floor -p acr-tests --bins >&2
 TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | jq -r .target_directory)
 BIN=$TARGET_DIR/release
-HELPER=$BIN/docker-credential-acr
-PROVIDER=$BIN/acr-credential-provider
+HELPER=$SHIPPED/docker-credential-acr
+PROVIDER=$SHIPPED/acr-credential-provider
 FLOOR=$BIN/acr-bench-floor
 EMULATOR=$BIN/acr-emulator
 

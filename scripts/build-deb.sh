@@ -28,26 +28,14 @@ mkdir -p "$target"
 target=$(cd "$target" && pwd)
 export CARGO_TARGET_DIR="$target"
 
-# The shipped binaries are static and not position-independent: no dynamic loader, no
-# relocations, no shared libraries to map, which makes a cache-hit `get` about 2x faster
-# (docs/BENCHMARKS.md). glibc >= 2.34 resolves the `files` and `dns` NSS sources inside a static
-# binary. An explicit --target keeps these flags away from build scripts and proc-macros (which
-# cannot be static); binaries land in $target/<triple>/release/, where cargo-deb looks when given
-# the same --target.
-triple=$(rustc -vV | sed -n 's/^host: //p')
-case "$triple" in
-*-linux-gnu) ;;
-*) fail "unsupported build host $triple: the package is built for *-linux-gnu" ;;
-esac
-export RUSTFLAGS="${RUSTFLAGS:+$RUSTFLAGS }-C target-feature=+crt-static -C relocation-model=static"
+# The binaries, built the way they ship (static, non-PIE, for the host triple); cargo-deb looks
+# for them there when given the same --target.
+bin=$(scripts/build-release.sh | tail -n 1)
+triple=$(basename "$(dirname "$bin")")
 
-# Only the two binary packages: building the whole workspace would unify the test crate's
-# features (fuller tokio, rustls) into the binaries and make them bigger.
-cargo build --release --locked --target "$triple" -p docker-credential-acr -p acr-credential-provider
-
-completions="$target/$triple/release/completions"
+completions="$bin/completions"
 mkdir -p "$completions"
-helper="$target/$triple/release/docker-credential-acr"
+helper="$bin/docker-credential-acr"
 "$helper" completions bash >"$completions/docker-credential-acr.bash"
 "$helper" completions zsh >"$completions/_docker-credential-acr"
 "$helper" completions fish >"$completions/docker-credential-acr.fish"
