@@ -3,8 +3,14 @@
 //! Only six fields matter here: `cloud`, `tenantId`, `aadClientId`, `aadClientSecret`,
 //! `useManagedIdentityExtension` and `userAssignedIdentityID`; the file's many other fields are
 //! ignored. `useManagedIdentityExtension: true` selects the node's managed identity through IMDS
-//! (the user-assigned one named by `userAssignedIdentityID`, else the system-assigned one);
-//! otherwise `aadClientId`, `aadClientSecret` and `tenantId` make a service principal.
+//! (the user-assigned one named by `userAssignedIdentityID`, a client id or an ARM resource id,
+//! else the system-assigned one); otherwise `aadClientId`, `aadClientSecret` and `tenantId` make a
+//! service principal.
+//!
+//! Read as the AKS plugin's loader reads it: JSON or YAML, field names matched without regard to
+//! case (Go's `encoding/json` rule) when no exact match exists. `cloud: AzureStackCloud` takes its
+//! Entra authority and registry domain from the environment file named by
+//! `AZURE_ENVIRONMENT_FILEPATH` ([`AzureJson::custom_cloud`]).
 //!
 //! Error messages never quote the file's content: it holds a client secret.
 
@@ -84,14 +90,12 @@ impl AzureJson {
             path: path.to_path_buf(),
             detail,
         };
-        // Syntax errors from serde_json give a position, never content.
-        let value: Value =
-            serde_json::from_slice(bytes).map_err(|e| invalid(format!("not valid JSON: {e}")))?;
+        let value = parse_json_or_yaml(bytes).map_err(&invalid)?;
         let Value::Object(object) = value else {
-            return Err(invalid("not a JSON object".into()));
+            return Err(invalid("not an object of settings (JSON or YAML)".into()));
         };
         let string = |key: &str| text(&object, key).map_err(&invalid);
-        let use_managed_identity_extension = match object.get("useManagedIdentityExtension") {
+        let use_managed_identity_extension = match field(&object, "useManagedIdentityExtension") {
             None | Some(Value::Null) => false,
             Some(Value::Bool(b)) => *b,
             Some(_) => {
@@ -176,6 +180,27 @@ impl AzureJson {
         out
     }
 
+    /// Whether `cloud` is `AzureStackCloud`: endpoints then come from the environment file.
+    pub fn is_stack_cloud(&self) -> bool {
+        self.cloud
+            .as_deref()
+            .is_some_and(|c| c.eq_ignore_ascii_case("AzureStackCloud"))
+    }
+
+    /// For `cloud: AzureStackCloud`, the environment file named by `AZURE_ENVIRONMENT_FILEPATH`
+    /// (`env_file`): `None` when the cloud is another or the variable is unset (then, as for the
+    /// AKS plugin, the public cloud's endpoints apply); an error naming the file when it cannot be
+    /// read or lacks what it must say.
+    pub fn custom_cloud(&self, env_file: Option<&str>) -> Result<Option<CustomCloud>, String> {
+        if !self.is_stack_cloud() {
+            return Ok(None);
+        }
+        let Some(path) = env_file else {
+            return Ok(None);
+        };
+        CustomCloud::load(Path::new(path)).map(Some)
+    }
+
     /// The Entra authority host of `cloud`, when it names one of the three clouds ACR runs in.
     /// `None` for an absent cloud; `Err` (with the name) for one this provider does not know.
     pub fn authority_host(&self) -> Result<Option<&'static str>, String> {
@@ -192,9 +217,109 @@ impl AzureJson {
     }
 }
 
+/// A custom cloud's endpoints, from the environment file `AZURE_ENVIRONMENT_FILEPATH` names
+/// (the JSON AKS writes for `AzureStackCloud` nodes, e.g. `/etc/kubernetes/akscustom.json`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomCloud {
+    /// The file it was read from.
+    pub path: PathBuf,
+    /// `activeDirectoryEndpoint`, without a trailing `/`: the Entra authority.
+    pub authority_host: Option<String>,
+    /// `containerRegistryDNSSuffix` without a leading dot, e.g. `azurecr.contoso.example`:
+    /// images on `<name>.<suffix>` are served.
+    pub registry_suffix: Option<String>,
+}
+
+impl CustomCloud {
+    /// Reads the environment file at `path`.
+    pub fn load(path: &Path) -> Result<CustomCloud, String> {
+        let name = path.display();
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)
+            .and_then(|f| f.take(MAX_SIZE + 1).read_to_end(&mut bytes))
+            .map_err(|e| {
+                format!("cannot read the environment file {name} (AZURE_ENVIRONMENT_FILEPATH): {e}")
+            })?;
+        let value =
+            parse_json_or_yaml(&bytes).map_err(|e| format!("environment file {name}: {e}"))?;
+        let Value::Object(object) = value else {
+            return Err(format!("environment file {name}: not a JSON object"));
+        };
+        let string =
+            |key: &str| text(&object, key).map_err(|e| format!("environment file {name}: {e}"));
+        let authority_host = match string("activeDirectoryEndpoint")? {
+            None => None,
+            Some(a) if a.to_ascii_lowercase().starts_with("https://") => {
+                Some(a.trim_end_matches('/').to_string())
+            }
+            Some(_) => {
+                return Err(format!(
+                    "environment file {name}: activeDirectoryEndpoint must be an https:// URL"
+                ));
+            }
+        };
+        let registry_suffix = match string("containerRegistryDNSSuffix")? {
+            None => None,
+            Some(s) => {
+                let suffix = s.trim_start_matches('.').to_ascii_lowercase();
+                acr_broker::login_server_entry(&format!("*.{suffix}")).map_err(|reason| {
+                    format!(
+                        "environment file {name}: containerRegistryDNSSuffix {suffix:?}: {reason}"
+                    )
+                })?;
+                Some(suffix)
+            }
+        };
+        Ok(CustomCloud {
+            path: path.to_path_buf(),
+            authority_host,
+            registry_suffix,
+        })
+    }
+}
+
+/// Parses JSON, else YAML (a superset the AKS plugin's loader also reads). Errors give a
+/// position, never content: the file holds a client secret.
+fn parse_json_or_yaml(bytes: &[u8]) -> Result<Value, String> {
+    let json_err = match serde_json::from_slice::<Value>(bytes) {
+        Ok(v) => return Ok(v),
+        Err(e) => e,
+    };
+    let looks_json = bytes
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|b| *b == b'{' || *b == b'[');
+    match serde_yaml_ng::from_slice::<Value>(bytes) {
+        Ok(v) => Ok(v),
+        Err(_) if looks_json => Err(format!(
+            "not valid JSON (line {}, column {})",
+            json_err.line(),
+            json_err.column()
+        )),
+        Err(e) => Err(match e.location() {
+            Some(l) => format!(
+                "not valid JSON or YAML (line {}, column {})",
+                l.line(),
+                l.column()
+            ),
+            None => "not valid JSON or YAML".to_string(),
+        }),
+    }
+}
+
+/// A field by its exact name, else by a name equal but for case (as Go's `encoding/json` does).
+fn field<'a>(object: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    object.get(key).or_else(|| {
+        object
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v)
+    })
+}
+
 /// A string field; absent, `null` and empty (after trimming) are `None`.
 fn text(object: &Map<String, Value>, key: &str) -> Result<Option<String>, String> {
-    match object.get(key) {
+    match field(object, key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => {
             let s = s.trim();
@@ -332,8 +457,12 @@ mod tests {
     fn malformed_files_are_refused_without_quoting_them() {
         for (doc, why) in [
             (r#"{"aadClientSecret": "s3cr3t""#, "not valid JSON"),
-            ("", "not valid JSON"),
-            (r#"["s3cr3t"]"#, "not a JSON object"),
+            ("", "not an object of settings"),
+            (r#"["s3cr3t"]"#, "not an object of settings"),
+            (
+                "aadClientSecret: s3cr3t\n  - x: [",
+                "not valid JSON or YAML (line",
+            ),
             (
                 r#"{"tenantId": 42, "aadClientSecret": "s3cr3t"}"#,
                 "tenantId must be a string",
@@ -348,6 +477,83 @@ mod tests {
             assert!(e.starts_with("/etc/kubernetes/azure.json: "), "{e}");
             assert!(!e.contains("s3cr3t"), "{e}");
         }
+    }
+
+    #[test]
+    fn yaml_and_any_case_field_names_are_read_as_the_aks_loader_reads_them() {
+        let a = parse(
+            "cloud: AzurePublicCloud\ntenantId: t\nuseManagedIdentityExtension: true\nuserAssignedIdentityID: 5a1c7f3e-0000-4000-8000-000000000001\nvmType: vmss\n",
+        )
+        .unwrap();
+        assert!(
+            matches!(a.identity().unwrap(), Identity::Imds { client_id: Some(ref c) } if c == "5a1c7f3e-0000-4000-8000-000000000001")
+        );
+        assert_eq!(a.tenant_id.as_deref(), Some("t"));
+        let a = parse(r#"{"TenantID":"t","AADClientID":"c","aadclientsecret":"s","UseManagedIdentityExtension":false}"#).unwrap();
+        assert!(
+            matches!(a.identity().unwrap(), Identity::ClientSecret { ref tenant, ref client_id, .. } if tenant == "t" && client_id == "c")
+        );
+        // An exact match wins over one that differs only in case.
+        let a = parse(r#"{"tenantid":"wrong","tenantId":"right"}"#).unwrap();
+        assert_eq!(a.tenant_id.as_deref(), Some("right"));
+    }
+
+    #[test]
+    fn resource_id_user_assigned_identity_is_kept_whole() {
+        let id = "/subscriptions/0000/resourceGroups/MC_rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/agentpool";
+        let a = parse(&format!(
+            r#"{{"useManagedIdentityExtension":true,"userAssignedIdentityID":"{id}"}}"#
+        ))
+        .unwrap();
+        assert!(
+            matches!(a.identity().unwrap(), Identity::Imds { client_id: Some(ref c) } if c == id)
+        );
+    }
+
+    #[test]
+    fn stack_cloud_reads_the_environment_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let env_file = dir.path().join("akscustom.json");
+        std::fs::write(
+            &env_file,
+            r#"{"name":"AzureStackCloud","activeDirectoryEndpoint":"https://login.contoso.example/","containerRegistryDNSSuffix":".azurecr.contoso.example","resourceManagerEndpoint":"https://management.contoso.example/"}"#,
+        )
+        .unwrap();
+        let a = parse(r#"{"cloud":"AzureStackCloud","useManagedIdentityExtension":true}"#).unwrap();
+        let path = env_file.to_str().unwrap();
+        let c = a.custom_cloud(Some(path)).unwrap().unwrap();
+        assert_eq!(
+            c.authority_host.as_deref(),
+            Some("https://login.contoso.example")
+        );
+        assert_eq!(
+            c.registry_suffix.as_deref(),
+            Some("azurecr.contoso.example")
+        );
+        assert_eq!(
+            a.custom_cloud(None).unwrap(),
+            None,
+            "no file: the public cloud, as upstream"
+        );
+        let public = parse(r#"{"cloud":"AzurePublicCloud"}"#).unwrap();
+        assert_eq!(public.custom_cloud(Some(path)).unwrap(), None);
+        let e = a
+            .custom_cloud(Some("/nonexistent/akscustom.json"))
+            .unwrap_err();
+        assert!(e.contains("cannot read the environment file /nonexistent/akscustom.json (AZURE_ENVIRONMENT_FILEPATH)"), "{e}");
+        std::fs::write(
+            &env_file,
+            r#"{"activeDirectoryEndpoint":"http://login.contoso.example"}"#,
+        )
+        .unwrap();
+        let e = a.custom_cloud(Some(path)).unwrap_err();
+        assert!(
+            e.contains("activeDirectoryEndpoint must be an https:// URL"),
+            "{e}"
+        );
+        std::fs::write(&env_file, r#"{"containerRegistryDNSSuffix":"com"}"#).unwrap();
+        let e = a.custom_cloud(Some(path)).unwrap_err();
+        assert!(e.contains("containerRegistryDNSSuffix"), "{e}");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! instead (exit 1 when a pull would fail).
 
 use crate::azure_json::AzureJson;
+use crate::bindings::BindingFlags;
 use crate::doctor::DoctorArgs;
 use crate::mirror::Mirrors;
 use crate::protocol::parse_request;
@@ -39,10 +40,53 @@ struct Cli {
     #[arg(value_name = "AZURE_JSON")]
     azure_json: Option<PathBuf>,
 
-    /// Pull images on SRC with the credentials of the ACR login server DST; each side is
-    /// host or host:port (e.g. localhost:5000:myregistry.azurecr.io). Repeatable.
-    #[arg(long = "registry-mirror", value_name = "SRC:DST[,SRC:DST]")]
+    /// Pull images on SRC with the credentials of the ACR login server DST, with the node's
+    /// identity; each side is host or host:port (e.g. mcr.microsoft.com:myregistry.azurecr.io).
+    /// Repeatable.
+    #[arg(
+        short = 'r',
+        long = "registry-mirror",
+        value_name = "SRC:DST[,SRC:DST]"
+    )]
     registry_mirror: Vec<String>,
+
+    /// Identity bindings: the TLS server name of the cluster's local token authority (AKS
+    /// service-account image pull). Pods then pull as the client id their service account's
+    /// kubernetes.azure.com/acr-client-id annotation names.
+    #[arg(long = "ib-sni-name", value_name = "NAME")]
+    ib_sni_name: Option<String>,
+
+    /// Identity bindings: the client id for service accounts without the annotation.
+    #[arg(long = "ib-default-client-id", value_name = "CLIENT_ID")]
+    ib_default_client_id: Option<String>,
+
+    /// Identity bindings: the tenant for service accounts without the
+    /// kubernetes.azure.com/acr-tenant-id annotation [default: azure.json's tenantId].
+    #[arg(long = "ib-default-tenant-id", value_name = "TENANT_ID")]
+    ib_default_tenant_id: Option<String>,
+
+    /// Identity bindings: the API server's address (IP or name), reached on port 443.
+    #[arg(long = "ib-apiserver-ip", value_name = "ADDRESS")]
+    ib_apiserver_ip: Option<String>,
+
+    /// Identity bindings: the cluster CA bundle, the only roots trusted for the local authority
+    /// [default: /etc/kubernetes/certs/ca.crt].
+    #[arg(long = "ib-ca-file", value_name = "FILE")]
+    ib_ca_file: Option<PathBuf>,
+
+    /// Kubernetes log verbosity (accepted as the AKS plugin does): 0-1 warnings, 2-3 info,
+    /// 4 debug, 5 and more trace. ACR_LOG, when set, wins.
+    #[arg(short = 'v', long = "v", value_name = "LEVEL")]
+    verbosity: Option<u8>,
+
+    /// Kubernetes per-file log verbosity; accepted for compatibility and ignored.
+    #[arg(long = "vmodule", value_name = "PATTERN=N,...")]
+    vmodule: Option<String>,
+
+    /// Kubernetes log flush interval; accepted for compatibility and ignored (every line is
+    /// written at once).
+    #[arg(long = "log-flush-frequency", value_name = "DURATION")]
+    log_flush_frequency: Option<String>,
 
     /// Token cache folder [default: $ACR_CACHE_DIR, else /var/lib/kubelet/acr-credential-provider].
     #[arg(long, value_name = "DIR")]
@@ -70,11 +114,41 @@ struct Cli {
     json: bool,
 }
 
+impl Cli {
+    fn binding_flags(&self) -> BindingFlags {
+        BindingFlags {
+            sni_name: self.ib_sni_name.clone(),
+            default_client_id: self.ib_default_client_id.clone(),
+            default_tenant_id: self.ib_default_tenant_id.clone(),
+            apiserver: self.ib_apiserver_ip.clone(),
+            ca_file: self.ib_ca_file.clone(),
+        }
+    }
+}
+
+/// The log level `-v N` means, as ACR_LOG would name it.
+fn verbosity_level(v: u8) -> &'static str {
+    match v {
+        0 | 1 => "warn",
+        2 | 3 => "info",
+        4 => "debug",
+        _ => "trace",
+    }
+}
+
 /// Runs the provider once.
 pub fn run() -> ExitCode {
     let env = Env::process();
-    acr_broker::logging::init(PROGRAM, env.get("ACR_LOG"));
-    let cli = match Cli::try_parse() {
+    let parsed = Cli::try_parse();
+    let level = env.get("ACR_LOG").or_else(|| {
+        parsed
+            .as_ref()
+            .ok()
+            .and_then(|c| c.verbosity)
+            .map(verbosity_level)
+    });
+    acr_broker::logging::init(PROGRAM, level);
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
             // --help and --version.
@@ -125,6 +199,7 @@ pub fn run() -> ExitCode {
 fn doctor(cli: Cli, env: Env, target: String) -> ExitCode {
     let as_json = cli.json;
     let args = DoctorArgs {
+        identity_bindings: cli.binding_flags(),
         azure_json: cli.azure_json,
         registry_mirror: cli.registry_mirror,
         cache_dir: cli.cache_dir,
@@ -157,12 +232,14 @@ fn serve(cli: Cli, mut env: Env, input: &[u8]) -> Result<String, String> {
         .transpose()
         .map_err(|e| e.to_string())?;
     let mirrors = Mirrors::parse(&cli.registry_mirror).map_err(|e| e.to_string())?;
+    let identity_bindings = cli.binding_flags().check()?;
     let provider = Provider::new(
         settings,
         Options {
             azure_json,
             mirrors,
             fallback_to_node_identity: cli.fallback_to_node_identity,
+            identity_bindings,
         },
         Arc::new(SystemClock),
     )

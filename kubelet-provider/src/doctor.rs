@@ -7,6 +7,7 @@
 //! what pod identities would use. It reads nothing on stdin.
 
 use crate::azure_json::{AzureJson, AzureJsonError};
+use crate::bindings::BindingFlags;
 use crate::cli::DEFAULT_CACHE_DIR;
 use crate::mirror::Mirrors;
 use crate::provider::{
@@ -37,6 +38,8 @@ pub struct DoctorArgs {
     pub fallback_to_node_identity: bool,
     /// An image reference or registry host to check the challenge and a token with.
     pub target: Option<String>,
+    /// The `--ib-*` flags.
+    pub identity_bindings: BindingFlags,
 }
 
 /// Runs the checks with `env` (the kubelet's environment for the provider) and `args`.
@@ -96,6 +99,14 @@ pub fn doctor(env: Env, args: &DoctorArgs) -> Report {
         setup.pod_tenant.as_deref(),
         args.fallback_to_node_identity,
     ));
+    sections.push(bindings_section(
+        &args.identity_bindings,
+        setup.pod_tenant.as_deref(),
+        broker.settings().timeout,
+    ));
+    if let Some(section) = custom_cloud_section(setup.custom_cloud.as_ref()) {
+        sections.push(section);
+    }
     doctor::check(
         &broker,
         Checks {
@@ -241,6 +252,103 @@ fn image_section(target: &str, mirrors: &Mirrors) -> (Option<String>, Section) {
         ok: true,
     };
     (Some(mirrored.unwrap_or(host).to_string()), section)
+}
+
+/// Identity bindings: the settings and whether the local authority answers over TLS with the
+/// cluster CA (a request without a token: no secret is sent).
+fn bindings_section(
+    flags: &BindingFlags,
+    pod_tenant: Option<&str>,
+    timeout: std::time::Duration,
+) -> Section {
+    let ib = match flags.check() {
+        Ok(None) => {
+            return Section {
+                key: "identity_bindings",
+                value: json!({"enabled": false}),
+                lines: vec!["identity bindings: off (no --ib-sni-name)".into()],
+                ok: true,
+            };
+        }
+        Ok(Some(ib)) => ib,
+        Err(e) => {
+            return Section {
+                key: "identity_bindings",
+                value: json!({"enabled": true, "error": e}),
+                lines: vec![format!("identity bindings: ERROR {e}")],
+                ok: false,
+            };
+        }
+    };
+    let tenant = ib.default_tenant_id.as_deref().or(pod_tenant);
+    let mut lines = vec![format!(
+        "identity bindings: pods pull through https://{} at {}:443 (cluster CA {}); client id from {CLIENT_ID_ANNOTATION}, else {}; tenant from {TENANT_ID_ANNOTATION}, else {}",
+        ib.sni_name,
+        ib.apiserver,
+        ib.ca_file.display(),
+        ib.default_client_id.as_deref().map_or(
+            "none: unannotated service accounts are refused".to_string(),
+            |c| format!("--ib-default-client-id {c}")
+        ),
+        tenant.unwrap_or("none"),
+    )];
+    let probe =
+        acr_broker::probe_identity_binding(&ib.sni_name, &ib.apiserver, &ib.ca_file, timeout);
+    let ok = probe.is_ok();
+    lines.push(match &probe {
+        Ok(status) => format!(
+            "identity bindings: the local authority answered over verified TLS (HTTP {status} to a request without a token)"
+        ),
+        Err(e) => format!(
+            "identity bindings: ERROR the local authority cannot be reached: {e}; check --ib-apiserver-ip, --ib-sni-name and the cluster CA (--ib-ca-file)"
+        ),
+    });
+    Section {
+        key: "identity_bindings",
+        value: json!({
+            "enabled": true,
+            "sni_name": ib.sni_name,
+            "apiserver": ib.apiserver,
+            "ca_file": ib.ca_file.display().to_string(),
+            "default_client_id": ib.default_client_id,
+            "default_tenant_id": tenant,
+            "authority": match &probe {
+                Ok(status) => json!({"reachable": true, "status": status}),
+                Err(e) => json!({"reachable": false, "error": e}),
+            },
+        }),
+        lines,
+        ok,
+    }
+}
+
+/// `cloud: AzureStackCloud`: the environment file and what it set.
+fn custom_cloud_section(
+    cloud: Option<&Result<crate::azure_json::CustomCloud, String>>,
+) -> Option<Section> {
+    Some(match cloud? {
+        Ok(c) => Section {
+            key: "custom_cloud",
+            value: json!({
+                "environment_file": c.path.display().to_string(),
+                "authority": c.authority_host,
+                "registry_suffix": c.registry_suffix,
+            }),
+            lines: vec![format!(
+                "custom cloud: {} (AZURE_ENVIRONMENT_FILEPATH): authority {}, registries *.{}",
+                c.path.display(),
+                c.authority_host.as_deref().unwrap_or("(not set)"),
+                c.registry_suffix.as_deref().unwrap_or("(not set)"),
+            )],
+            ok: true,
+        },
+        Err(e) => Section {
+            key: "custom_cloud",
+            value: json!({"error": e}),
+            lines: vec![format!("custom cloud: ERROR {e}")],
+            ok: false,
+        },
+    })
 }
 
 /// What pods with a service-account token (tokenAttributes) would pull as.

@@ -4,6 +4,7 @@
 //! [`cli::run`].
 
 pub mod azure_json;
+pub mod bindings;
 pub mod cli;
 pub mod doctor;
 pub mod mirror;

@@ -2,9 +2,14 @@
 //!
 //! ```text
 //! image ─► registry host ─► mirror? (source ─► ACR destination) ─► login server (else: no auth)
-//!       ─► identity: the pod's (service-account token + client-id annotation), else the node's
+//!       ─► identity: mirrored images: the node's, always (as the AKS plugin);
+//!          with --ib-sni-name and a service-account token: the pod's, through the cluster's
+//!          local token authority (identity bindings);
+//!          else the pod's (service-account token + client-id annotation), else the node's
 //!          (azure.json, else the broker's chain)
 //!       ─► broker credential (cache, or Entra + exchange) ─► auth + cacheDuration
+//!          (a service-principal node whose derived token fails: its id and secret, as AKS does)
+//!       ─► plus "*.azurecr.*" with empty credentials: the kubelet's anonymous fallback
 //! ```
 //!
 //! **Per-pod identity.** A pod's service-account token becomes a federated client assertion for
@@ -13,7 +18,8 @@
 //! federated identities on the assertion's `iss` and `sub` too, so a service account can never
 //! reuse a token fetched with another one's assertion.
 
-use crate::azure_json::AzureJson;
+use crate::azure_json::{AzureJson, CustomCloud};
+use crate::bindings::IdentityBindings;
 use crate::mirror::{Mirror, Mirrors};
 use crate::protocol::{
     AuthConfig, CredentialProviderRequest, CredentialProviderResponse, GoDuration,
@@ -26,6 +32,13 @@ use std::sync::Arc;
 pub const CLIENT_ID_ANNOTATION: &str = "kubernetes.azure.com/acr-client-id";
 /// The service-account annotation naming that identity's tenant (optional).
 pub const TENANT_ID_ANNOTATION: &str = "kubernetes.azure.com/acr-tenant-id";
+/// The `auth` key with empty credentials that every ACR answer carries, as the AKS plugin's: the
+/// kubelet tries it after the identity's credentials, so registries with anonymous pull enabled
+/// still work when the identity has no role.
+pub const ANONYMOUS_KEY: &str = "*.azurecr.*";
+/// How long the kubelet may keep a service principal's id and secret (the fallback answer): short,
+/// so a transient failure of the derived token does not pin the long-lived secret for long.
+pub const BASIC_CACHE_SECONDS: u64 = 10 * 60;
 
 /// Configuration beyond the broker's settings.
 #[derive(Debug, Default)]
@@ -37,6 +50,8 @@ pub struct Options {
     pub mirrors: Mirrors,
     /// Use the node identity when a pod's token comes without a client-id annotation.
     pub fallback_to_node_identity: bool,
+    /// AKS identity bindings (`--ib-*`), when on.
+    pub identity_bindings: Option<IdentityBindings>,
 }
 
 /// Why no credential could be given.
@@ -80,6 +95,14 @@ pub enum ProviderError {
         /// What is wrong.
         reason: &'static str,
     },
+    /// Identity bindings: no client id for the pod.
+    #[error(
+        "{account} has no kubernetes.azure.com/acr-client-id annotation and the provider has no --ib-default-client-id; annotate the service account with the client id its pods pull as"
+    )]
+    NoBindingClientId {
+        /// The service account.
+        account: String,
+    },
     /// The token is not a JWT with the claims Entra matches.
     #[error("the service-account token is not a JWT with iss and sub claims")]
     BadServiceAccountToken,
@@ -95,6 +118,45 @@ pub enum ProviderError {
     },
 }
 
+/// What the kubelet gets for one registry.
+#[derive(Debug, Clone)]
+pub enum Answer {
+    /// A token from the broker (ACR refresh token, or stored credentials).
+    Token(Credential),
+    /// A service-principal node's id and secret, as the AKS plugin answers for such nodes: ACR
+    /// checks them itself, in the registry's own tenant (the cross-tenant setup).
+    Basic {
+        /// The service principal's client id.
+        username: String,
+        /// Its client secret.
+        password: Secret,
+    },
+}
+
+impl Answer {
+    /// The username and password the kubelet passes to the runtime.
+    pub fn auth(&self) -> AuthConfig {
+        match self {
+            Answer::Token(c) => AuthConfig {
+                username: c.username.clone(),
+                password: c.secret.clone(),
+            },
+            Answer::Basic { username, password } => AuthConfig {
+                username: username.clone(),
+                password: password.clone(),
+            },
+        }
+    }
+
+    /// How long the kubelet may keep the answer.
+    pub fn cache_duration(&self, now: i64) -> GoDuration {
+        match self {
+            Answer::Token(c) => cache_duration(c, now),
+            Answer::Basic { .. } => GoDuration(BASIC_CACHE_SECONDS),
+        }
+    }
+}
+
 /// Answers kubelet requests.
 pub struct Provider {
     broker: Broker,
@@ -103,6 +165,7 @@ pub struct Provider {
     pod_tenant: Option<String>,
     mirrors: Mirrors,
     fallback_to_node_identity: bool,
+    identity_bindings: Option<IdentityBindings>,
 }
 
 impl Provider {
@@ -119,6 +182,9 @@ impl Provider {
                 file.path.display()
             );
         }
+        if let Some(Err(e)) = &setup.custom_cloud {
+            return Err(ProviderError::Config(e.clone()));
+        }
         let node_identity = setup.identity.transpose().map_err(ProviderError::Config)?;
         let broker = Broker::with_clock(settings, Arc::clone(&clock));
         for m in options.mirrors.iter() {
@@ -131,6 +197,7 @@ impl Provider {
             pod_tenant: setup.pod_tenant,
             mirrors: options.mirrors,
             fallback_to_node_identity: options.fallback_to_node_identity,
+            identity_bindings: options.identity_bindings,
         })
     }
 
@@ -152,21 +219,122 @@ impl Provider {
             Ok(server) => server,
             Err(e) => return Ok(no_credentials(request, &e.to_string())),
         };
-        if let Some(destination) = mirrored {
-            log::debug!("{host} is mirrored to {destination}");
-        }
-        let credential = self.credential(&server, request)?;
-        let mut response = CredentialProviderResponse::new(request.api_version);
-        response.cache_duration = Some(cache_duration(&credential, self.clock.now()));
-        let auth = AuthConfig {
-            username: credential.username.clone(),
-            password: credential.secret.clone(),
+        // Mirrored images always use the node identity, as the AKS plugin does: the mirror is
+        // the cluster's bootstrap registry (network-isolated clusters), not the pod's.
+        let answer = match mirrored {
+            Some(destination) => {
+                log::debug!("{host} is mirrored to {destination}; using the node identity");
+                self.node_answer(&server)?
+            }
+            None => self.answer(&server, request)?,
         };
+        let mut response = CredentialProviderResponse::new(request.api_version);
+        response.cache_duration = Some(answer.cache_duration(self.clock.now()));
+        let auth = answer.auth();
         // The key the kubelet matches against the image (as written, port included), and the
         // login server itself when it differs (a mirror's destination, a normalised host).
         response.auth.insert(host.to_string(), auth.clone());
         response.auth.insert(server.host().to_string(), auth);
+        response.auth.insert(
+            ANONYMOUS_KEY.to_string(),
+            AuthConfig {
+                username: String::new(),
+                password: Secret::new(""),
+            },
+        );
         Ok(response)
+    }
+
+    /// The answer for an image that is not mirrored: identity bindings, the pod's identity or
+    /// the node's.
+    fn answer(
+        &self,
+        server: &LoginServer,
+        request: &CredentialProviderRequest,
+    ) -> Result<Answer, ProviderError> {
+        if let Some(ib) = &self.identity_bindings {
+            // Without a token (static pods: requireServiceAccount is false), the node's identity.
+            return match service_account_token(request) {
+                Some(token) => self
+                    .binding_credential(server, request, token, ib)
+                    .map(Answer::Token),
+                None => self.node_answer(server),
+            };
+        }
+        if service_account_token(request).is_none()
+            && annotation(request, CLIENT_ID_ANNOTATION)?.is_none()
+        {
+            return self.node_answer(server);
+        }
+        self.credential(server, request).map(Answer::Token)
+    }
+
+    /// The node identity's answer: its token, or for a service-principal node whose derived
+    /// token cannot be had (the registry is in another tenant, Entra refuses), its id and secret,
+    /// as the AKS plugin answers.
+    fn node_answer(&self, server: &LoginServer) -> Result<Answer, ProviderError> {
+        let result = match &self.node_identity {
+            Some(identity) => self.broker.credential_for(server, identity),
+            None => self.broker.credential(server),
+        };
+        match (result, &self.node_identity) {
+            (Ok(c), _) => Ok(Answer::Token(c)),
+            (
+                Err(e),
+                Some(Identity::ClientSecret {
+                    client_id, secret, ..
+                }),
+            ) => {
+                log::warn!(
+                    "{server}: no token for service principal {client_id} ({e}); answering with its id and secret, as the AKS plugin does, for the registry to check"
+                );
+                Ok(Answer::Basic {
+                    username: client_id.clone(),
+                    password: secret.clone(),
+                })
+            }
+            (Err(e), _) => Err(e.into()),
+        }
+    }
+
+    /// Identity bindings: the pod's token exchanged at the cluster's local authority.
+    fn binding_credential(
+        &self,
+        server: &LoginServer,
+        request: &CredentialProviderRequest,
+        token: &Secret,
+        ib: &IdentityBindings,
+    ) -> Result<Credential, ProviderError> {
+        let account =
+            ServiceAccount::from_token(token).ok_or(ProviderError::BadServiceAccountToken)?;
+        let client_id =
+            match annotation(request, CLIENT_ID_ANNOTATION)? {
+                Some(c) => c.to_string(),
+                None => ib.default_client_id.clone().ok_or_else(|| {
+                    ProviderError::NoBindingClientId {
+                        account: account.describe(),
+                    }
+                })?,
+            };
+        let tenant = annotation(request, TENANT_ID_ANNOTATION)?
+            .map(str::to_string)
+            .or_else(|| ib.default_tenant_id.clone())
+            .or_else(|| self.pod_tenant.clone());
+        let identity = Identity::IdentityBinding {
+            sni_name: ib.sni_name.clone(),
+            apiserver: ib.apiserver.clone(),
+            ca_file: ib.ca_file.clone(),
+            tenant,
+            client_id: client_id.clone(),
+            assertion: token.clone(),
+        };
+        self.broker
+            .credential_for(server, &identity)
+            .map_err(|source| ProviderError::Pod {
+                account: account.describe(),
+                client_id,
+                source: Box::new(source),
+            })
     }
 
     fn credential(
@@ -174,10 +342,7 @@ impl Provider {
         server: &LoginServer,
         request: &CredentialProviderRequest,
     ) -> Result<Credential, ProviderError> {
-        let token = request
-            .service_account_token
-            .as_ref()
-            .filter(|t| !t.expose().trim().is_empty());
+        let token = service_account_token(request);
         let client_id = annotation(request, CLIENT_ID_ANNOTATION)?;
         match (token, client_id) {
             (Some(token), Some(client_id)) => {
@@ -189,7 +354,7 @@ impl Provider {
                     .unwrap_or_else(|| "the pod's service account".to_string());
                 if self.fallback_to_node_identity {
                     log::info!("{account} names no identity; using the node's");
-                    self.node_credential(server)
+                    self.node_identity_credential(server)
                 } else {
                     Err(ProviderError::MissingAnnotation { account })
                 }
@@ -197,11 +362,11 @@ impl Provider {
             (None, Some(client_id)) => Err(ProviderError::MissingToken {
                 client_id: client_id.to_string(),
             }),
-            (None, None) => self.node_credential(server),
+            (None, None) => self.node_identity_credential(server),
         }
     }
 
-    fn node_credential(&self, server: &LoginServer) -> Result<Credential, ProviderError> {
+    fn node_identity_credential(&self, server: &LoginServer) -> Result<Credential, ProviderError> {
         Ok(match &self.node_identity {
             Some(identity) => self.broker.credential_for(server, identity)?,
             None => self.broker.credential(server)?,
@@ -252,6 +417,9 @@ pub struct NodeSetup {
     /// azure.json's `cloud` when it names none this provider knows and `AZURE_AUTHORITY_HOST` is
     /// unset (the authority then follows the registry's domain).
     pub unknown_cloud: Option<String>,
+    /// `cloud: AzureStackCloud`: the environment file `AZURE_ENVIRONMENT_FILEPATH` names, or why
+    /// it cannot be used; `None` for other clouds and when the variable is unset.
+    pub custom_cloud: Option<Result<CustomCloud, String>>,
 }
 
 /// Applies azure.json to `settings`: its `cloud` sets the Entra authority unless
@@ -259,7 +427,23 @@ pub struct NodeSetup {
 pub fn node_setup(settings: &mut Settings, azure_json: Option<&AzureJson>) -> NodeSetup {
     let mut setup = NodeSetup::default();
     if let Some(file) = azure_json {
-        if settings.authority_host.is_none() {
+        setup.custom_cloud = file
+            .custom_cloud(settings.env.get("AZURE_ENVIRONMENT_FILEPATH"))
+            .transpose();
+        if let Some(Ok(cloud)) = &setup.custom_cloud {
+            if let Some(suffix) = &cloud.registry_suffix {
+                settings.extra_login_servers.push(format!("*.{suffix}"));
+            }
+            if settings.authority_host.is_none() {
+                settings.authority_host = cloud.authority_host.clone();
+            }
+        } else if file.is_stack_cloud() && settings.authority_host.is_none() {
+            // As the AKS plugin: without an environment file, the public cloud's endpoints.
+            log::warn!(
+                "{}: cloud AzureStackCloud without AZURE_ENVIRONMENT_FILEPATH; using the public cloud's endpoints",
+                file.path.display()
+            );
+        } else if settings.authority_host.is_none() {
             match file.authority_host() {
                 Ok(host) => settings.authority_host = host.map(str::to_string),
                 Err(cloud) => setup.unknown_cloud = Some(cloud),
@@ -304,6 +488,14 @@ pub fn cache_duration(credential: &Credential, now: i64) -> GoDuration {
 pub fn image_registry(image: &str) -> Option<&str> {
     let (first, _) = image.split_once('/')?;
     (first.contains('.') || first.contains(':') || first == "localhost").then_some(first)
+}
+
+/// The request's service-account token, unless absent or blank.
+fn service_account_token(request: &CredentialProviderRequest) -> Option<&Secret> {
+    request
+        .service_account_token
+        .as_ref()
+        .filter(|t| !t.expose().trim().is_empty())
 }
 
 fn no_credentials(request: &CredentialProviderRequest, reason: &str) -> CredentialProviderResponse {

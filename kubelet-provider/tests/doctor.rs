@@ -252,7 +252,7 @@ fn a_broken_azure_json_is_named_and_never_quoted() {
     // Not JSON (and holding the secret, which must not be echoed).
     w.write(
         "azure.json",
-        &format!(r#"{{"aadClientSecret": "{NODE_SECRET}", "tenantId": }}"#),
+        &format!(r#"{{"aadClientSecret": "{NODE_SECRET}", "tenantId": "#),
     );
     let out = failed(&doctor(&w, &[&w.azure_json(), &image]));
     assert!(

@@ -32,9 +32,16 @@ fn check_response(r: &Value, version: &str, keys: &[&str], login_server: &str) -
     let auth = r["auth"].as_object().unwrap();
     let mut got: Vec<&str> = auth.keys().map(String::as_str).collect();
     got.sort_unstable();
+    // Every ACR answer also carries the AKS plugin's anonymous fallback entry.
     let mut want = keys.to_vec();
+    want.push("*.azurecr.*");
     want.sort_unstable();
     assert_eq!(got, want, "{r}");
+    assert_eq!(
+        auth["*.azurecr.*"],
+        serde_json::json!({"username": "", "password": ""}),
+        "{r}"
+    );
     let password = auth[keys[0]]["password"].as_str().unwrap().to_string();
     for key in keys {
         let entry = auth[*key].as_object().unwrap();
@@ -88,7 +95,7 @@ fn azure_json_service_principal_answers_every_api_version() {
     assert_eq!(
         stdout(&out),
         format!(
-            "{{\"apiVersion\":\"{V1}\",\"kind\":\"CredentialProviderResponse\",\"cacheKeyType\":\"Registry\",\"cacheDuration\":\"{}\",\"auth\":{{\"{}\":{{\"username\":\"{USERNAME}\",\"password\":\"{}\"}}}}}}\n",
+            "{{\"apiVersion\":\"{V1}\",\"kind\":\"CredentialProviderResponse\",\"cacheKeyType\":\"Registry\",\"cacheDuration\":\"{}\",\"auth\":{{\"*.azurecr.*\":{{\"username\":\"\",\"password\":\"\"}},\"{}\":{{\"username\":\"{USERNAME}\",\"password\":\"{}\"}}}}}}\n",
             r["cacheDuration"].as_str().unwrap(),
             w.registry,
             passwords[0]

@@ -3,7 +3,7 @@
 //! | variable | meaning |
 //! |---|---|
 //! | `ACR_IDENTITY` | force one identity source: `secret`, `certificate`, `workload`, `managed` (`app-service` or `imds`), `cli` |
-//! | `ACR_LOGIN_SERVERS` | extra login servers to serve, comma-separated `host[:port]` (custom domains, test hosts) |
+//! | `ACR_LOGIN_SERVERS` | extra login servers to serve, comma-separated `host[:port]` or `*.<suffix>` (custom domains, custom clouds, test hosts) |
 //! | `ACR_AUDIENCE` | `acr` (default, `https://containerregistry.azure.net/.default`) or `arm` (`https://management.azure.com/.default`) |
 //! | `ACR_CACHE_DIR` | cache folder (default `$XDG_CACHE_HOME/docker-credential-acr`, else `~/.cache/docker-credential-acr`) |
 //! | `ACR_TIMEOUT` | overall deadline of one fetch in seconds (default 30) |
@@ -164,6 +164,21 @@ pub struct Settings {
     pub authority_host: Option<String>,
 }
 
+/// One configured login server: `host[:port]`, or `*.<suffix>` for every registry of a custom
+/// domain (the suffix must have at least two labels, so `*.com` is refused). Normalised.
+pub fn login_server_entry(item: &str) -> Result<String, &'static str> {
+    match item.trim().strip_prefix("*.") {
+        None => normalize_host(item).map_err(|e| e.reason),
+        Some(suffix) => {
+            let suffix = normalize_host(suffix).map_err(|e| e.reason)?;
+            if suffix.contains(':') || !suffix.contains('.') {
+                return Err("a *.suffix entry needs a domain of two or more labels and no port");
+            }
+            Ok(format!("*.{suffix}"))
+        }
+    }
+}
+
 impl Settings {
     /// Reads settings from `env`. `default_cache_dir` is used when `ACR_CACHE_DIR` is unset and
     /// the caller has its own default (the kubelet plugin); otherwise XDG rules apply.
@@ -175,10 +190,9 @@ impl Settings {
         let mut extra_login_servers = Vec::new();
         if let Some(list) = env.get("ACR_LOGIN_SERVERS") {
             for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                let host = normalize_host(item).map_err(|e| {
-                    Error::InvalidConfig(format!("ACR_LOGIN_SERVERS entry {item:?}: {}", e.reason))
-                })?;
-                extra_login_servers.push(host);
+                extra_login_servers.push(login_server_entry(item).map_err(|reason| {
+                    Error::InvalidConfig(format!("ACR_LOGIN_SERVERS entry {item:?}: {reason}"))
+                })?);
             }
         }
         let scope = match env

@@ -34,9 +34,9 @@ pub mod token;
 
 pub use broker::{ACR_USERNAME, Broker, Credential};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::{ACR_SCOPE, ARM_SCOPE, Env, Settings, SourceChoice};
+pub use config::{ACR_SCOPE, ARM_SCOPE, Env, Settings, SourceChoice, login_server_entry};
 pub use error::{Error, Skipped};
 pub use exchange::{Challenge, parse_challenge};
-pub use identity::Identity;
+pub use identity::{IB_SCOPE_AUDIENCE, Identity, KUBERNETES_CA_FILE, probe_identity_binding};
 pub use registry::{Cloud, LoginServer, NotAcr, normalize_host};
 pub use secret::Secret;

@@ -61,11 +61,13 @@ pub struct LoginServer {
 }
 
 impl LoginServer {
-    /// Parses a client's input. `extra` lists additional login servers (already normalised with
-    /// [`normalize_host`]) that configuration allows, such as custom domains or test hosts.
+    /// Parses a client's input. `extra` lists additional login servers that configuration
+    /// allows, such as custom domains or test hosts: each a `host[:port]` already normalised with
+    /// [`normalize_host`], or `*.<suffix>` for every `<name>.<suffix>` with one more label (a
+    /// custom cloud's registry domain).
     pub fn parse(input: &str, extra: &[String]) -> Result<LoginServer, NotAcr> {
         let host = normalize_host(input)?;
-        if extra.contains(&host) {
+        if extra.iter().any(|e| extra_matches(e, &host)) {
             return Ok(LoginServer {
                 cloud: cloud_of(&host).unwrap_or(Cloud::Public),
                 host,
@@ -170,6 +172,18 @@ pub fn normalize_host(input: &str) -> Result<String, NotAcr> {
     })
 }
 
+/// Whether `host` (normalised) is the configured login server `entry`: equal, or for a
+/// `*.<suffix>` entry, one label (no dot, no port) followed by `.<suffix>`.
+fn extra_matches(entry: &str, host: &str) -> bool {
+    match entry.strip_prefix("*.") {
+        None => entry == host,
+        Some(suffix) => host
+            .strip_suffix(suffix)
+            .and_then(|rest| rest.strip_suffix('.'))
+            .is_some_and(|label| !label.is_empty() && !label.contains(['.', ':'])),
+    }
+}
+
 /// The cloud of an ACR host name (no port), or `None` when the name does not follow ACR's rule.
 fn cloud_of(host: &str) -> Option<Cloud> {
     let (rest, cloud) = if let Some(r) = host.strip_suffix(".azurecr.io") {
@@ -237,6 +251,23 @@ mod tests {
                 Ok("myregistry.azurecr.io"),
                 "{input}"
             );
+        }
+    }
+
+    #[test]
+    fn custom_suffix_entries_match_one_label_only() {
+        let extra = vec!["*.azurecr.contoso.example".to_string()];
+        let l = LoginServer::parse("Reg01.AzureCR.Contoso.Example/app:1", &extra).unwrap();
+        assert_eq!(l.host(), "reg01.azurecr.contoso.example");
+        for input in [
+            "azurecr.contoso.example",
+            ".azurecr.contoso.example",
+            "a.b.azurecr.contoso.example",
+            "reg01.azurecr.contoso.example:5000",
+            "reg01.azurecr.contoso.example.evil.example",
+            "reg01xazurecr.contoso.example",
+        ] {
+            assert!(LoginServer::parse(input, &extra).is_err(), "{input}");
         }
     }
 

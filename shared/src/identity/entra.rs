@@ -116,10 +116,28 @@ pub(crate) async fn get_token(
         .map_err(|e| fail(e.to_string()))?,
         Identity::AppService { client_id, .. } | Identity::Imds { client_id } => {
             ManagedIdentityCredential::new(Some(ManagedIdentityCredentialOptions {
-                user_assigned_id: client_id.clone().map(UserAssignedId::ClientId),
+                user_assigned_id: client_id.as_deref().map(user_assigned_id),
                 client_options: options,
             }))
             .map_err(|e| fail(e.to_string()))?
+        }
+        Identity::IdentityBinding {
+            sni_name,
+            apiserver,
+            ca_file,
+            client_id,
+            assertion,
+            ..
+        } => {
+            let request = super::binding::Request {
+                sni_name,
+                apiserver,
+                ca_file,
+                client_id,
+                assertion,
+                scope,
+            };
+            return super::binding::get_token(request, deadline).await;
         }
         Identity::AzureCli { tenant, .. } => {
             AzureCliCredential::new(Some(AzureCliCredentialOptions {
@@ -137,6 +155,16 @@ pub(crate) async fn get_token(
         token: Secret::new(token.token.secret().to_string()),
         expires_at: token.expires_on.unix_timestamp(),
     })
+}
+
+/// A user-assigned identity named by client id, or by ARM resource id (as azure.json's
+/// `userAssignedIdentityID` may be): sent as `msi_res_id` (IMDS) or `mi_res_id` (App Service).
+fn user_assigned_id(id: &str) -> UserAssignedId {
+    if id.to_ascii_lowercase().contains("/subscriptions/") {
+        UserAssignedId::ResourceId(id.to_string())
+    } else {
+        UserAssignedId::ClientId(id.to_string())
+    }
 }
 
 /// Pipeline options: our HTTP client as transport, the authority, bounded retries.

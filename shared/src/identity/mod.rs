@@ -5,7 +5,10 @@
 //! Azure VM), Azure CLI. A source whose settings are absent is skipped with a reason; when every
 //! source is skipped, [`Error::NoIdentity`] lists them all. Getting a token is in [`entra`].
 
+mod binding;
 pub(crate) mod entra;
+
+pub use binding::{IB_SCOPE_AUDIENCE, KUBERNETES_CA_FILE, probe_identity_binding};
 
 use crate::config::{Settings, SourceChoice};
 use crate::error::{Error, Skipped};
@@ -57,6 +60,24 @@ pub enum Identity {
         /// The assertion (a JWT).
         assertion: Secret,
     },
+    /// A pod's service-account token exchanged for an Entra token at the cluster's local token
+    /// authority (AKS identity bindings), reached at `https://<sni_name>` on the API server's
+    /// address, port 443, trusting only the cluster CA.
+    IdentityBinding {
+        /// The authority's TLS server name (`--ib-sni-name`).
+        sni_name: String,
+        /// The API server's address, an IP or a name resolved when a token is fetched
+        /// (`--ib-apiserver-ip`).
+        apiserver: String,
+        /// The cluster CA bundle: the only roots trusted for the authority.
+        ca_file: PathBuf,
+        /// Tenant, when known (annotation, `--ib-default-tenant-id`, azure.json).
+        tenant: Option<String>,
+        /// Application (client) id the pod pulls as.
+        client_id: String,
+        /// The pod's service-account token.
+        assertion: Secret,
+    },
     /// Managed identity through the App Service style endpoint (`IDENTITY_ENDPOINT`).
     AppService {
         /// The endpoint URL (not secret; part of the cache key).
@@ -66,7 +87,8 @@ pub enum Identity {
     },
     /// Managed identity through the instance metadata service.
     Imds {
-        /// Client id of a user-assigned identity, or `None` for the system-assigned one.
+        /// Client id of a user-assigned identity, or its ARM resource id (a value containing
+        /// `/subscriptions/`, sent as `msi_res_id`), or `None` for the system-assigned one.
         client_id: Option<String>,
     },
     /// The Azure CLI's logged-in account.
@@ -242,6 +264,7 @@ impl Identity {
             Identity::ClientCertificate { .. } => SOURCE_CERT,
             Identity::Workload { .. } => SOURCE_WORKLOAD,
             Identity::Federated { .. } => "federated service-account token",
+            Identity::IdentityBinding { .. } => "identity bindings",
             Identity::AppService { .. } => SOURCE_APP_SERVICE,
             Identity::Imds { .. } => SOURCE_IMDS,
             Identity::AzureCli { .. } => SOURCE_CLI,
@@ -262,7 +285,8 @@ impl Identity {
             Identity::ClientSecret { client_id, .. }
             | Identity::ClientCertificate { client_id, .. }
             | Identity::Workload { client_id, .. }
-            | Identity::Federated { client_id, .. } => Some(client_id),
+            | Identity::Federated { client_id, .. }
+            | Identity::IdentityBinding { client_id, .. } => Some(client_id),
             Identity::AppService { client_id, .. } | Identity::Imds { client_id } => {
                 client_id.as_deref()
             }
@@ -277,7 +301,9 @@ impl Identity {
             | Identity::ClientCertificate { tenant, .. }
             | Identity::Workload { tenant, .. }
             | Identity::Federated { tenant, .. } => Some(tenant),
-            Identity::AzureCli { tenant, .. } => tenant.as_deref(),
+            Identity::AzureCli { tenant, .. } | Identity::IdentityBinding { tenant, .. } => {
+                tenant.as_deref()
+            }
             Identity::AppService { .. } | Identity::Imds { .. } => None,
         }
     }
@@ -293,6 +319,7 @@ impl Identity {
             // A workload token and a pod's service-account token for the same app registration
             // get the same Entra identity, so they may share cached tokens.
             Identity::Workload { .. } | Identity::Federated { .. } => "federated",
+            Identity::IdentityBinding { .. } => "identity-binding",
             Identity::AppService { .. } => "app-service",
             Identity::Imds { .. } => "imds",
             Identity::AzureCli { .. } => "cli",
@@ -304,6 +331,17 @@ impl Identity {
             Identity::AppService { endpoint, .. } => endpoint.clone(),
             Identity::ClientCertificate { path, .. } => path.to_string_lossy().into_owned(),
             Identity::Federated { assertion, .. } => assertion_subject(assertion.expose()),
+            // The authority decides from the token's issuer and subject, and it is reached by
+            // name and address: all of them tell two identities apart.
+            Identity::IdentityBinding {
+                sni_name,
+                apiserver,
+                assertion,
+                ..
+            } => format!(
+                "{sni_name}|{apiserver}|{}",
+                assertion_subject(assertion.expose())
+            ),
             Identity::Workload { token_file, .. } => {
                 crate::files::read_private(token_file, 64 * 1024)
                     .ok()

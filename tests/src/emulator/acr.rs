@@ -273,6 +273,13 @@ fn exchange_inner(shared: &Shared, host: &str, form: &Form) -> Result<Response, 
     // documented, and the token's own `tid` is what identifies the tenant.
     let oid = jwt.claim("oid").unwrap_or("").to_owned();
     let tid = jwt.claim("tid").unwrap_or("").to_owned();
+    let owner = lock(&shared.dir).owner(host).map(str::to_owned);
+    if let Some(owner) = owner.filter(|o| !o.eq_ignore_ascii_case(&tid)) {
+        // A registry takes Entra tokens of its own tenant only; the message is a guess.
+        return Err(unauthorized(&format!(
+            "the access token's tenant '{tid}' is not the tenant '{owner}' of registry '{host}'"
+        )));
+    }
     let appid = jwt.claim("appid").map(str::to_owned);
     let role = lock(&shared.dir).role(host, &oid, appid.as_deref());
     let Some(role) = role else {

@@ -388,28 +388,74 @@ impl fmt::Debug for CertResolver {
     }
 }
 
+/// A fresh self-signed test CA named `common_name`: the issuer and its certificate, PEM.
+fn test_ca(common_name: &str) -> io::Result<(Issuer<'static, KeyPair>, String)> {
+    let ca_key = KeyPair::generate().map_err(io_err)?;
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(io_err)?;
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, common_name);
+    ca_params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    validity(&mut ca_params, 365);
+    let ca_pem = ca_params.self_signed(&ca_key).map_err(io_err)?.pem();
+    Ok((Issuer::new(ca_params, ca_key), ca_pem))
+}
+
+/// A fresh P-256 leaf key and its rustls signing key.
+fn leaf_key() -> io::Result<(KeyPair, Arc<dyn rustls::sign::SigningKey>)> {
+    let leaf_key = KeyPair::generate().map_err(io_err)?;
+    let signing_key = rustls::crypto::aws_lc_rs::sign::any_supported_type(&PrivateKeyDer::Pkcs8(
+        PrivatePkcs8KeyDer::from(leaf_key.serialize_der()),
+    ))
+    .map_err(io_err)?;
+    Ok((leaf_key, signing_key))
+}
+
+/// Serves one certificate, and only to clients that ask for its name by SNI: a client that
+/// sends no name or another one gets no certificate, so its handshake fails.
+pub(crate) struct SingleNameResolver {
+    name: String,
+    certified: Arc<CertifiedKey>,
+}
+
+impl fmt::Debug for SingleNameResolver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SingleNameResolver")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SingleNameResolver {
+    /// A fresh CA named `ca_name` and a server certificate it signs for the DNS name `name`;
+    /// returns the resolver and the CA certificate, PEM.
+    pub(crate) fn new(ca_name: &str, name: &str) -> io::Result<(Self, String)> {
+        let name = name.to_ascii_lowercase();
+        let (issuer, ca_pem) = test_ca(ca_name)?;
+        let (leaf_key, signing_key) = leaf_key()?;
+        let certified = leaf(&issuer, &leaf_key, &signing_key, vec![name.clone()])?;
+        Ok((SingleNameResolver { name, certified }, ca_pem))
+    }
+}
+
+impl ResolvesServerCert for SingleNameResolver {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        hello
+            .server_name()
+            .is_some_and(|n| n.eq_ignore_ascii_case(&self.name))
+            .then(|| Arc::clone(&self.certified))
+    }
+}
+
 impl CertResolver {
     fn new(extra_names: &[String]) -> io::Result<(Self, String)> {
-        let ca_key = KeyPair::generate().map_err(io_err)?;
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(io_err)?;
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(DnType::CommonName, "ACR emulator test CA");
-        ca_params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        validity(&mut ca_params, 365);
-        let ca_pem = ca_params.self_signed(&ca_key).map_err(io_err)?.pem();
-        let issuer = Issuer::new(ca_params, ca_key);
-
-        let leaf_key = KeyPair::generate().map_err(io_err)?;
-        let signing_key = rustls::crypto::aws_lc_rs::sign::any_supported_type(
-            &PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
-        )
-        .map_err(io_err)?;
+        let (issuer, ca_pem) = test_ca("ACR emulator test CA")?;
+        let (leaf_key, signing_key) = leaf_key()?;
 
         let mut base_names: Vec<String> = DEFAULT_NAMES.iter().map(|s| (*s).to_owned()).collect();
         for name in extra_names {
@@ -482,7 +528,9 @@ impl ResolvesServerCert for CertResolver {
 }
 
 /// The rustls server configuration: HTTP/1.1 only, certificates from `resolver`.
-pub(crate) fn server_config(resolver: Arc<CertResolver>) -> io::Result<rustls::ServerConfig> {
+pub(crate) fn server_config<R: ResolvesServerCert + 'static>(
+    resolver: Arc<R>,
+) -> io::Result<rustls::ServerConfig> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()

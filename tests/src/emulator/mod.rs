@@ -12,6 +12,7 @@
 //! | `POST /oauth2/exchange` | Entra access token → ACR refresh token, by `Host` |
 //! | `GET\|POST /oauth2/token` | ACR refresh token (or admin user, [`Emulator::set_admin_user`]) → access token, by `Host` |
 //! | `GET\|DELETE /_emulator/counters`, `POST\|DELETE /_emulator/faults` | control |
+//! | `POST /` (any path) at `https://<sni-name>` | AKS identity bindings token authority, on a listener and CA of its own ([`Emulator::start_identity_binding_authority`]): service account token → Entra access token |
 //!
 //! Registry endpoints answer only for hosts added with [`Emulator::add_registry`] (matched as the
 //! client sent `Host`, port included unless 443). A registry with a backend is a real registry
@@ -31,6 +32,7 @@
 //! ```
 
 mod acr;
+mod binding;
 mod crypto;
 mod entra;
 mod host;
@@ -42,6 +44,7 @@ mod state;
 #[cfg(test)]
 mod tests;
 
+pub use binding::{IDENTITY_BINDING_AUDIENCE, IdentityBindingAuthority};
 pub use crypto::libtrust_key_id;
 pub use model::{CertPair, Counters, EndpointKind, Fault, FaultAction, Principal, Role};
 
@@ -347,6 +350,14 @@ impl Emulator {
         lock(&self.shared.dir).upstreams()
     }
 
+    /// Let only Entra tokens of `tenant` into a registry: from now on `POST /oauth2/exchange`
+    /// for it refuses (401) an access token whose `tid` is another tenant (compared
+    /// case-insensitively). Basic client id and secret at `/oauth2/token` still work, as for a
+    /// multi-tenant app whose service principal in the registry's tenant holds a role.
+    pub fn set_registry_tenant(&self, registry: &str, tenant: &str) {
+        lock(&self.shared.dir).set_owner(registry, tenant);
+    }
+
     /// Enable the admin user of a registry (on ACR the username is the registry's name): Basic
     /// `GET /oauth2/token` with these credentials gets every action asked for, with no role
     /// assignment, as with `docker login -u <name> -p <password>`.
@@ -457,6 +468,21 @@ impl Emulator {
         lock(&self.shared.dir).add_managed(&tenant, client_id)
     }
 
+    /// Add (or find) the user-assigned identity with this client id and record its ARM resource
+    /// id (`/subscriptions/…/providers/Microsoft.ManagedIdentity/userAssignedIdentities/<name>`),
+    /// by which IMDS (`msi_res_id`) and App Service (`mi_res_id`) then find it, ignoring case.
+    pub fn add_managed_identity_with_resource_id(
+        &self,
+        client_id: &str,
+        resource_id: &str,
+    ) -> Principal {
+        let tenant = self.shared.settings().managed_identity_tenant;
+        let mut dir = lock(&self.shared.dir);
+        let principal = dir.add_managed(&tenant, Some(client_id));
+        dir.set_resource_id(&principal.client_id, resource_id);
+        principal
+    }
+
     /// `(IDENTITY_ENDPOINT, IDENTITY_HEADER)` for App Service managed identity clients.
     pub fn app_service_endpoint(&self) -> (String, String) {
         (
@@ -513,6 +539,27 @@ impl Emulator {
             server::imds_router(Arc::clone(&self.shared)),
         ));
         Ok(bound)
+    }
+
+    /// Start an AKS identity bindings token authority on `addr` (e.g. `192.0.2.20:443` in a test
+    /// network namespace, or `127.0.0.1:0`) that serves TLS only to clients asking for
+    /// `sni_name` (a DNS name), with a certificate from its own CA, not the emulator's.
+    ///
+    /// It exchanges a service account token signed as by
+    /// [`Emulator::mint_service_account_token`] (audience [`IDENTITY_BINDING_AUDIENCE`]) for an
+    /// Entra access token of an identity the emulator knows, once bound with
+    /// [`IdentityBindingAuthority::bind`]. Fails if `sni_name` is not a DNS name or `addr`
+    /// cannot be bound.
+    pub fn start_identity_binding_authority(
+        &self,
+        addr: SocketAddr,
+        sni_name: &str,
+    ) -> io::Result<IdentityBindingAuthority> {
+        let runtime = self
+            .runtime
+            .as_ref()
+            .ok_or_else(|| io_err("the emulator is shut down"))?;
+        binding::start(Arc::clone(&self.shared), runtime, addr, sni_name)
     }
 }
 

@@ -67,6 +67,12 @@ pub(crate) struct Directory {
     upstreams: HashMap<String, Upstream>,
     /// The admin user of a registry, by normalized host: (username, password).
     admins: HashMap<String, (String, String)>,
+    /// The tenant that owns a registry, by normalized host; registries without one take tokens
+    /// of any tenant.
+    owners: HashMap<String, String>,
+    /// The ARM resource id of a user-assigned identity, lowercase (ARM ids are
+    /// case-insensitive) → its client id.
+    resource_ids: HashMap<String, String>,
 }
 
 /// Why a managed identity request names no identity.
@@ -148,6 +154,42 @@ impl Directory {
         }
     }
 
+    /// Record the ARM resource id of a user-assigned identity (a later call for the same
+    /// resource id wins).
+    pub(crate) fn set_resource_id(&mut self, client_id: &str, resource_id: &str) {
+        self.resource_ids
+            .insert(resource_id.to_ascii_lowercase(), client_id.to_owned());
+    }
+
+    /// The identity with this client id: a managed identity, else the app registration if
+    /// exactly one tenant has one with that id. `Err` says why there is none.
+    pub(crate) fn principal_by_client_id(&self, client_id: &str) -> Result<Principal, String> {
+        if let Some(mi) = self
+            .system
+            .iter()
+            .chain(self.user_assigned.iter())
+            .find(|p| p.client_id.eq_ignore_ascii_case(client_id))
+        {
+            return Ok(mi.clone());
+        }
+        let apps: Vec<&Principal> = self
+            .apps
+            .values()
+            .map(|a| &a.principal)
+            .filter(|p| p.client_id.eq_ignore_ascii_case(client_id))
+            .collect();
+        match apps.as_slice() {
+            [one] => Ok((*one).clone()),
+            [] => Err(format!(
+                "no application or managed identity with client id '{client_id}' is known"
+            )),
+            _ => Err(format!(
+                "application '{client_id}' is registered in {} tenants; the tenant to issue a token in is ambiguous",
+                apps.len()
+            )),
+        }
+    }
+
     /// Resolve the identity a managed identity request names. With no id, IMDS uses the
     /// system-assigned identity, else the only user-assigned one (`single_default`).
     pub(crate) fn managed(
@@ -162,9 +204,13 @@ impl Directory {
             all().find(|p| p.client_id.eq_ignore_ascii_case(id))
         } else if let Some(id) = object_id {
             all().find(|p| p.object_id.eq_ignore_ascii_case(id))
-        } else if resource_id.is_some() {
-            // Resource ids are not modelled: no identity has one.
-            None
+        } else if let Some(id) = resource_id {
+            let client_id = self.resource_ids.get(&id.to_ascii_lowercase());
+            client_id.and_then(|c| {
+                self.user_assigned
+                    .iter()
+                    .find(|p| p.client_id.eq_ignore_ascii_case(c))
+            })
         } else if let Some(system) = &self.system {
             Some(system)
         } else if single_default && self.user_assigned.len() > 1 {
@@ -247,6 +293,19 @@ impl Directory {
             host::normalize(registry),
             (username.to_owned(), password.to_owned()),
         );
+    }
+
+    /// Make `tenant` the owner of a registry (replacing an earlier owner).
+    pub(crate) fn set_owner(&mut self, registry: &str, tenant: &str) {
+        self.owners
+            .insert(host::normalize(registry), tenant.to_owned());
+    }
+
+    /// The tenant that owns a registry, if one was set.
+    pub(crate) fn owner(&self, registry: &str) -> Option<&str> {
+        self.owners
+            .get(&host::normalize(registry))
+            .map(String::as_str)
     }
 
     /// Whether these are the admin user's credentials on `registry`.

@@ -970,3 +970,486 @@ fn pushes_to_a_registry_without_backend_are_refused() -> TestResult {
     assert_eq!(r.status().as_u16(), 405);
     Ok(())
 }
+
+const RESOURCE_ID: &str = "/subscriptions/00000000-0000-0000-0000-00000000aaaa/resourceGroups/rg-test/providers/Microsoft.ManagedIdentity/userAssignedIdentities/puller";
+
+#[test]
+fn managed_identities_are_found_by_resource_id_ignoring_case() -> TestResult {
+    let emu = start()?;
+    let c = client(&emu, &[])?;
+    emu.add_managed_identity(Some("ua-other"));
+    let mi = emu.add_managed_identity_with_resource_id("ua-res", RESOURCE_ID);
+    assert_eq!(
+        emu.add_managed_identity(Some("ua-res")),
+        mi,
+        "the same identity, found by client id"
+    );
+    let imds = |resource_id: &str| -> Result<(u16, Value), Box<dyn Error>> {
+        body(
+            c.get(format!("{}/metadata/identity/oauth2/token", emu.base_url()))
+                .query(&[
+                    ("api-version", "2018-02-01"),
+                    ("resource", "https://containerregistry.azure.net"),
+                    ("msi_res_id", resource_id),
+                ])
+                .header("Metadata", "true")
+                .send()?,
+        )
+    };
+
+    let (status, ok) = imds(RESOURCE_ID)?;
+    assert_eq!(status, 200, "{ok}");
+    assert_eq!(ok["client_id"], "ua-res");
+    let token = ok["access_token"].as_str().ok_or("no token")?;
+    assert_eq!(claims(token)?["oid"], mi.object_id.as_str());
+
+    let (status, ok) = imds(&RESOURCE_ID.to_ascii_uppercase())?;
+    assert_eq!(status, 200, "ARM ids are case-insensitive: {ok}");
+    assert_eq!(ok["client_id"], "ua-res");
+
+    let unknown = RESOURCE_ID.replace("/puller", "/stranger");
+    let (status, err) = imds(&unknown)?;
+    assert_eq!(
+        (status, err["error_description"].as_str()),
+        (400, Some("Identity not found"))
+    );
+    assert_eq!(emu.counters().entra_for("ua-res"), 2);
+
+    // App Service names the identity by `mi_res_id`.
+    let (endpoint, secret) = emu.app_service_endpoint();
+    let app_service = |resource_id: &str| -> Result<(u16, Value), Box<dyn Error>> {
+        body(
+            c.get(&endpoint)
+                .query(&[
+                    ("api-version", "2019-08-01"),
+                    ("resource", "https://containerregistry.azure.net"),
+                    ("mi_res_id", resource_id),
+                ])
+                .header("X-IDENTITY-HEADER", &secret)
+                .send()?,
+        )
+    };
+    let (status, ok) = app_service(&RESOURCE_ID.to_ascii_lowercase())?;
+    assert_eq!(status, 200, "{ok}");
+    assert_eq!(ok["client_id"], "ua-res");
+    assert_eq!(app_service(&unknown)?.0, 400);
+    Ok(())
+}
+
+const OTHER_TENANT: &str = "99999999-8888-7777-6666-555555555555";
+
+#[test]
+fn registry_owned_by_a_tenant_refuses_tokens_of_other_tenants() -> TestResult {
+    let emu = start()?;
+    let host = registry_host(&emu);
+    emu.add_registry(&host);
+    let c = client(&emu, &[REGISTRY])?;
+    let hour = std::time::Duration::from_secs(3600);
+    let home = emu.add_secret_principal(TENANT, "home-app", "home-secret");
+    let foreign = emu.add_secret_principal(OTHER_TENANT, "guest-app", "guest-secret");
+    let mi = emu.add_managed_identity(Some("mi-puller"));
+    for p in [&home, &foreign, &mi] {
+        emu.grant(&p.client_id, &host, Role::AcrPull);
+    }
+    let aad = |p: &Principal| emu.mint_entra_token(p, "https://containerregistry.azure.net", hour);
+
+    // No owner: every tenant gets in.
+    assert_eq!(exchange(&c, &emu, &aad(&foreign))?.0, 200);
+
+    emu.set_registry_tenant(&host, &TENANT.to_ascii_uppercase());
+    let (status, err) = exchange(&c, &emu, &aad(&foreign))?;
+    assert_eq!(status, 401, "{err}");
+    assert_eq!(err["errors"][0]["code"], "UNAUTHORIZED");
+    let message = err["errors"][0]["message"].as_str().unwrap_or("");
+    assert!(
+        message.contains("tenant") && message.contains(OTHER_TENANT),
+        "{message}"
+    );
+    assert_eq!(
+        exchange(&c, &emu, &aad(&mi))?.0,
+        401,
+        "managed identities live in another tenant"
+    );
+    let (status, ok) = exchange(&c, &emu, &aad(&home))?;
+    assert_eq!(status, 200, "the owner's tenant, any case: {ok}");
+    assert_eq!(emu.counters().exchange_for(&host), 4);
+
+    // The guest app's client id and secret still work as Basic credentials.
+    let (status, ok) = body(
+        c.get(registry_url(&emu, "/oauth2/token"))
+            .query(&[("service", host.as_str()), ("scope", "repository:app:pull")])
+            .basic_auth("guest-app", Some("guest-secret"))
+            .send()?,
+    )?;
+    assert_eq!(status, 200, "{ok}");
+    let access = ok["access_token"].as_str().ok_or("no access token")?;
+    assert_eq!(
+        claims(access)?["access"],
+        serde_json::json!([{"type": "repository", "name": "app", "actions": ["pull"]}])
+    );
+
+    // Other registries keep taking any tenant.
+    let service = format!("open.azurecr.io:{}", emu.port());
+    emu.add_registry(&service);
+    let open = client(&emu, &["open.azurecr.io"])?;
+    emu.grant(&foreign.client_id, &service, Role::AcrPull);
+    let (status, ok) = body(
+        open.post(format!("https://{service}/oauth2/exchange"))
+            .form(&[
+                ("grant_type", "access_token"),
+                ("service", service.as_str()),
+                ("access_token", aad(&foreign).as_str()),
+            ])
+            .send()?,
+    )?;
+    assert_eq!(status, 200, "{ok}");
+    Ok(())
+}
+
+const BINDING_SNI: &str = "ib.cluster-1.example.test";
+const SA_ISSUER: &str = "https://oidc.example.test/cluster-1";
+const SA_SUBJECT: &str = "system:serviceaccount:default:puller";
+
+/// A client that trusts only the authority's CA and resolves its name to it.
+fn authority_client(auth: &IdentityBindingAuthority) -> Result<Client, Box<dyn Error>> {
+    Ok(Client::builder()
+        .no_proxy()
+        .timeout(std::time::Duration::from_secs(20))
+        .tls_certs_only([reqwest::Certificate::from_pem(auth.ca_pem().as_bytes())?])
+        .resolve(BINDING_SNI, auth.local_addr())
+        .build()?)
+}
+
+fn authority_url(auth: &IdentityBindingAuthority, path: &str) -> String {
+    format!("https://{BINDING_SNI}:{}{path}", auth.local_addr().port())
+}
+
+/// A token request as the kubelet credential provider sends it.
+fn binding_request(
+    c: &Client,
+    auth: &IdentityBindingAuthority,
+    client_id: &str,
+    assertion: &str,
+    scope: &str,
+) -> Result<(u16, Value), Box<dyn Error>> {
+    body(
+        c.post(authority_url(auth, "/"))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                (
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                ),
+                ("client_id", client_id),
+                ("scope", scope),
+                ("client_assertion", assertion),
+            ])
+            .send()?,
+    )
+}
+
+fn start_authority(emu: &Emulator) -> Result<IdentityBindingAuthority, Box<dyn Error>> {
+    Ok(emu.start_identity_binding_authority("127.0.0.1:0".parse()?, BINDING_SNI)?)
+}
+
+#[test]
+fn identity_binding_authority_issues_tokens_the_registry_exchanges() -> TestResult {
+    let emu = start()?;
+    let host = registry_host(&emu);
+    emu.add_registry(&host);
+    emu.set_registry_tenant(&host, TENANT);
+    let app = emu.add_secret_principal(TENANT, "ib-app", "ib-secret");
+    emu.grant(&app.client_id, &host, Role::AcrPull);
+    let mi = emu.add_managed_identity(Some("ib-mi"));
+    let auth = start_authority(&emu)?;
+    assert_ne!(auth.ca_pem(), emu.ca_pem(), "the authority has its own CA");
+    assert_eq!(std::fs::read_to_string(auth.ca_pem_path())?, auth.ca_pem());
+    auth.bind("ib-app", SA_ISSUER, SA_SUBJECT);
+    auth.bind("ib-mi", SA_ISSUER, SA_SUBJECT);
+    let c = authority_client(&auth)?;
+    let hour = std::time::Duration::from_secs(3600);
+    let sa = emu.mint_service_account_token(SA_ISSUER, SA_SUBJECT, IDENTITY_BINDING_AUDIENCE, hour);
+
+    let (status, ok) = binding_request(&c, &auth, "ib-app", &sa, ACR_SCOPE)?;
+    assert_eq!(status, 200, "{ok}");
+    assert_eq!(ok["token_type"], "Bearer");
+    assert_eq!(ok["expires_in"], 3600);
+    let token = ok["access_token"].as_str().ok_or("no token")?;
+    let tc = claims(token)?;
+    assert_eq!(tc["aud"], "https://containerregistry.azure.net");
+    assert_eq!(tc["tid"], TENANT);
+    assert_eq!(tc["oid"], app.object_id.as_str());
+    assert_eq!(tc["appid"], "ib-app");
+    assert!(
+        emu.secrets().iter().any(|s| s == token),
+        "listed as a secret"
+    );
+
+    // The registry (owned by the app's tenant) takes it.
+    let (status, ok) = exchange(&client(&emu, &[REGISTRY])?, &emu, token)?;
+    assert_eq!(status, 200, "{ok}");
+    assert!(ok["refresh_token"].is_string());
+
+    // A managed identity, the ARM scope, another path.
+    let (status, ok) = body(
+        c.post(authority_url(&auth, "/token"))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                (
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                ),
+                ("client_id", "ib-mi"),
+                ("scope", "https://management.azure.com/.default"),
+                ("client_assertion", sa.as_str()),
+            ])
+            .send()?,
+    )?;
+    assert_eq!(status, 200, "{ok}");
+    let tc = claims(ok["access_token"].as_str().ok_or("no token")?)?;
+    assert_eq!(tc["aud"], "https://management.azure.com");
+    assert_eq!(tc["oid"], mi.object_id.as_str());
+    assert_eq!(tc["tid"], mi.tenant.as_str());
+    assert_eq!(auth.requests(), 2);
+    assert_eq!(emu.counters().entra(), 0, "the authority is not Entra");
+    Ok(())
+}
+
+/// Accepts any server certificate, so a failed handshake can only be the server's refusal.
+#[derive(Debug)]
+struct AcceptAnyCert(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AcceptAnyCert {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &rustls_pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// A TLS handshake with `addr` that sends `sni` (none if `None`) and trusts any certificate.
+fn raw_handshake(addr: std::net::SocketAddr, sni: Option<&str>) -> TestResult {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AcceptAnyCert(provider)))
+        .with_no_client_auth();
+    config.enable_sni = sni.is_some();
+    let name = rustls_pki_types::ServerName::try_from(sni.unwrap_or("no-sni.invalid").to_owned())?;
+    let mut conn = rustls::ClientConnection::new(Arc::new(config), name)?;
+    let mut tcp = std::net::TcpStream::connect(addr)?;
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
+    while conn.is_handshaking() {
+        conn.complete_io(&mut tcp)?;
+    }
+    Ok(())
+}
+
+#[test]
+fn identity_binding_authority_serves_tls_only_for_its_name_and_ca() -> TestResult {
+    let emu = start()?;
+    let auth = start_authority(&emu)?;
+    let addr = auth.local_addr();
+
+    raw_handshake(addr, Some(BINDING_SNI))?;
+    assert!(
+        raw_handshake(addr, Some("other.example.test")).is_err(),
+        "no certificate for another name"
+    );
+    assert!(
+        raw_handshake(addr, None).is_err(),
+        "no certificate without SNI"
+    );
+
+    let trusting = |ca: &str| -> Result<Client, Box<dyn Error>> {
+        Ok(Client::builder()
+            .no_proxy()
+            .timeout(std::time::Duration::from_secs(20))
+            .tls_certs_only([reqwest::Certificate::from_pem(ca.as_bytes())?])
+            .resolve(BINDING_SNI, addr)
+            .resolve("other.example.test", addr)
+            .build()?)
+    };
+    let ok = trusting(&auth.ca_pem())?;
+    assert_eq!(
+        ok.get(authority_url(&auth, "/")).send()?.status().as_u16(),
+        405,
+        "the right name and CA get through"
+    );
+    let other = format!("https://other.example.test:{}/", addr.port());
+    assert!(ok.get(other).send().is_err(), "wrong SNI");
+    assert!(
+        trusting(&emu.ca_pem())?
+            .get(authority_url(&auth, "/"))
+            .send()
+            .is_err(),
+        "the emulator's CA does not vouch for the authority"
+    );
+    let no_sni = Client::builder()
+        .no_proxy()
+        .tls_sni(false)
+        .tls_certs_only([reqwest::Certificate::from_pem(auth.ca_pem().as_bytes())?])
+        .resolve(BINDING_SNI, addr)
+        .build()?;
+    assert!(no_sni.get(authority_url(&auth, "/")).send().is_err());
+    assert_eq!(
+        auth.requests(),
+        1,
+        "only the one good handshake made a request"
+    );
+    Ok(())
+}
+
+#[test]
+fn identity_binding_authority_refuses_bad_assertions_without_echoing_them() -> TestResult {
+    let emu = start()?;
+    emu.add_secret_principal(TENANT, "ib-app", "ib-secret");
+    let auth = start_authority(&emu)?;
+    auth.bind("ib-app", SA_ISSUER, SA_SUBJECT);
+    auth.bind("ghost-app", SA_ISSUER, SA_SUBJECT);
+    let c = authority_client(&auth)?;
+    let hour = std::time::Duration::from_secs(3600);
+    let mint = |subject: &str, audience: &str, lifetime| {
+        emu.mint_service_account_token(SA_ISSUER, subject, audience, lifetime)
+    };
+    let good = mint(SA_SUBJECT, IDENTITY_BINDING_AUDIENCE, hour);
+
+    let cases: Vec<(&str, String, &str, u16, &str)> = vec![
+        (
+            "unbound subject",
+            mint(
+                "system:serviceaccount:default:other",
+                IDENTITY_BINDING_AUDIENCE,
+                hour,
+            ),
+            "ib-app",
+            401,
+            "unauthorized_client",
+        ),
+        (
+            "wrong audience",
+            mint(SA_SUBJECT, "api://AzureADTokenExchange", hour),
+            "ib-app",
+            401,
+            "invalid_client",
+        ),
+        (
+            "expired",
+            mint(
+                SA_SUBJECT,
+                IDENTITY_BINDING_AUDIENCE,
+                std::time::Duration::ZERO,
+            ),
+            "ib-app",
+            401,
+            "invalid_client",
+        ),
+        (
+            "another cluster's key",
+            start()?.mint_service_account_token(
+                SA_ISSUER,
+                SA_SUBJECT,
+                IDENTITY_BINDING_AUDIENCE,
+                hour,
+            ),
+            "ib-app",
+            401,
+            "invalid_client",
+        ),
+        (
+            "bound to another client id",
+            good.clone(),
+            "other-app",
+            401,
+            "unauthorized_client",
+        ),
+        (
+            "bound but unknown to the directory",
+            good.clone(),
+            "ghost-app",
+            400,
+            "invalid_client",
+        ),
+    ];
+    for (what, assertion, client_id, status, error) in &cases {
+        let (got, err) = binding_request(&c, &auth, client_id, assertion, ACR_SCOPE)?;
+        assert_eq!(
+            (got, err["error"].as_str()),
+            (*status, Some(*error)),
+            "{what}: {err}"
+        );
+        assert!(err["error_description"].is_string(), "{what}: {err}");
+        assert!(
+            !err.to_string().contains(assertion.as_str()),
+            "{what} echoed the assertion"
+        );
+    }
+
+    let (status, err) = binding_request(
+        &c,
+        &auth,
+        "ib-app",
+        &good,
+        "https://vault.azure.net/.default",
+    )?;
+    assert_eq!(
+        (status, err["error"].as_str()),
+        (400, Some("invalid_scope"))
+    );
+    let (status, err) = body(
+        c.post(authority_url(&auth, "/"))
+            .json(&serde_json::json!({"client_id": "ib-app", "client_assertion": good}))
+            .send()?,
+    )?;
+    assert_eq!(
+        (status, err["error"].as_str()),
+        (400, Some("invalid_request"))
+    );
+    assert!(!err.to_string().contains(good.as_str()));
+
+    // The same assertion, bound and known, succeeds.
+    assert_eq!(
+        binding_request(&c, &auth, "ib-app", &good, ACR_SCOPE)?.0,
+        200
+    );
+    assert_eq!(auth.requests(), cases.len() + 3);
+    Ok(())
+}
