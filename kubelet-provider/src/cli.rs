@@ -25,6 +25,9 @@ const MAX_REQUEST: u64 = 1024 * 1024;
 
 /// Kubelet image credential provider for Azure Container Registry.
 ///
+/// Flags are those of the AKS plugin (a single-valued flag given twice keeps the last value, as
+/// there), plus this provider's own.
+///
 /// Reads one CredentialProviderRequest (credentialprovider.kubelet.k8s.io/v1, v1beta1 or
 /// v1alpha1) on stdin and writes one CredentialProviderResponse on stdout. Tokens come from the
 /// node identity (AZURE_JSON if given, else workload identity, managed identity or the
@@ -53,39 +56,72 @@ struct Cli {
     /// Identity bindings: the TLS server name of the cluster's local token authority (AKS
     /// service-account image pull). Pods then pull as the client id their service account's
     /// kubernetes.azure.com/acr-client-id annotation names.
-    #[arg(long = "ib-sni-name", value_name = "NAME")]
+    #[arg(
+        long = "ib-sni-name",
+        overrides_with = "ib_sni_name",
+        value_name = "NAME"
+    )]
     ib_sni_name: Option<String>,
 
     /// Identity bindings: the client id for service accounts without the annotation.
-    #[arg(long = "ib-default-client-id", value_name = "CLIENT_ID")]
+    #[arg(
+        long = "ib-default-client-id",
+        overrides_with = "ib_default_client_id",
+        value_name = "CLIENT_ID"
+    )]
     ib_default_client_id: Option<String>,
 
     /// Identity bindings: the tenant for service accounts without the
     /// kubernetes.azure.com/acr-tenant-id annotation [default: azure.json's tenantId].
-    #[arg(long = "ib-default-tenant-id", value_name = "TENANT_ID")]
+    #[arg(
+        long = "ib-default-tenant-id",
+        overrides_with = "ib_default_tenant_id",
+        value_name = "TENANT_ID"
+    )]
     ib_default_tenant_id: Option<String>,
 
     /// Identity bindings: the API server's address (IP or name), reached on port 443.
-    #[arg(long = "ib-apiserver-ip", value_name = "ADDRESS")]
+    #[arg(
+        long = "ib-apiserver-ip",
+        overrides_with = "ib_apiserver_ip",
+        value_name = "ADDRESS"
+    )]
     ib_apiserver_ip: Option<String>,
 
     /// Identity bindings: the cluster CA bundle, the only roots trusted for the local authority
     /// [default: /etc/kubernetes/certs/ca.crt].
-    #[arg(long = "ib-ca-file", value_name = "FILE")]
+    #[arg(
+        long = "ib-ca-file",
+        overrides_with = "ib_ca_file",
+        value_name = "FILE"
+    )]
     ib_ca_file: Option<PathBuf>,
 
     /// Kubernetes log verbosity (accepted as the AKS plugin does): 0-1 warnings, 2-3 info,
     /// 4 debug, 5 and more trace. ACR_LOG, when set, wins.
-    #[arg(short = 'v', long = "v", value_name = "LEVEL")]
+    #[arg(
+        short = 'v',
+        long = "v",
+        overrides_with = "verbosity",
+        value_name = "LEVEL"
+    )]
     verbosity: Option<u8>,
 
     /// Kubernetes per-file log verbosity; accepted for compatibility and ignored.
-    #[arg(long = "vmodule", value_name = "PATTERN=N,...")]
+    #[arg(
+        long = "vmodule",
+        overrides_with = "vmodule",
+        value_name = "PATTERN=N,..."
+    )]
     vmodule: Option<String>,
 
     /// Kubernetes log flush interval; accepted for compatibility and ignored (every line is
     /// written at once).
-    #[arg(long = "log-flush-frequency", value_name = "DURATION")]
+    #[arg(
+        long = "log-flush-frequency",
+        overrides_with = "log_flush_frequency",
+        value_name = "DURATION"
+    )]
     log_flush_frequency: Option<String>,
 
     /// Token cache folder [default: $ACR_CACHE_DIR, else /var/lib/kubelet/acr-credential-provider].
