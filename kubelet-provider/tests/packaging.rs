@@ -198,6 +198,7 @@ fn shipped_configs_name_the_provider_and_use_flags_it_accepts() {
     for file in [
         "credential-provider-config.yaml",
         "credential-provider-config-per-pod.yaml",
+        "credential-provider-config-identity-bindings.yaml",
     ] {
         let text = std::fs::read_to_string(packaging(file)).unwrap();
         for needle in [
@@ -236,6 +237,23 @@ fn shipped_configs_name_the_provider_and_use_flags_it_accepts() {
         "- --fallback-to-node-identity\n",
     ] {
         assert!(per_pod.contains(needle), "{needle:?}");
+    }
+    // The identity-bindings variant: what AKS's node bootstrap writes.
+    let ib = std::fs::read_to_string(packaging(
+        "credential-provider-config-identity-bindings.yaml",
+    ))
+    .unwrap();
+    for needle in [
+        "serviceAccountTokenAudience: api://AKSIdentityBinding\n",
+        "requireServiceAccount: false\n",
+        "cacheType: ServiceAccount\n",
+        &format!("- {CLIENT_ID_ANNOTATION}\n"),
+        "- --ib-sni-name=",
+        "- --ib-default-client-id=",
+        "- --ib-default-tenant-id=",
+        "- --ib-apiserver-ip=",
+    ] {
+        assert!(ib.contains(needle), "{needle:?}");
     }
 }
 

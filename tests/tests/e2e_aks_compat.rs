@@ -538,7 +538,11 @@ fn every_aks_node_configuration_works_unchanged() -> TestResult {
     let azure_json = w.write_file("doctor/azure.json", &mi_json(""), 0o600)?;
     let azure_json = azure_json.to_string_lossy().into_owned();
     let doctor = |ca: &str| -> Result<(bool, String), Box<dyn std::error::Error>> {
-        let mut args = vec![azure_json.clone()];
+        let cache = w.path("doctor/cache");
+        let mut args = vec![
+            azure_json.clone(),
+            format!("--cache-dir={}", cache.display()),
+        ];
         args.extend(ib_args(SNI, ca, true));
         args.push(format!("--doctor={}", image(REGISTRY)));
         let args: Vec<&str> = args.iter().map(String::as_str).collect();

@@ -55,6 +55,10 @@ const LAYOUT: &[(&str, Kind)] = &[
         Kind::SameAs("packaging/credential-provider-config-per-pod.yaml"),
     ),
     (
+        "/usr/share/acr-credential-provider/credential-provider-config-identity-bindings.yaml",
+        Kind::SameAs("packaging/credential-provider-config-identity-bindings.yaml"),
+    ),
+    (
         "/usr/share/bash-completion/completions/docker-credential-acr",
         Kind::Contains("configure-docker"),
     ),
