@@ -149,3 +149,40 @@ fn a_role_removed_since_the_token_was_cached_shows() {
     );
     assert_eq!(w.emu.counters().exchange(), exchanges + 2);
 }
+
+#[test]
+fn proxy_credentials_are_never_printed() {
+    let (mut w, _) = world_with_secret_principal();
+    // NO_PROXY covers the emulator on loopback, so the checks still run; the proxies' user info
+    // must not reach the report in either form.
+    for (k, v) in [
+        (
+            "HTTPS_PROXY",
+            "http://proxyuser:pr0xy-pa55@proxy.example:3128",
+        ),
+        (
+            "HTTP_PROXY",
+            "http://proxyuser:pr0xy-pa55@proxy.example:3128",
+        ),
+        (
+            "ALL_PROXY",
+            "socks5://proxyuser:pr0xy-pa55@proxy.example:1080",
+        ),
+        ("NO_PROXY", "127.0.0.1,localhost"),
+    ] {
+        w.set(k, v);
+    }
+    for args in [
+        vec!["doctor", w.registry.as_str()],
+        vec!["doctor", w.registry.as_str(), "--json"],
+    ] {
+        let o = w.run(&args, "");
+        let out = format!("{}{}", stdout(&o), stderr(&o));
+        assert!(
+            !out.contains("pr0xy-pa55") && !out.contains("proxyuser"),
+            "{out}"
+        );
+        assert!(out.contains("(hidden)@proxy.example:3128"), "{out}");
+        assert!(out.contains("ALL_PROXY"), "{out}");
+    }
+}

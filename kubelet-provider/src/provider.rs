@@ -478,7 +478,7 @@ pub fn check_mirror(broker: &Broker, mirror: &Mirror) -> Result<(), String> {
 pub fn cache_duration(credential: &Credential, now: i64) -> GoDuration {
     let until = credential
         .refresh_at
-        .min(credential.expires_at - EXPIRY_MARGIN);
+        .min(credential.expires_at.saturating_sub(EXPIRY_MARGIN));
     GoDuration(u64::try_from(until.saturating_sub(now)).unwrap_or(0))
 }
 

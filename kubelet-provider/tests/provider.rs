@@ -513,3 +513,41 @@ fn version_and_help() {
         assert!(help.contains(flag), "{flag} in {help}");
     }
 }
+
+#[test]
+fn a_token_claiming_a_lifetime_of_years_is_refused_not_cached_for_ever() {
+    // The node identity from the environment (with a service-principal azure.json the provider
+    // would answer with the principal's id and secret instead, as AKS does).
+    let mut w = world();
+    let p = w.emu.add_secret_principal(
+        TENANT,
+        "22222222-2222-2222-2222-222222222223",
+        "env-secret-2",
+    );
+    w.emu.grant(&p.client_id, &w.registry, Role::AcrPull);
+    w.set("AZURE_TENANT_ID", TENANT);
+    w.set("AZURE_CLIENT_ID", &p.client_id);
+    w.set("AZURE_CLIENT_SECRET", "env-secret-2");
+    // A registry (or something in its place) issuing a refresh token that "expires" in ten years:
+    // before, it was cached as never expiring and the kubelet told to keep it for years.
+    w.emu.set_lifetimes(
+        std::time::Duration::from_secs(3600),
+        std::time::Duration::from_secs(10 * 365 * 24 * 3600),
+    );
+    let image = format!("{}/app:1", w.registry);
+    let err = failure(&w.run(&[], &request(V1, &image)));
+    assert!(
+        err.contains("the refresh token it issued claims to live more than 7 days"),
+        "{err}"
+    );
+    // Nothing was cached: the next run asks again (and, with sane lifetimes, is answered).
+    w.emu.set_lifetimes(
+        std::time::Duration::from_secs(3600),
+        std::time::Duration::from_secs(3 * 3600),
+    );
+    let before = w.emu.counters().exchange();
+    let out = w.run(&[], &request(V1, &image));
+    let r = response(&out);
+    assert_eq!(w.emu.counters().exchange(), before + 1);
+    assert!(go_seconds(r["cacheDuration"].as_str().unwrap()) <= 3 * 3600);
+}

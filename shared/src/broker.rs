@@ -14,9 +14,9 @@ use crate::config::Settings;
 use crate::error::Error;
 use crate::exchange;
 use crate::identity::{Identity, entra};
-use crate::registry::{LoginServer, NotAcr};
+use crate::registry::{Cloud, LoginServer, NotAcr};
 use crate::secret::Secret;
-use crate::token::read_claims;
+use crate::token::{MAX_LIFETIME, check_lifetime, read_claims};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -95,11 +95,47 @@ impl Broker {
     }
 
     /// The Entra authority for `server`: `AZURE_AUTHORITY_HOST`, else the server's cloud.
-    pub fn authority(&self, server: &LoginServer) -> String {
-        self.settings
-            .authority_host
-            .clone()
-            .unwrap_or_else(|| server.cloud().authority_host().to_string())
+    pub fn authority(&self, _server: &LoginServer) -> String {
+        self.settings.authority_host.clone().unwrap_or_else(|| {
+            self.settings
+                .cloud
+                .unwrap_or(Cloud::Public)
+                .authority_host()
+                .to_string()
+        })
+    }
+
+    /// The cloud the identity is configured for, and the setting that says so: the cloud of
+    /// `AZURE_AUTHORITY_HOST` (`None` for an authority of no known cloud: a custom cloud, whose
+    /// registries configuration names), else `ACR_CLOUD`, else the public cloud. A caller that
+    /// reads azure.json's `cloud` sets `authority_host` from it.
+    pub fn identity_cloud(&self) -> (Option<Cloud>, &'static str) {
+        match (&self.settings.authority_host, self.settings.cloud) {
+            (Some(a), _) => (
+                Cloud::of_authority(a),
+                "AZURE_AUTHORITY_HOST or azure.json's cloud",
+            ),
+            (None, Some(c)) => (Some(c), "ACR_CLOUD"),
+            (None, None) => (Some(Cloud::Public), "the default; ACR_CLOUD"),
+        }
+    }
+
+    /// Refuses a registry of another cloud than the identity's, before any request: the
+    /// requested registry's domain must never choose where the identity's credential goes.
+    pub fn check_cloud(&self, server: &LoginServer) -> Result<(), Error> {
+        let (Some(mine), setting) = self.identity_cloud() else {
+            return Ok(());
+        };
+        match server.known_cloud() {
+            Some(theirs) if theirs != mine => Err(Error::WrongCloud {
+                registry: server.host().to_string(),
+                registry_cloud: theirs.name(),
+                identity_cloud: mine.name(),
+                setting,
+                wanted: theirs.setting(),
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// A credential for `server` as the configured identity.
@@ -114,6 +150,7 @@ impl Broker {
         server: &LoginServer,
         identity: &Identity,
     ) -> Result<Credential, Error> {
+        self.check_cloud(server)?;
         let authority = self.authority(server);
         let fingerprint = identity.fingerprint(&authority);
         let key = cache::key(&[server.host(), &fingerprint]);
@@ -132,7 +169,7 @@ impl Broker {
             (Err(e), Some(old)) if old.usable_at(self.clock.now()) => {
                 log::warn!(
                     "refreshing the token for {server} failed ({e}); using the cached one, valid for {} more minutes",
-                    (old.expires_at - self.clock.now()) / 60
+                    old.expires_at.saturating_sub(self.clock.now()) / 60
                 );
                 Ok(Credential::from_entry(&old))
             }
@@ -220,6 +257,7 @@ impl Broker {
     /// (the result is cached): proof that the registry grants the identity a token now, e.g.
     /// after a role was removed. For `doctor`; the Entra token may still come from the cache.
     pub fn verify(&self, server: &LoginServer, identity: &Identity) -> Result<Credential, Error> {
+        self.check_cloud(server)?;
         let authority = self.authority(server);
         let fingerprint = identity.fingerprint(&authority);
         let key = cache::key(&[server.host(), &fingerprint]);
@@ -312,11 +350,15 @@ impl Broker {
         let claims = read_claims(refresh.expose()).unwrap_or_default();
         let expires_at = claims.exp.unwrap_or_else(|| {
             log::warn!("the refresh token from {server} has no exp claim; assuming 3 hours");
-            now + 3 * 3600
+            now.saturating_add(3 * 3600)
         });
-        let lifetime = match claims.iat {
-            Some(iat) if iat < expires_at => expires_at - iat,
-            _ => (expires_at - now).max(0),
+        let left = check_lifetime(expires_at, now).map_err(|why| Error::Exchange {
+            registry: server.host().to_string(),
+            detail: format!("the refresh token it issued {why}"),
+        })?;
+        let lifetime = match claims.iat.and_then(|iat| expires_at.checked_sub(iat)) {
+            Some(l) if (1..=MAX_LIFETIME).contains(&l) => l,
+            _ => left,
         };
         let entry = RefreshEntry {
             v: CACHE_VERSION,
@@ -354,7 +396,11 @@ impl Broker {
     ) -> Result<Secret, Error> {
         let scope = self.settings.scope;
         let key = cache::key(&[fingerprint, scope]);
-        let fresh = |e: &EntraEntry| self.clock.now() < e.expires_at - ENTRA_MARGIN;
+        let fresh = |e: &EntraEntry| {
+            let now = self.clock.now();
+            now < e.expires_at.saturating_sub(ENTRA_MARGIN)
+                && e.expires_at.saturating_sub(now) <= MAX_LIFETIME
+        };
         let path = cache.map(|c| c.entra_path(&key));
         let _guard = match (cache, &path) {
             (Some(c), Some(p)) => {
@@ -386,6 +432,10 @@ impl Broker {
                 source_name: identity.source_name(),
                 detail: format!("no answer within {}s", left.as_secs()),
             })??;
+        check_lifetime(token.expires_at, self.clock.now()).map_err(|why| Error::Entra {
+            source_name: identity.source_name(),
+            detail: format!("the access token it returned {why}"),
+        })?;
         if let (Some(c), Some(p)) = (cache, &path) {
             let entry = EntraEntry {
                 v: CACHE_VERSION,
@@ -397,5 +447,53 @@ impl Broker {
             }
         }
         Ok(token.token)
+    }
+}
+
+#[cfg(test)]
+mod cloud_tests {
+    use super::*;
+    use crate::config::Env;
+
+    fn broker(pairs: &[(&str, &str)]) -> Broker {
+        Broker::new(Settings::from_env(Env::from_pairs(pairs.iter().copied()), None).unwrap())
+    }
+
+    #[test]
+    fn the_identitys_cloud_not_the_registrys_chooses_the_authority() {
+        let public = broker(&[]);
+        let cn = public.login_server("reg01.azurecr.cn").unwrap();
+        let io = public.login_server("reg01.azurecr.io").unwrap();
+        assert_eq!(public.authority(&cn), "https://login.microsoftonline.com");
+        let e = public.check_cloud(&cn).unwrap_err().to_string();
+        assert!(e.contains("reg01.azurecr.cn is in Azure China but the identity is configured for the Azure public cloud (the default; ACR_CLOUD); set ACR_CLOUD=china"), "{e}");
+        assert!(public.check_cloud(&io).is_ok());
+
+        let china = broker(&[("ACR_CLOUD", "china")]);
+        assert_eq!(china.authority(&io), "https://login.chinacloudapi.cn");
+        assert!(china.check_cloud(&cn).is_ok());
+        assert!(china.check_cloud(&io).is_err());
+
+        let us = broker(&[("AZURE_AUTHORITY_HOST", "https://login.microsoftonline.us")]);
+        let usreg = us.login_server("reg01.azurecr.us").unwrap();
+        assert!(us.check_cloud(&usreg).is_ok());
+        assert!(
+            us.check_cloud(&io)
+                .unwrap_err()
+                .to_string()
+                .contains("AZURE_AUTHORITY_HOST")
+        );
+
+        // An authority of no known cloud (a custom cloud, an emulator) is the operator's word.
+        let custom = broker(&[("AZURE_AUTHORITY_HOST", "https://login.contoso.example")]);
+        assert!(custom.check_cloud(&cn).is_ok() && custom.check_cloud(&io).is_ok());
+
+        let e = Settings::from_env(Env::from_pairs([("ACR_CLOUD", "mars")]), None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("ACR_CLOUD=\"mars\" is not public, china or usgov"),
+            "{e}"
+        );
     }
 }

@@ -47,12 +47,16 @@ pub const EXPIRY_MARGIN: i64 = 60;
 impl RefreshEntry {
     /// When to start refreshing: when about a third of the lifetime remains.
     pub fn refresh_at(&self) -> i64 {
-        self.expires_at - self.lifetime.max(0) / 3
+        self.expires_at
+            .saturating_sub(self.lifetime.clamp(0, crate::token::MAX_LIFETIME) / 3)
     }
 
     /// Whether the token may still be handed out at `now`.
     pub fn usable_at(&self, now: i64) -> bool {
-        now < self.expires_at - EXPIRY_MARGIN
+        // An entry that claims more life than any token has (planted, or from a broken clock) is
+        // not used.
+        now < self.expires_at.saturating_sub(EXPIRY_MARGIN)
+            && self.expires_at.saturating_sub(now) <= crate::token::MAX_LIFETIME
     }
 }
 

@@ -7,10 +7,11 @@
 //! | `ACR_AUDIENCE` | `acr` (default, `https://containerregistry.azure.net/.default`) or `arm` (`https://management.azure.com/.default`) |
 //! | `ACR_CACHE_DIR` | cache folder (default `$XDG_CACHE_HOME/docker-credential-acr`, else `~/.cache/docker-credential-acr`) |
 //! | `ACR_TIMEOUT` | overall deadline of one fetch in seconds (default 30) |
+//! | `ACR_CLOUD` | the cloud the identity belongs to: `public` (default), `china`, `usgov`; its credential goes only to that cloud's authority |
 //! | `AZURE_TENANT_ID`, `AZURE_CLIENT_ID`, `AZURE_CLIENT_SECRET`, `AZURE_CLIENT_CERTIFICATE_PATH`, `AZURE_FEDERATED_TOKEN_FILE`, `AZURE_AUTHORITY_HOST`, `IDENTITY_ENDPOINT`, `IDENTITY_HEADER` | the conventional Azure settings |
 
 use crate::error::Error;
-use crate::registry::normalize_host;
+use crate::registry::{Cloud, normalize_host};
 use crate::secret::Secret;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -162,6 +163,8 @@ pub struct Settings {
     pub timeout: Duration,
     /// `AZURE_AUTHORITY_HOST`, when set (must be https).
     pub authority_host: Option<String>,
+    /// `ACR_CLOUD`: the cloud the identity belongs to, when set.
+    pub cloud: Option<Cloud>,
 }
 
 /// One configured login server: `host[:port]`, or `*.<suffix>` for every registry of a custom
@@ -243,6 +246,15 @@ impl Settings {
                 Some(a)
             }
         };
+        let cloud = match env.get("ACR_CLOUD") {
+            None => None,
+            Some(c) => Some(Cloud::from_name(c).ok_or_else(|| {
+                Error::InvalidConfig(format!(
+                    "ACR_CLOUD={:?} is not public, china or usgov",
+                    c.trim()
+                ))
+            })?),
+        };
         Ok(Settings {
             env,
             forced_source,
@@ -251,6 +263,7 @@ impl Settings {
             cache_dir,
             timeout,
             authority_host,
+            cloud,
         })
     }
 

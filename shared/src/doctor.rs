@@ -27,9 +27,17 @@ pub const SETTINGS: &[(&str, bool)] = &[
     ("AZURE_AUTHORITY_HOST", false),
     ("IDENTITY_ENDPOINT", false),
     ("IDENTITY_HEADER", true),
+    ("ACR_CLOUD", false),
+    ("AZURE_ENVIRONMENT_FILEPATH", false),
     ("SSL_CERT_FILE", false),
     ("HTTPS_PROXY", false),
+    ("https_proxy", false),
+    ("HTTP_PROXY", false),
+    ("http_proxy", false),
+    ("ALL_PROXY", false),
+    ("all_proxy", false),
     ("NO_PROXY", false),
+    ("no_proxy", false),
     ("ACR_CREDENTIAL_STORE", false),
     ("ACR_CREDENTIALS_FILE", false),
 ];
@@ -37,13 +45,39 @@ pub const SETTINGS: &[(&str, bool)] = &[
 /// What a report shows instead of a secret value.
 pub const HIDDEN: &str = "(set, hidden)";
 
-/// The [`SETTINGS`] present in `env`, as `{"name", "value"}` objects with secret values hidden.
+/// `value` with the user info of every URL in it hidden (`http://user:pass@proxy:3128` →
+/// `http://(hidden)@proxy:3128`, also without a scheme): proxies and endpoints may carry
+/// credentials.
+pub fn hide_userinfo(value: &str) -> String {
+    value
+        .split(',')
+        .map(|item| {
+            let (scheme, rest) = match item.find("://") {
+                Some(i) => item.split_at(i + 3),
+                None => ("", item),
+            };
+            let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+            match rest[..authority_end].rfind('@') {
+                Some(at) => format!("{scheme}(hidden){}", &rest[at..]),
+                None => item.to_string(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The [`SETTINGS`] present in `env`, as `{"name", "value"}` objects with secret values hidden,
+/// and user info hidden in every other value.
 pub fn settings_listing(env: &Env) -> Vec<Value> {
     SETTINGS
         .iter()
         .filter_map(|(name, secret)| {
             env.get(name).map(|v| {
-                let shown = if *secret { HIDDEN } else { v };
+                let shown = if *secret {
+                    HIDDEN.to_string()
+                } else {
+                    hide_userinfo(v)
+                };
                 json!({"name": name, "value": shown})
             })
         })
@@ -346,6 +380,33 @@ mod tests {
 
     fn broker(pairs: &[(&str, &str)]) -> Broker {
         Broker::new(Settings::from_env(Env::from_pairs(pairs.iter().copied()), None).unwrap())
+    }
+
+    #[test]
+    fn user_info_in_urls_is_hidden() {
+        for (value, shown) in [
+            ("http://user:p4ss@proxy:3128", "http://(hidden)@proxy:3128"),
+            (
+                "https://p4ss@proxy.example/x@y",
+                "https://(hidden)@proxy.example/x@y",
+            ),
+            ("user:p4ss@proxy:3128", "(hidden)@proxy:3128"),
+            (
+                "socks5://a:b@h:1,http://c:d@e:2",
+                "socks5://(hidden)@h:1,http://(hidden)@e:2",
+            ),
+            ("http://proxy:3128", "http://proxy:3128"),
+            ("localhost,.internal", "localhost,.internal"),
+        ] {
+            assert_eq!(hide_userinfo(value), shown, "{value}");
+        }
+        let listing = settings_listing(&Env::from_pairs([
+            ("HTTPS_PROXY", "http://user:p4ss@proxy:3128"),
+            ("all_proxy", "socks5://u:p4ss@proxy:1080"),
+        ]));
+        let text = serde_json::to_string(&listing).unwrap();
+        assert!(!text.contains("p4ss"), "{text}");
+        assert!(text.contains("all_proxy"), "{text}");
     }
 
     #[test]

@@ -22,6 +22,24 @@ pub enum Error {
         tried: Vec<Skipped>,
     },
 
+    /// The registry is in another cloud than the identity is configured for: its credential
+    /// would go to that cloud's authority, so nothing is sent.
+    #[error(
+        "{registry} is in {registry_cloud} but the identity is configured for {identity_cloud} ({setting}); set ACR_CLOUD={wanted} (or AZURE_AUTHORITY_HOST) if this identity belongs to {registry_cloud}"
+    )]
+    WrongCloud {
+        /// Login server.
+        registry: String,
+        /// The registry's cloud, for the message.
+        registry_cloud: &'static str,
+        /// The identity's cloud, for the message.
+        identity_cloud: &'static str,
+        /// The setting that chose the identity's cloud.
+        setting: &'static str,
+        /// The `ACR_CLOUD` value for the registry's cloud.
+        wanted: &'static str,
+    },
+
     /// A setting is present but unusable.
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),

@@ -24,6 +24,50 @@ pub enum Cloud {
 }
 
 impl Cloud {
+    /// The cloud a setting names: `public`, `china`, `usgov`, or the cloud names azure.json and
+    /// the Azure SDKs use (`AzurePublicCloud`, `AzureChinaCloud`, `AzureUSGovernment[Cloud]`).
+    pub fn from_name(name: &str) -> Option<Cloud> {
+        Some(match name.trim().to_ascii_lowercase().as_str() {
+            "public" | "azurepubliccloud" | "azurecloud" => Cloud::Public,
+            "china" | "azurechinacloud" => Cloud::China,
+            "usgov" | "usgovernment" | "azureusgovernment" | "azureusgovernmentcloud" => {
+                Cloud::UsGovernment
+            }
+            _ => return None,
+        })
+    }
+
+    /// The cloud whose Entra authority is `url` (`https://host[/]`), if it is one of the three.
+    pub fn of_authority(url: &str) -> Option<Cloud> {
+        let host = url
+            .trim()
+            .trim_end_matches('/')
+            .to_ascii_lowercase()
+            .strip_prefix("https://")?
+            .to_string();
+        [Cloud::Public, Cloud::China, Cloud::UsGovernment]
+            .into_iter()
+            .find(|c| c.authority_host().trim_start_matches("https://") == host)
+    }
+
+    /// The cloud's name for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Cloud::Public => "the Azure public cloud",
+            Cloud::China => "Azure China",
+            Cloud::UsGovernment => "Azure US Government",
+        }
+    }
+
+    /// The `ACR_CLOUD` value that selects this cloud.
+    pub fn setting(self) -> &'static str {
+        match self {
+            Cloud::Public => "public",
+            Cloud::China => "china",
+            Cloud::UsGovernment => "usgov",
+        }
+    }
+
     /// The Entra authority host of this cloud.
     pub fn authority_host(self) -> &'static str {
         match self {
@@ -58,6 +102,9 @@ impl std::error::Error for NotAcr {}
 pub struct LoginServer {
     host: String,
     cloud: Cloud,
+    /// Named in configuration (custom domains, custom clouds): its cloud is not known from its
+    /// name.
+    configured: bool,
 }
 
 impl LoginServer {
@@ -70,6 +117,7 @@ impl LoginServer {
         if extra.iter().any(|e| extra_matches(e, &host)) {
             return Ok(LoginServer {
                 cloud: cloud_of(&host).unwrap_or(Cloud::Public),
+                configured: cloud_of(&host).is_none(),
                 host,
             });
         }
@@ -79,7 +127,11 @@ impl LoginServer {
             });
         }
         match cloud_of(&host) {
-            Some(cloud) => Ok(LoginServer { host, cloud }),
+            Some(cloud) => Ok(LoginServer {
+                host,
+                cloud,
+                configured: false,
+            }),
             None => Err(NotAcr {
                 reason: "host does not match <name>.azurecr.io, .cn or .us",
             }),
@@ -94,6 +146,12 @@ impl LoginServer {
     /// The cloud the login server belongs to.
     pub fn cloud(&self) -> Cloud {
         self.cloud
+    }
+
+    /// The cloud its name places it in: `None` for a login server named in configuration under
+    /// another domain, whose cloud only the configuration knows.
+    pub fn known_cloud(&self) -> Option<Cloud> {
+        (!self.configured).then_some(self.cloud)
     }
 
     /// `https://<host>`.
@@ -252,6 +310,38 @@ mod tests {
                 "{input}"
             );
         }
+    }
+
+    #[test]
+    fn cloud_names_and_authorities() {
+        for (name, cloud) in [
+            ("public", Cloud::Public),
+            ("AzurePublicCloud", Cloud::Public),
+            ("China", Cloud::China),
+            ("AzureChinaCloud", Cloud::China),
+            ("usgov", Cloud::UsGovernment),
+            ("AzureUSGovernmentCloud", Cloud::UsGovernment),
+        ] {
+            assert_eq!(Cloud::from_name(name), Some(cloud), "{name}");
+            assert_eq!(Cloud::from_name(cloud.setting()), Some(cloud));
+            assert_eq!(Cloud::of_authority(cloud.authority_host()), Some(cloud));
+        }
+        assert_eq!(Cloud::from_name("mars"), None);
+        assert_eq!(
+            Cloud::of_authority("https://login.chinacloudapi.cn/"),
+            Some(Cloud::China)
+        );
+        assert_eq!(Cloud::of_authority("https://127.0.0.1:8443"), None);
+        assert_eq!(
+            Cloud::of_authority("http://login.microsoftonline.com"),
+            None
+        );
+        // Configured login servers have no cloud known from their name.
+        let extra = vec!["registry.contoso.example".to_string()];
+        let l = LoginServer::parse("registry.contoso.example", &extra).unwrap();
+        assert_eq!(l.known_cloud(), None);
+        let l = LoginServer::parse("reg01.azurecr.cn", &extra).unwrap();
+        assert_eq!(l.known_cloud(), Some(Cloud::China));
     }
 
     #[test]

@@ -20,6 +20,27 @@ pub struct Claims {
     pub sub: Option<String>,
 }
 
+/// Shortest token lifetime the broker accepts.
+pub const MIN_LIFETIME: i64 = 60;
+/// Longest token lifetime the broker accepts (Entra and ACR tokens live hours, not weeks).
+pub const MAX_LIFETIME: i64 = 7 * 24 * 3600;
+
+/// Checks that a token expiring at `exp` (Unix seconds), fetched at `now`, has a remaining life
+/// between [`MIN_LIFETIME`] and [`MAX_LIFETIME`]; returns it. The error is the phrase that
+/// completes "the token ...", for one-line messages. No arithmetic can overflow.
+pub fn check_lifetime(exp: i64, now: i64) -> Result<i64, String> {
+    match exp.checked_sub(now) {
+        Some(left) if (MIN_LIFETIME..=MAX_LIFETIME).contains(&left) => Ok(left),
+        Some(left) if left < MIN_LIFETIME => Err(format!(
+            "expires in {left} s, less than the {MIN_LIFETIME} s the broker needs (is the clock right?)"
+        )),
+        _ => Err(format!(
+            "claims to live more than {} days (exp {exp}); refusing a token that would never expire",
+            MAX_LIFETIME / 86400
+        )),
+    }
+}
+
 /// Decodes the payload of a compact JWT. Returns `None` for anything that is not three
 /// base64url parts with a JSON object in the middle, or that is implausibly large.
 pub fn read_claims(jwt: &str) -> Option<Claims> {
@@ -49,6 +70,32 @@ mod tests {
             e.encode(r#"{"alg":"RS256"}"#),
             e.encode(payload)
         )
+    }
+
+    #[test]
+    fn lifetimes_outside_the_window_are_refused_without_overflow() {
+        let now = 1_700_000_000;
+        assert_eq!(check_lifetime(now + 3 * 3600, now), Ok(3 * 3600));
+        assert_eq!(check_lifetime(now + 60, now), Ok(60));
+        assert_eq!(check_lifetime(now + MAX_LIFETIME, now), Ok(MAX_LIFETIME));
+        for exp in [
+            now + 59,
+            now,
+            now - 10,
+            i64::MIN,
+            now + MAX_LIFETIME + 1,
+            i64::MAX,
+        ] {
+            let e = check_lifetime(exp, now).unwrap_err();
+            assert!(!e.contains('\n'), "{e}");
+        }
+        assert!(check_lifetime(i64::MAX, i64::MIN).is_err());
+        assert!(check_lifetime(i64::MIN, i64::MAX).is_err());
+        assert!(
+            check_lifetime(i64::MAX, now)
+                .unwrap_err()
+                .contains("never expire")
+        );
     }
 
     #[test]
