@@ -405,15 +405,24 @@ fn store_get_list_erase_round_trip() {
     assert!(w.run(&["erase"], "myregistry.azurecr.io").status.success());
     let o = get(&w, "myregistry.azurecr.io");
     assert_eq!(o.status.code(), Some(1));
-    // ... and cached tokens: the next get exchanges again, reusing the cached Entra token.
+    // ... and cached tokens, the identity's Entra token too (a logout leaves nothing the next
+    // fetch would trust): the next get asks Entra and exchanges again.
     assert!(
         w.run(&["erase"], &format!("https://{}", w.registry))
             .status
             .success()
     );
+    let entra_files = std::fs::read_dir(w.cache_dir())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("entra-"))
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+        .count();
+    assert_eq!(entra_files, 0, "erase leaves no cached Entra token");
+    let before = w.emu.counters().entra();
     answer(&get(&w, &w.registry));
     let n = w.emu.counters();
-    assert_eq!((n.entra(), n.exchange()), (1, 2));
+    assert_eq!((n.entra(), n.exchange()), (before + 1, 2));
     // Erasing what is not there is the protocol's not-found.
     let o = w.run(&["erase"], "nothing.example.com");
     assert_eq!(

@@ -69,6 +69,25 @@ fn a_symlink_planted_at_an_entry_is_not_followed_and_its_target_is_untouched() {
 }
 
 #[test]
+fn a_symlink_to_a_valid_entry_is_a_miss() {
+    // The link's target is a whole, fresh entry for this very key: only the refusal to follow
+    // a link at an entry (O_NOFOLLOW, with the platform's own value) makes it a miss.
+    let (w, _) = world_with_secret_principal();
+    let first = answer(&get(&w, &w.registry));
+    let entry = reg_entry(&w.cache_dir());
+    let elsewhere = w.path("elsewhere.json");
+    std::fs::rename(&entry, &elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &entry).unwrap();
+    let again = answer(&get(&w, &w.registry));
+    assert_eq!(
+        w.emu.counters().exchange(),
+        2,
+        "the entry behind the link was served"
+    );
+    assert_ne!(again["Secret"], first["Secret"]);
+}
+
+#[test]
 fn a_cache_folder_owned_by_another_user_is_refused() {
     let (w, _) = world_with_secret_principal();
     let dir = w.cache_dir();
@@ -88,35 +107,118 @@ fn a_cache_folder_owned_by_another_user_is_refused() {
 #[test]
 fn modes_are_private_whatever_the_umask() {
     let (w, _) = world_with_secret_principal();
+    let out = get_under_umask(&w, "000");
+    assert!(out.status.success(), "{}", stdout(&out));
+    let dir = w.cache_dir();
+    assert_eq!(mode(&dir), 0o700);
+    for p in entries(&dir) {
+        assert_eq!(mode(&p), 0o600, "{p:?}");
+    }
+    // A folder we did not create is used as it is: a readable one keeps its mode (its files are
+    // still 0600); one that others can write is refused and keeps its mode too.
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let entry = reg_entry(&dir);
+    std::fs::remove_file(entry).unwrap();
+    answer(&get(&w, &w.registry));
+    assert_eq!(mode(&dir), 0o755);
+    assert_eq!(mode(&reg_entry(&dir)), 0o600);
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o775)).unwrap();
+    let o = get(&w, &w.registry);
+    answer(&o);
+    assert!(stderr(&o).contains("chmod go-w"), "{}", stderr(&o));
+    assert_eq!(mode(&dir), 0o775);
+}
+
+/// A file's permission bits, with the sticky, setuid and setgid bits.
+fn mode(p: &std::path::Path) -> u32 {
+    std::fs::metadata(p).unwrap().mode() & 0o7777
+}
+
+/// `get` for the sandbox's registry, run through a shell that first sets `umask`.
+fn get_under_umask(w: &acr_tests::sandbox::Sandbox, umask: &str) -> std::process::Output {
     let out = Command::new("sh")
         .args([
             "-c",
-            &format!("umask 000; echo {} | exec {BIN} get", w.registry),
+            &format!("umask {umask}; echo {} | exec {BIN} get", w.registry),
         ])
         .env_clear()
         .envs(&w.env)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    acr_tests::sandbox::assert_no_secret(&w.emu, &out.stderr, "stderr of get");
+    out
+}
+
+#[test]
+fn an_existing_world_writable_cache_folder_keeps_its_mode_and_is_refused() {
+    let (w, _) = world_with_secret_principal();
     let dir = w.cache_dir();
-    assert_eq!(std::fs::metadata(&dir).unwrap().mode() & 0o777, 0o700);
-    for p in entries(&dir) {
-        assert_eq!(
-            std::fs::metadata(&p).unwrap().mode() & 0o777,
-            0o600,
-            "{p:?}"
-        );
-    }
-    // A folder left group- and world-readable is narrowed.
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let entry = reg_entry(&dir);
-    std::fs::remove_file(entry).unwrap();
+    std::fs::create_dir_all(&dir).unwrap();
+    // A shared folder such as /tmp: everybody may create files in it.
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    // `doctor` looks at the folder; it never changes it.
+    let o = w.run(&["doctor", &w.registry], "");
+    assert!(stdout(&o).contains("NOT USABLE"), "{}", stdout(&o));
+    assert_eq!(mode(&dir), 0o1777, "doctor changed the folder's mode");
+    // `get` still answers, without caching, and says in one line how to fix the folder.
+    let o = get(&w, &w.registry);
+    answer(&o);
+    let fix = format!("chmod go-w {}", dir.display());
+    let err = stderr(&o);
+    let lines: Vec<&str> = err.lines().filter(|l| l.contains(&fix)).collect();
+    assert_eq!(lines.len(), 1, "one line says it: {err}");
+    assert!(
+        lines[0].contains("not caching tokens: refusing to use")
+            && lines[0].contains("ACR_CACHE_DIR / --cache-dir"),
+        "{err}"
+    );
+    assert_eq!(mode(&dir), 0o1777, "get changed the folder's mode");
+    assert!(entries(&dir).is_empty(), "nothing written there");
     answer(&get(&w, &w.registry));
-    assert_eq!(std::fs::metadata(&dir).unwrap().mode() & 0o777, 0o700);
+    assert_eq!(
+        w.emu.counters().exchange(),
+        3,
+        "not cached: every get fetches"
+    );
+}
+
+#[test]
+fn an_existing_0755_cache_folder_keeps_its_mode_and_its_files_are_private() {
+    let (w, _) = world_with_secret_principal();
+    let dir = w.cache_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    // Like /var/lib/kubelet: made by someone else, readable by all, writable by its owner.
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let o = w.run(&["doctor", &w.registry], "");
+    assert!(o.status.success(), "{}", stdout(&o));
+    assert_eq!(mode(&dir), 0o755, "doctor changed the folder's mode");
+    let first = answer(&get(&w, &w.registry));
+    assert_eq!(mode(&dir), 0o755, "get changed the folder's mode");
+    assert!(!entries(&dir).is_empty());
+    for p in entries(&dir) {
+        assert_eq!(mode(&p), 0o600, "{p:?}");
+    }
+    let again = answer(&get(&w, &w.registry));
+    assert_eq!(again["Secret"], first["Secret"], "the folder is used");
+    assert_eq!(w.emu.counters().exchange(), 1);
+}
+
+#[test]
+fn missing_parents_get_the_umask_mode_and_only_the_cache_folder_is_private() {
+    let (mut w, _) = world_with_secret_principal();
+    for (umask, parents) in [("022", 0o755), ("027", 0o750)] {
+        let top = w.path(&format!("umask-{umask}"));
+        let dir = top.join("parent/cache");
+        w.set("ACR_CACHE_DIR", dir.to_str().unwrap());
+        let out = get_under_umask(&w, umask);
+        assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+        assert_eq!(mode(&top), parents, "umask {umask}: {top:?}");
+        assert_eq!(mode(&top.join("parent")), parents, "umask {umask}");
+        assert_eq!(mode(&dir), 0o700, "umask {umask}: the cache folder");
+        for p in entries(&dir) {
+            assert_eq!(mode(&p), 0o600, "{p:?}");
+        }
+    }
 }
 
 #[test]
@@ -320,4 +422,131 @@ fn processes_killed_at_any_moment_never_leave_a_torn_entry() {
     }
     // Whatever was left behind, the next get answers.
     answer(&get(&w, &w.registry));
+}
+
+/// A projected service-account token laid out as the kubelet writes it: the data in a
+/// timestamped folder, `..data` a link to it, and `token` a link to `..data/token`. Each
+/// [`ProjectedToken::rotate`] writes a new timestamped folder and swaps `..data` atomically, as
+/// the kubelet's atomic writer does.
+struct ProjectedToken {
+    dir: std::path::PathBuf,
+    generation: u32,
+}
+
+impl ProjectedToken {
+    fn new(dir: std::path::PathBuf, token: &str) -> ProjectedToken {
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut t = ProjectedToken { dir, generation: 0 };
+        t.rotate(token);
+        std::os::unix::fs::symlink("..data/token", t.path()).unwrap();
+        t
+    }
+
+    /// The file to name in AZURE_FEDERATED_TOKEN_FILE.
+    fn path(&self) -> std::path::PathBuf {
+        self.dir.join("token")
+    }
+
+    fn rotate(&mut self, token: &str) {
+        self.generation += 1;
+        let stamp = format!("..2024_01_01_{:02}_00_00.{:09}", self.generation, 123456789);
+        let data = self.dir.join(&stamp);
+        std::fs::create_dir(&data).unwrap();
+        std::fs::write(data.join("token"), token).unwrap();
+        std::fs::set_permissions(data.join("token"), std::fs::Permissions::from_mode(0o644))
+            .unwrap();
+        let old = std::fs::read_link(self.dir.join("..data")).ok();
+        let tmp = self.dir.join("..data_tmp");
+        std::os::unix::fs::symlink(&stamp, &tmp).unwrap();
+        std::fs::rename(&tmp, self.dir.join("..data")).unwrap();
+        if let Some(old) = old {
+            std::fs::remove_dir_all(self.dir.join(old)).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_rotated_projected_token_of_another_subject_is_not_served_from_the_cache() {
+    let mut w = world();
+    let issuer = "https://oidc.prod-aks.azure.com/cluster-1/";
+    let trusted = "system:serviceaccount:team-a:puller";
+    let other = "system:serviceaccount:team-b:intruder";
+    // The app trusts only team-a's service account.
+    let app = w.emu.add_federated_principal(
+        TENANT,
+        "55555555-5555-5555-5555-555555555555",
+        issuer,
+        trusted,
+    );
+    w.emu.grant(
+        &app.client_id,
+        &w.registry,
+        acr_tests::emulator::Role::AcrPull,
+    );
+    let mint = |subject: &str| {
+        w.emu.mint_service_account_token(
+            issuer,
+            subject,
+            "api://AzureADTokenExchange",
+            Duration::from_secs(3600),
+        )
+    };
+    let (token_a, token_b, token_a2) = (mint(trusted), mint(other), mint(trusted));
+    let mut projected = ProjectedToken::new(w.path("serviceaccount"), &token_a);
+    assert!(
+        std::fs::symlink_metadata(projected.path())
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    w.set("AZURE_TENANT_ID", TENANT);
+    w.set("AZURE_CLIENT_ID", &app.client_id);
+    w.set(
+        "AZURE_FEDERATED_TOKEN_FILE",
+        projected.path().to_str().unwrap(),
+    );
+    let first = answer(&get(&w, &w.registry));
+    assert_eq!(
+        claims(first["Secret"].as_str().unwrap())["sub"],
+        app.object_id.as_str()
+    );
+    let cached = entries(&w.cache_dir());
+    assert_eq!(w.emu.counters().entra(), 1);
+
+    // The same path now holds team-b's token, which the app does not trust: Entra must be asked
+    // (and refuse), not team-a's cached token handed out.
+    projected.rotate(&token_b);
+    let o = get(&w, &w.registry);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "team-b was answered (from team-a's cache entry)"
+    );
+    assert!(
+        !stdout(&o).contains(first["Secret"].as_str().unwrap()),
+        "team-a's token went to team-b"
+    );
+    assert_eq!(w.emu.counters().entra(), 2, "Entra was asked for team-b");
+    assert_eq!(w.emu.counters().exchange(), 1);
+    let reg = |v: &[std::path::PathBuf]| -> Vec<std::path::PathBuf> {
+        v.iter()
+            .filter(|p| {
+                let n = p.file_name().unwrap().to_str().unwrap();
+                n.starts_with("reg-") && n.ends_with(".json")
+            })
+            .cloned()
+            .collect()
+    };
+    assert_eq!(
+        reg(&entries(&w.cache_dir())),
+        reg(&cached),
+        "team-a's entry is untouched and no entry was written for team-b"
+    );
+
+    // Back to team-a's token: its entry is found again, without a request.
+    projected.rotate(&token_a2);
+    let again = answer(&get(&w, &w.registry));
+    assert_eq!(again["Secret"], first["Secret"]);
+    assert_eq!(w.emu.counters().entra(), 2);
+    assert_eq!(w.emu.counters().exchange(), 1);
 }

@@ -205,7 +205,9 @@ impl Broker {
         Ok((runtime, http))
     }
 
-    /// Removes every cached entry for `server`, whatever the identity. Returns how many.
+    /// Removes every cached entry for `server`, whatever the identity, and the cached Entra
+    /// tokens of the identity the settings name now (a logout must not leave a token that the
+    /// next fetch trusts, e.g. one a proxy planted). Returns how many files it removed.
     pub fn erase(&self, server: &str) -> Result<usize, Error> {
         let Some(cache) = &self.cache else {
             return Ok(0);
@@ -214,6 +216,15 @@ impl Broker {
         for (path, entry) in cache.refresh_entries() {
             if entry.login_server == server && crate::files::remove(&path)? {
                 n += 1;
+            }
+        }
+        if let (Ok(identity), Ok(login)) = (self.identity(), self.login_server(server)) {
+            let fingerprint = identity.fingerprint(&self.authority(&login));
+            for scope in [crate::config::ACR_SCOPE, crate::config::ARM_SCOPE] {
+                let path = cache.entra_path(&cache::key(&[&fingerprint, scope]));
+                if crate::files::remove(&path)? {
+                    n += 1;
+                }
             }
         }
         Ok(n)
@@ -278,13 +289,16 @@ impl Broker {
         let started = Instant::now();
         let deadline = self.settings.timeout;
         let lock_wait = deadline + Duration::from_secs(5);
-        let cache = self.usable_cache();
+        let mut cache = self.usable_cache();
         let _guard = match cache {
             Some(c) => match c.lock(&c.refresh_path(key), lock_wait) {
                 Ok(g) => Some(g),
                 Err(e @ Error::LockTimeout { .. }) => return Err(e),
                 Err(e) => {
-                    log::warn!("not locking the cache: {e}");
+                    // A folder we cannot write: one warning, then no more cache writes (or
+                    // locks) in this fetch; every fetch goes to Entra and the registry.
+                    log::warn!("not caching tokens: {e}");
+                    cache = None;
                     None
                 }
             },
@@ -352,14 +366,20 @@ impl Broker {
             log::warn!("the refresh token from {server} has no exp claim; assuming 3 hours");
             now.saturating_add(3 * 3600)
         });
-        let left = check_lifetime(expires_at, now).map_err(|why| Error::Exchange {
-            registry: server.host().to_string(),
-            detail: format!("the refresh token it issued {why}"),
-        })?;
-        let lifetime = match claims.iat.and_then(|iat| expires_at.checked_sub(iat)) {
-            Some(l) if (1..=MAX_LIFETIME).contains(&l) => l,
-            _ => left,
+        // Its lifetime as issued (from `iat`, else from now) must be sane, and it must not
+        // claim to last longer than any token from now on either.
+        let issued = claims.iat.unwrap_or(now);
+        let from_now = if expires_at.saturating_sub(now) > MAX_LIFETIME {
+            check_lifetime(expires_at, now).map(|_| ())
+        } else {
+            Ok(())
         };
+        let lifetime = from_now
+            .and_then(|()| check_lifetime(expires_at, issued))
+            .map_err(|why| Error::Exchange {
+                registry: server.host().to_string(),
+                detail: format!("the refresh token it issued {why}"),
+            })?;
         let entry = RefreshEntry {
             v: CACHE_VERSION,
             login_server: server.host().to_string(),
@@ -408,11 +428,21 @@ impl Broker {
                     log::debug!("using the cached Entra token of {}", identity.describe());
                     return Ok(e.token);
                 }
-                let guard = c.lock(p, lock_wait)?;
-                if let Some(e) = c.read::<EntraEntry>(p).filter(fresh) {
-                    return Ok(e.token);
+                // A folder we cannot write (read-only, full, not ours to write) must not stop the
+                // fetch: go on without the lock, as for the registry entry's lock.
+                match c.lock(p, lock_wait) {
+                    Ok(guard) => {
+                        if let Some(e) = c.read::<EntraEntry>(p).filter(fresh) {
+                            return Ok(e.token);
+                        }
+                        Some(guard)
+                    }
+                    Err(e @ Error::LockTimeout { .. }) => return Err(e),
+                    Err(e) => {
+                        log::debug!("not locking the Entra token's entry: {e}");
+                        None
+                    }
                 }
-                Some(guard)
             }
             _ => None,
         };
@@ -420,6 +450,15 @@ impl Broker {
             "asking Entra for a token as {} (scope {scope})",
             identity.describe()
         );
+        // Identity endpoints on this machine are reached directly, never through a proxy.
+        let direct;
+        let http = if identity.endpoint_is_local() {
+            direct = crate::http::direct_client(&self.settings.env, self.settings.timeout)
+                .map_err(Error::InvalidConfig)?;
+            &direct
+        } else {
+            http
+        };
         let token = runtime
             .block_on(async {
                 tokio::time::timeout(
@@ -432,10 +471,15 @@ impl Broker {
                 source_name: identity.source_name(),
                 detail: format!("no answer within {}s", left.as_secs()),
             })??;
-        check_lifetime(token.expires_at, self.clock.now()).map_err(|why| Error::Entra {
-            source_name: identity.source_name(),
-            detail: format!("the access token it returned {why}"),
-        })?;
+        // It is used at once, so only a lifetime no token has is refused (one that would stay
+        // cached for ever); a short one is only not reused (see `fresh`).
+        if token.expires_at.saturating_sub(self.clock.now()) > MAX_LIFETIME {
+            let why = check_lifetime(token.expires_at, self.clock.now()).err();
+            return Err(Error::Entra {
+                source_name: identity.source_name(),
+                detail: format!("the access token it returned {}", why.unwrap_or_default()),
+            });
+        }
         if let (Some(c), Some(p)) = (cache, &path) {
             let entry = EntraEntry {
                 v: CACHE_VERSION,

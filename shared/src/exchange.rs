@@ -158,7 +158,7 @@ pub(crate) async fn challenge(
 }
 
 /// The outcome of one failed request.
-enum Attempt {
+pub(crate) enum Attempt {
     /// The endpoint does not exist here: try discovery.
     NotThere(String),
     /// Worth another try after a pause (throttling, 5xx, connection trouble).
@@ -171,6 +171,14 @@ enum Attempt {
 }
 
 impl Attempt {
+    /// The error inside (for callers with no discovery step, `NotThere` never happens).
+    pub(crate) fn into_inner(self) -> Error {
+        match self {
+            Attempt::Fatal(e) | Attempt::Transient { error: e, .. } => e,
+            Attempt::NotThere(detail) => Error::InvalidConfig(detail),
+        }
+    }
+
     fn into_error(self, registry: &str) -> Error {
         match self {
             Attempt::Fatal(e) | Attempt::Transient { error: e, .. } => e,
@@ -230,7 +238,7 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(20);
 /// Runs `op` until it succeeds, fails for good, or four retries have been spent, pausing with
 /// exponential backoff and jitter, or as long as the server's `Retry-After` says. The caller's
 /// overall deadline bounds the whole.
-async fn with_retries<T, F, Fut>(op: F) -> Result<T, Attempt>
+pub(crate) async fn with_retries<T, F, Fut>(op: F) -> Result<T, Attempt>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, Attempt>>,

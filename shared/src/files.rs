@@ -1,20 +1,32 @@
 //! Private files: folders made 0700, files written 0600 (or a given mode) through a temp file and
 //! a rename, reads that refuse symlinks and oversize files, and advisory locks with deadlines.
 //!
-//! Every file the project writes that holds a secret goes through here.
+//! Every file the project writes that holds a secret goes through here. A folder that already
+//! exists is never changed: it is used when it is a real folder of the current user that group
+//! and others cannot write, and refused otherwise. Only the folder this module creates itself is
+//! made 0700; missing parents are made with the umask's mode, as any program makes folders.
+//! Platform-specific calls are in [`crate::platform`].
 
 use crate::error::Error;
+use crate::platform;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-const O_NOFOLLOW: i32 = 0o400000;
+/// What a refused folder's message offers besides fixing the folder, by default.
+const ELSEWHERE: &str = "choose another folder";
 
-/// Checks an existing `dir`: it must be a real folder (not a symlink) owned by the current user.
-/// `Ok(None)` when it does not exist.
+/// Checks an existing `dir`: it must be a real folder (not a symlink) owned by the current user,
+/// that neither group nor others can write (they could plant or swap files in it). `Ok(None)`
+/// when it does not exist.
 pub fn check_private_dir(dir: &Path) -> Result<Option<fs::Metadata>, Error> {
+    check_dir(dir, ELSEWHERE)
+}
+
+/// [`check_private_dir`], whose refusal of a folder others can write ends with `elsewhere` (how
+/// to choose another folder).
+pub(crate) fn check_dir(dir: &Path, elsewhere: &str) -> Result<Option<fs::Metadata>, Error> {
     let meta = match fs::symlink_metadata(dir) {
         Ok(meta) => meta,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -27,62 +39,110 @@ pub fn check_private_dir(dir: &Path) -> Result<Option<fs::Metadata>, Error> {
             std::io::Error::other("not a real folder (a symlink or a file is in the way)"),
         ));
     }
-    if meta.uid() != current_uid(dir)? {
+    if platform::owner(&meta) != current_uid(dir)? {
         return Err(Error::io(
             "refusing to use",
             dir,
             std::io::Error::other("the folder belongs to another user"),
         ));
     }
+    let mode = platform::permission_bits(&meta);
+    if mode & 0o022 != 0 {
+        return Err(Error::io(
+            "refusing to use",
+            dir,
+            std::io::Error::other(format!(
+                "group or others can write to the folder (mode {mode:04o}); fix it with `chmod go-w {}`, or {elsewhere}",
+                dir.display()
+            )),
+        ));
+    }
     Ok(Some(meta))
 }
 
-/// Creates `dir` (and missing parents) with mode 0700, or checks an existing one with
-/// [`check_private_dir`]; wider permissions on an existing one are narrowed to 0700.
+/// Makes sure `dir` exists and passes [`check_private_dir`]. A missing `dir` is created 0700
+/// (whatever the umask), its missing parents with the umask's mode; an existing one is checked
+/// and never changed (its mode is its owner's choice: a 1777 folder keeps its sticky bit and is
+/// refused, a 0755 one is used as it is, its files being 0600).
 pub fn ensure_private_dir(dir: &Path) -> Result<(), Error> {
-    match check_private_dir(dir)? {
-        Some(meta) => {
-            if meta.mode() & 0o077 != 0 {
-                fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-                    .map_err(|e| Error::io("cannot restrict permissions of", dir, e))?;
-            }
-            Ok(())
-        }
-        None => {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
-                .map_err(|e| Error::io("cannot create", dir, e))?;
-            // `recursive` applies the mode to every folder it makes, but the umask may narrow
-            // it or the folder may have raced into existence: set it explicitly, then check.
-            fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-                .map_err(|e| Error::io("cannot restrict permissions of", dir, e))?;
-            check_private_dir(dir).map(|_| ())
-        }
-    }
+    ensure_dir(dir, ELSEWHERE)
 }
 
-/// The effective uid of this process, found without `unsafe`.
+/// [`ensure_private_dir`], whose refusal of a folder others can write ends with `elsewhere`.
+pub(crate) fn ensure_dir(dir: &Path, elsewhere: &str) -> Result<(), Error> {
+    if check_dir(dir, elsewhere)?.is_some() {
+        return Ok(());
+    }
+    let created = match platform::create_private_dir(dir) {
+        Ok(()) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // Missing parents (`$HOME/.cache`, `/var/lib/kubelet`) are not ours to make private.
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                fs::create_dir_all(parent).map_err(|e| Error::io("cannot create", parent, e))?;
+            }
+            match platform::create_private_dir(dir) {
+                Ok(()) => true,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+                Err(e) => return Err(Error::io("cannot create", dir, e)),
+            }
+        }
+        // It raced into existence: checked below like any existing folder.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+        Err(e) => return Err(Error::io("cannot create", dir, e)),
+    };
+    if created {
+        // The umask may have narrowed 0700 (umask 0277 makes it 0500). This folder is the one
+        // just made: set its mode through a handle to it, never through a swapped path.
+        platform::open_dir_no_follow(dir)
+            .and_then(|f| f.set_permissions(platform::permissions(0o700)))
+            .map_err(|e| Error::io("cannot set permissions of", dir, e))?;
+    }
+    check_dir(dir, elsewhere).map(|_| ())
+}
+
+/// The effective uid of this process.
 fn current_uid(near: &Path) -> Result<u32, Error> {
-    // /proc/self is owned by the process's effective uid.
-    fs::metadata("/proc/self")
-        .map(|m| m.uid())
+    platform::effective_uid()
         .map_err(|e| Error::io("cannot determine the current user for", near, e))
 }
 
 /// Reads a regular file of at most `limit` bytes without following a symlink. `Ok(None)` when
 /// the file does not exist.
 pub fn read_private(path: &Path, limit: usize) -> Result<Option<Vec<u8>>, Error> {
-    let file = match OpenOptions::new()
-        .read(true)
-        .custom_flags(O_NOFOLLOW)
-        .open(path)
-    {
+    let file = match platform::no_follow(OpenOptions::new().read(true)).open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::io("cannot read", path, e)),
     };
+    read_bounded(file, path, limit).map(Some)
+}
+
+/// Reads a regular file of at most `limit` bytes, following symlinks: for a file outside the
+/// project's folders that others lay out with links, such as a Kubernetes projected
+/// service-account token (`token -> ..data/token`, `..data -> ..2024_01_01_00_00_00.123456789`,
+/// `..data` swapped on rotation). Opened without blocking, so a FIFO in its place cannot hang the
+/// process; anything but a regular file is refused. `Ok(None)` when the file does not exist.
+pub fn read_following(path: &Path, limit: usize) -> Result<Option<Vec<u8>>, Error> {
+    let file = match platform::non_blocking(OpenOptions::new().read(true)).open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io("cannot read", path, e)),
+    };
+    let meta = file
+        .metadata()
+        .map_err(|e| Error::io("cannot read", path, e))?;
+    if !meta.is_file() {
+        return Err(Error::io(
+            "refusing to read",
+            path,
+            std::io::Error::other("not a regular file"),
+        ));
+    }
+    read_bounded(file, path, limit).map(Some)
+}
+
+/// The whole of `file` (opened from `path`), refused when larger than `limit` bytes.
+fn read_bounded(file: File, path: &Path, limit: usize) -> Result<Vec<u8>, Error> {
     let mut buf = Vec::new();
     file.take(limit as u64 + 1)
         .read_to_end(&mut buf)
@@ -94,29 +154,45 @@ pub fn read_private(path: &Path, limit: usize) -> Result<Option<Vec<u8>>, Error>
             std::io::Error::other(format!("larger than {limit} bytes")),
         ));
     }
-    Ok(Some(buf))
+    Ok(buf)
 }
 
-/// Writes `bytes` to `path` atomically: a new temp file in the same folder with `mode`, flushed
-/// to disk, then renamed over `path`. A crash leaves either the old file or the new one.
-pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Error> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let tmp = dir.join(format!(
+/// The name of a temp file for `name` in [`write_atomic`]: `.<name>.<pid>.<32 hex digits>.tmp`.
+fn temp_name(name: &str) -> String {
+    format!(
         ".{name}.{}.{}.tmp",
         std::process::id(),
         uuid::Uuid::new_v4().simple()
-    ));
+    )
+}
+
+/// The file a temp file of [`write_atomic`] was for, when `file_name` follows its naming rule
+/// exactly (`.<name>.<pid>.<32 lowercase hex digits>.tmp`); `None` for any other name.
+pub fn temp_target(file_name: &str) -> Option<&str> {
+    let rest = file_name.strip_prefix('.')?.strip_suffix(".tmp")?;
+    let (rest, id) = rest.rsplit_once('.')?;
+    let (name, pid) = rest.rsplit_once('.')?;
+    let id_ok = id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    let pid_ok = (1..=10).contains(&pid.len()) && pid.bytes().all(|b| b.is_ascii_digit());
+    (id_ok && pid_ok && !name.is_empty()).then_some(name)
+}
+
+/// Writes `bytes` to `path` atomically: a new temp file in the same folder with `mode`, flushed
+/// to disk, then renamed over `path`. A crash leaves either the old file or the new one, and at
+/// worst a temp file named as [`temp_target`] recognises.
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Error> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let tmp = dir.join(temp_name(name));
     let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .custom_flags(O_NOFOLLOW)
+        let mut options = OpenOptions::new();
+        options.write(true).create_new(true);
+        platform::create_mode(&mut options, mode);
+        let mut f = platform::no_follow(&mut options)
             .open(&tmp)
             .map_err(|e| Error::io("cannot write", &tmp, e))?;
         // The umask may have narrowed `mode`; a copied mode must come out exact.
-        f.set_permissions(fs::Permissions::from_mode(mode))
+        f.set_permissions(platform::permissions(mode))
             .map_err(|e| Error::io("cannot set permissions of", &tmp, e))?;
         f.write_all(bytes)
             .map_err(|e| Error::io("cannot write", &tmp, e))?;
@@ -128,35 +204,6 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Error> {
         let _ = fs::remove_file(&tmp);
     }
     result
-}
-
-/// Removes the temp files [`write_atomic`] left in `dir` when its process was killed between
-/// creating and renaming them: those older than `age` (a live writer's exists for milliseconds).
-/// Best effort; returns how many were removed.
-pub fn remove_stale_temps(dir: &Path, age: std::time::Duration) -> usize {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return 0;
-    };
-    let now = std::time::SystemTime::now();
-    entries
-        .filter_map(Result::ok)
-        .filter(|e| {
-            let name = e.file_name();
-            let name = name.to_string_lossy();
-            name.starts_with('.') && name.ends_with(".tmp")
-        })
-        .filter(|e| {
-            // Only regular files (never follow or remove a planted link's target).
-            e.metadata().is_ok_and(|m| {
-                m.file_type().is_file()
-                    && m.modified()
-                        .ok()
-                        .and_then(|t| now.duration_since(t).ok())
-                        .is_some_and(|d| d > age)
-            })
-        })
-        .filter(|e| fs::remove_file(e.path()).is_ok())
-        .count()
 }
 
 /// Removes a file; a missing file is not an error. Returns whether a file was removed.
@@ -178,13 +225,10 @@ pub struct FileLock {
 impl FileLock {
     /// Takes the exclusive lock on `path` (created 0600 if missing), waiting at most `wait`.
     pub fn acquire(path: &Path, wait: Duration) -> Result<FileLock, Error> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .custom_flags(O_NOFOLLOW)
+        let mut options = OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false);
+        platform::create_mode(&mut options, 0o600);
+        let file = platform::no_follow(&mut options)
             .open(path)
             .map_err(|e| Error::io("cannot open lock file", path, e))?;
         let start = Instant::now();
@@ -220,6 +264,7 @@ impl FileLock {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn atomic_write_sets_mode_and_replaces() {
@@ -228,7 +273,7 @@ mod tests {
         write_atomic(&p, b"one", 0o600).unwrap();
         write_atomic(&p, b"two", 0o640).unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"two");
-        assert_eq!(fs::metadata(&p).unwrap().mode() & 0o777, 0o640);
+        assert_eq!(mode(&p), 0o640);
         assert_eq!(
             fs::read_dir(d.path()).unwrap().count(),
             1,
@@ -236,18 +281,128 @@ mod tests {
         );
     }
 
+    fn mode(p: &Path) -> u32 {
+        platform::permission_bits(&fs::metadata(p).unwrap())
+    }
+
+    /// This process's umask, from `/proc/self/status` (reading it with umask(2) would set it).
+    fn umask() -> u32 {
+        let status = fs::read_to_string("/proc/self/status").unwrap();
+        let line = status.lines().find(|l| l.starts_with("Umask:")).unwrap();
+        u32::from_str_radix(line["Umask:".len()..].trim(), 8).unwrap()
+    }
+
     #[test]
-    fn private_dir_is_0700_and_symlinks_are_refused() {
+    fn a_new_folder_is_0700_its_new_parents_follow_the_umask() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("a/b");
         ensure_private_dir(&p).unwrap();
-        assert_eq!(fs::metadata(&p).unwrap().mode() & 0o777, 0o700);
-        fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(mode(&p), 0o700);
+        assert_eq!(mode(&d.path().join("a")), 0o777 & !umask(), "a parent");
+        // Existing: checked, not changed.
         ensure_private_dir(&p).unwrap();
-        assert_eq!(fs::metadata(&p).unwrap().mode() & 0o777, 0o700);
+        assert_eq!(mode(&p), 0o700);
         let link = d.path().join("link");
         std::os::unix::fs::symlink(&p, &link).unwrap();
         assert!(ensure_private_dir(&link).is_err());
+        assert!(check_private_dir(&link).is_err());
+    }
+
+    #[test]
+    fn an_existing_folder_keeps_its_mode_and_is_refused_when_others_can_write() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("c");
+        fs::create_dir(&p).unwrap();
+        for used in [0o700, 0o750, 0o755, 0o1755] {
+            fs::set_permissions(&p, std::fs::Permissions::from_mode(used)).unwrap();
+            ensure_private_dir(&p).unwrap();
+            assert!(check_private_dir(&p).unwrap().is_some());
+            assert_eq!(mode(&p), used, "{used:o} kept");
+        }
+        for refused in [0o770, 0o775, 0o757, 0o777, 0o1777, 0o1770] {
+            fs::set_permissions(&p, std::fs::Permissions::from_mode(refused)).unwrap();
+            let e = ensure_private_dir(&p).unwrap_err().to_string();
+            assert_eq!(mode(&p), refused, "{refused:o} kept");
+            assert!(
+                e.contains(&format!("chmod go-w {}", p.display())) && !e.contains('\n'),
+                "{e}"
+            );
+            assert!(check_private_dir(&p).is_err());
+            let e = ensure_dir(&p, "pick another with --cache-dir").unwrap_err();
+            assert!(
+                e.to_string().ends_with("or pick another with --cache-dir"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_folder_that_cannot_be_made_says_why() {
+        let d = tempfile::tempdir().unwrap();
+        fs::write(d.path().join("file"), b"").unwrap();
+        let e = ensure_private_dir(&d.path().join("file/cache"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("cannot ") && e.contains("Not a directory"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn reads_following_links_take_a_projected_token_and_nothing_but_a_bounded_file() {
+        let d = tempfile::tempdir().unwrap();
+        // As the kubelet lays out a projected service-account token.
+        let data = d.path().join("..2024_01_01_00_00_00.123456789");
+        fs::create_dir(&data).unwrap();
+        fs::write(data.join("token"), b"jwt").unwrap();
+        std::os::unix::fs::symlink("..2024_01_01_00_00_00.123456789", d.path().join("..data"))
+            .unwrap();
+        let token = d.path().join("token");
+        std::os::unix::fs::symlink("..data/token", &token).unwrap();
+        assert_eq!(read_following(&token, 10).unwrap().unwrap(), b"jwt");
+        assert!(
+            read_private(&token, 10).is_err(),
+            "the private read refuses it"
+        );
+        assert!(read_following(&token, 2).is_err(), "bounded");
+        assert!(
+            read_following(&d.path().join("none"), 10)
+                .unwrap()
+                .is_none()
+        );
+        assert!(read_following(&data, 10).is_err(), "a folder");
+        let fifo = d.path().join("fifo");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let start = Instant::now();
+        assert!(read_following(&fifo, 10).is_err(), "a FIFO");
+        assert!(start.elapsed() < Duration::from_secs(5), "without waiting");
+    }
+
+    #[test]
+    fn temp_names_are_recognised_exactly() {
+        let name = temp_name("reg-0123.json");
+        assert_eq!(temp_target(&name), Some("reg-0123.json"), "{name}");
+        assert_eq!(
+            temp_target(".a.b.json.1.0123456789abcdef0123456789abcdef.tmp"),
+            Some("a.b.json")
+        );
+        for other in [
+            ".backup.tmp",
+            ".reg-x.json.123.abc.tmp",
+            "reg-x.json.1.0123456789abcdef0123456789abcdef.tmp",
+            ".reg-x.json.1.0123456789ABCDEF0123456789ABCDEF.tmp",
+            ".reg-x.json.pid.0123456789abcdef0123456789abcdef.tmp",
+            "..1.0123456789abcdef0123456789abcdef.tmp",
+            ".reg-x.json.1.0123456789abcdef0123456789abcdef.tmp.tmp",
+            ".tmp",
+        ] {
+            assert_eq!(temp_target(other), None, "{other}");
+        }
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The one place that builds HTTP clients and reads response bodies.
 //!
 //! Clients use rustls with the platform's roots plus any bundle named by `SSL_CERT_FILE`, honour
-//! `HTTPS_PROXY`/`NO_PROXY`, never follow redirects (a token must not be replayed to another
+//! the proxy variables of the broker's [`Env`] (never the process environment: the `Env` the
+//! broker read is the only one any request uses), never follow redirects (a token must not be replayed to another
 //! host), and time out. Bodies are read up to a limit, so a hostile or broken server cannot make
 //! the process grow without bound.
 
@@ -11,9 +12,46 @@ use std::time::Duration;
 /// Largest response body read from any token endpoint.
 pub const MAX_BODY: usize = 256 * 1024;
 
-/// Builds the HTTP client used for every request of one fetch.
+/// Builds the HTTP client used for every request of one fetch: through the proxies `env` names.
 pub fn client(env: &Env, timeout: Duration) -> Result<reqwest::Client, String> {
+    build(env, timeout, true)
+}
+
+/// Like [`client`], but never through a proxy: for identity endpoints on this machine.
+pub fn direct_client(env: &Env, timeout: Duration) -> Result<reqwest::Client, String> {
+    build(env, timeout, false)
+}
+
+/// The proxies `env` names: `HTTPS_PROXY` (or `https_proxy`, else `ALL_PROXY`/`all_proxy`) for
+/// https URLs, `HTTP_PROXY` (or `http_proxy`, else `ALL_PROXY`/`all_proxy`) for http ones, each
+/// bypassed for `NO_PROXY` (`no_proxy`). Errors name the variable, never its value (it may hold
+/// a password).
+fn proxies(env: &Env) -> Result<Vec<reqwest::Proxy>, String> {
+    let first = |names: &[&'static str]| {
+        names
+            .iter()
+            .find_map(|n| env.get(n).map(|v| (*n, v.trim().to_string())))
+    };
+    let no_proxy =
+        first(&["NO_PROXY", "no_proxy"]).and_then(|(_, list)| reqwest::NoProxy::from_string(&list));
+    let mut out = Vec::new();
+    if let Some((name, url)) = first(&["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]) {
+        let p = reqwest::Proxy::https(url.as_str())
+            .map_err(|_| format!("{name} is not a proxy URL"))?;
+        out.push(p.no_proxy(no_proxy.clone()));
+    }
+    if let Some((name, url)) = first(&["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"]) {
+        let p =
+            reqwest::Proxy::http(url.as_str()).map_err(|_| format!("{name} is not a proxy URL"))?;
+        out.push(p.no_proxy(no_proxy));
+    }
+    Ok(out)
+}
+
+fn build(env: &Env, timeout: Duration, proxied: bool) -> Result<reqwest::Client, String> {
+    // No system proxies: only what `env` says.
     let mut builder = reqwest::Client::builder()
+        .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(10).min(timeout))
         .timeout(timeout)
@@ -25,6 +63,11 @@ pub fn client(env: &Env, timeout: Duration) -> Result<reqwest::Client, String> {
             .map_err(|e| format!("SSL_CERT_FILE {path} is not a PEM bundle: {e}"))?;
         for cert in certs {
             builder = builder.add_root_certificate(cert);
+        }
+    }
+    if proxied {
+        for p in proxies(env)? {
+            builder = builder.proxy(p);
         }
     }
     builder

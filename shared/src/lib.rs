@@ -28,6 +28,7 @@ pub mod files;
 mod http;
 mod identity;
 pub mod logging;
+mod platform;
 mod registry;
 mod secret;
 pub mod token;

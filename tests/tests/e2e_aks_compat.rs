@@ -419,8 +419,16 @@ fn every_aks_node_configuration_works_unchanged() -> TestResult {
         Row {
             pod: web,
             annotations: vec![("kubernetes.azure.com/acr-client-id", IB_APP)],
+            // A proxy that answers nothing: the local authority is never reached through it.
+            env: vec![
+                ("HTTPS_PROXY", "http://127.0.0.1:9".to_owned()),
+                (
+                    "NO_PROXY",
+                    ".azurecr.io,login.microsoftonline.com".to_owned(),
+                ),
+            ],
             ..row(
-                "identity bindings, annotated service account",
+                "identity bindings, annotated service account (never through a proxy)",
                 mi_json(""),
                 ib_args(SNI, &ib_ca, true),
                 image(REGISTRY),

@@ -37,8 +37,12 @@ fn demo_pushes_pulls_and_prints_the_counts() -> Result<(), Box<dyn std::error::E
         (push, ["entra=1", "exchange=1"]),
         (pull, ["entra=0", "exchange=0"]),
     ] {
+        // Whole words: `entra=1` must not be satisfied by `entra=10`.
+        let words: Vec<&str> = part
+            .split(|c: char| c.is_whitespace() || c == ',' || c == ';' || c == '(' || c == ')')
+            .collect();
         for e in expected {
-            assert!(part.contains(e), "{e} missing from:\n{part}");
+            assert!(words.contains(&e), "{e} missing from:\n{part}");
         }
     }
     assert!(

@@ -15,7 +15,6 @@ use azure_core::http::{
 use azure_identity::{
     AzureCliCredential, AzureCliCredentialOptions, ClientAssertion, ClientAssertionCredential,
     ClientAssertionCredentialOptions, ClientSecretCredential, ClientSecretCredentialOptions,
-    ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId,
     WorkloadIdentityCredential, WorkloadIdentityCredentialOptions,
 };
 use std::sync::Arc;
@@ -114,12 +113,28 @@ pub(crate) async fn get_token(
             }),
         )
         .map_err(|e| fail(e.to_string()))?,
-        Identity::AppService { client_id, .. } | Identity::Imds { client_id } => {
-            ManagedIdentityCredential::new(Some(ManagedIdentityCredentialOptions {
-                user_assigned_id: client_id.as_deref().map(user_assigned_id),
-                client_options: options,
-            }))
-            .map_err(|e| fail(e.to_string()))?
+        // Called directly: the broker's choice of endpoint, from its Env, never through a proxy.
+        Identity::AppService {
+            endpoint,
+            header,
+            client_id,
+        } => {
+            let endpoint = super::managed::Endpoint::AppService {
+                url: endpoint,
+                header,
+            };
+            return super::managed::get_token(endpoint, client_id.as_deref(), scope, name, http)
+                .await;
+        }
+        Identity::Imds { client_id } => {
+            return super::managed::get_token(
+                super::managed::Endpoint::Imds,
+                client_id.as_deref(),
+                scope,
+                name,
+                http,
+            )
+            .await;
         }
         Identity::IdentityBinding {
             sni_name,
@@ -155,16 +170,6 @@ pub(crate) async fn get_token(
         token: Secret::new(token.token.secret().to_string()),
         expires_at: token.expires_on.unix_timestamp(),
     })
-}
-
-/// A user-assigned identity named by client id, or by ARM resource id (as azure.json's
-/// `userAssignedIdentityID` may be): sent as `msi_res_id` (IMDS) or `mi_res_id` (App Service).
-fn user_assigned_id(id: &str) -> UserAssignedId {
-    if id.to_ascii_lowercase().contains("/subscriptions/") {
-        UserAssignedId::ResourceId(id.to_string())
-    } else {
-        UserAssignedId::ClientId(id.to_string())
-    }
 }
 
 /// Pipeline options: our HTTP client as transport, the authority, bounded retries.

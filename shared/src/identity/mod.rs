@@ -7,6 +7,7 @@
 
 mod binding;
 pub(crate) mod entra;
+mod managed;
 
 pub use binding::{IB_SCOPE_AUDIENCE, KUBERNETES_CA_FILE, probe_identity_binding};
 
@@ -82,7 +83,10 @@ pub enum Identity {
     AppService {
         /// The endpoint URL (not secret; part of the cache key).
         endpoint: String,
-        /// Client id of a user-assigned identity, or `None` for the system-assigned one.
+        /// `IDENTITY_HEADER`, the secret the endpoint requires.
+        header: Secret,
+        /// Client id of a user-assigned identity (or its ARM resource id), or `None` for the
+        /// system-assigned one.
         client_id: Option<String>,
     },
     /// Managed identity through the instance metadata service.
@@ -199,16 +203,20 @@ impl Identity {
             }
         }
         // 4. Managed identity.
-        let app_service = match (env.get("IDENTITY_ENDPOINT"), env.get("IDENTITY_HEADER")) {
-            (Some(endpoint), Some(_)) => Some(endpoint.to_string()),
+        let app_service = match (
+            env.get("IDENTITY_ENDPOINT"),
+            settings.secret("IDENTITY_HEADER"),
+        ) {
+            (Some(endpoint), Some(header)) => Some((endpoint.to_string(), header)),
             _ => None,
         };
         if wants(SourceChoice::Managed) || wants(SourceChoice::AppService) {
-            if let Some(endpoint) = app_service.clone()
+            if let Some((endpoint, header)) = app_service.clone()
                 && forced != Some(SourceChoice::Imds)
             {
                 return Ok(Identity::AppService {
                     endpoint,
+                    header,
                     client_id: client.clone(),
                 });
             }
@@ -254,6 +262,16 @@ impl Identity {
             None => Err(Error::NoIdentity {
                 tried: tried.clone(),
             }),
+        }
+    }
+
+    /// Whether tokens come from an endpoint on this machine (IMDS, or an App Service endpoint on
+    /// a loopback or link-local address): requests to it never go through a proxy.
+    pub fn endpoint_is_local(&self) -> bool {
+        match self {
+            Identity::Imds { .. } => true,
+            Identity::AppService { endpoint, .. } => managed::is_local(endpoint),
+            _ => false,
         }
     }
 
@@ -342,13 +360,7 @@ impl Identity {
                 "{sni_name}|{apiserver}|{}",
                 assertion_subject(assertion.expose())
             ),
-            Identity::Workload { token_file, .. } => {
-                crate::files::read_private(token_file, 64 * 1024)
-                    .ok()
-                    .flatten()
-                    .map(|b| assertion_subject(&String::from_utf8_lossy(&b)))
-                    .unwrap_or_default()
-            }
+            Identity::Workload { token_file, .. } => workload_subject(token_file),
             // After `az login` as someone else, the previous account's tokens must not be served.
             Identity::AzureCli {
                 profile: Some(p), ..
@@ -409,6 +421,23 @@ fn cli_account(profile: &Path) -> String {
         .and_then(|p| p.subscriptions.into_iter().find(|s| s.is_default))
         .map(|s| format!("{}|{}|{}", s.user.name, s.user.kind, s.tenant_id))
         .unwrap_or_default()
+}
+
+/// Largest federated token file read for a cache key.
+const MAX_TOKEN_FILE: usize = 64 * 1024;
+
+/// `iss|sub` of the workload identity's token file, for its cache key.
+///
+/// The file is read following symlinks: it is not in a folder of ours, and Kubernetes projects
+/// it as `token -> ..data/token`, `..data -> ..<timestamp>`, swapping `..data` on rotation. When
+/// it cannot be read, the value is unique to this call, so the key matches no entry (and Entra,
+/// reading the same file, says what is wrong with it): a subject that cannot be known never
+/// shares an entry with another one.
+fn workload_subject(token_file: &Path) -> String {
+    match crate::files::read_following(token_file, MAX_TOKEN_FILE) {
+        Ok(Some(bytes)) => assertion_subject(&String::from_utf8_lossy(&bytes)),
+        Ok(None) | Err(_) => format!("unreadable|{}", uuid::Uuid::new_v4().simple()),
+    }
 }
 
 /// `iss|sub` of a federated assertion (a JWT), or empty when it has none.
