@@ -136,7 +136,8 @@ fn mode(p: &std::path::Path) -> u32 {
 
 /// `get` for the sandbox's registry, run through a shell that first sets `umask`.
 fn get_under_umask(w: &acr_tests::sandbox::Sandbox, umask: &str) -> std::process::Output {
-    let out = Command::new("sh")
+    // By its full path: the sandbox's PATH is an empty folder.
+    let out = Command::new("/bin/sh")
         .args([
             "-c",
             &format!("umask {umask}; echo {} | exec {BIN} get", w.registry),

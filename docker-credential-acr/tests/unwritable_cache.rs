@@ -17,7 +17,7 @@ fn as_nobody(
     stdin: &str,
 ) -> std::process::Output {
     use std::io::Write;
-    let mut child = Command::new("setpriv")
+    let mut child = Command::new("/usr/bin/setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
         .arg(bin)
         .args(args)

@@ -7,6 +7,7 @@
 //! | `ACR_AUDIENCE` | `acr` (default, `https://containerregistry.azure.net/.default`) or `arm` (`https://management.azure.com/.default`) |
 //! | `ACR_CACHE_DIR` | cache folder (default `$XDG_CACHE_HOME/docker-credential-acr`, else `~/.cache/docker-credential-acr`) |
 //! | `ACR_TIMEOUT` | overall deadline of one fetch in seconds (default 30) |
+//! | `ACR_DMI_ASSET_TAG_FILE` | where the machine's DMI chassis asset tag is read (default `/sys/class/dmi/id/chassis_asset_tag`): IMDS is chosen when it holds Azure's tag. Tests point it elsewhere so that they behave alike on and off Azure VMs |
 //! | `ACR_CLOUD` | the cloud the identity belongs to: `public` (default), `china`, `usgov`; its credential goes only to that cloud's authority |
 //! | `AZURE_TENANT_ID`, `AZURE_CLIENT_ID`, `AZURE_CLIENT_SECRET`, `AZURE_CLIENT_CERTIFICATE_PATH`, `AZURE_FEDERATED_TOKEN_FILE`, `AZURE_AUTHORITY_HOST`, `IDENTITY_ENDPOINT`, `IDENTITY_HEADER` | the conventional Azure settings |
 
@@ -165,7 +166,12 @@ pub struct Settings {
     pub authority_host: Option<String>,
     /// `ACR_CLOUD`: the cloud the identity belongs to, when set.
     pub cloud: Option<Cloud>,
+    /// The file holding the DMI chassis asset tag (`ACR_DMI_ASSET_TAG_FILE`).
+    pub asset_tag_file: PathBuf,
 }
+
+/// Where Linux exposes the DMI chassis asset tag.
+pub const ASSET_TAG_FILE: &str = "/sys/class/dmi/id/chassis_asset_tag";
 
 /// One configured login server: `host[:port]`, or `*.<suffix>` for every registry of a custom
 /// domain (the suffix must have at least two labels, so `*.com` is refused). Normalised.
@@ -255,6 +261,9 @@ impl Settings {
                 ))
             })?),
         };
+        let asset_tag_file = env
+            .get("ACR_DMI_ASSET_TAG_FILE")
+            .map_or_else(|| PathBuf::from(ASSET_TAG_FILE), PathBuf::from);
         Ok(Settings {
             env,
             forced_source,
@@ -264,6 +273,7 @@ impl Settings {
             timeout,
             authority_host,
             cloud,
+            asset_tag_file,
         })
     }
 

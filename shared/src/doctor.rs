@@ -28,6 +28,7 @@ pub const SETTINGS: &[(&str, bool)] = &[
     ("IDENTITY_ENDPOINT", false),
     ("IDENTITY_HEADER", true),
     ("ACR_CLOUD", false),
+    ("ACR_DMI_ASSET_TAG_FILE", false),
     ("AZURE_ENVIRONMENT_FILEPATH", false),
     ("SSL_CERT_FILE", false),
     ("HTTPS_PROXY", false),

@@ -48,7 +48,11 @@ impl Sandbox {
         let mut env = BTreeMap::new();
         for (k, v) in [
             ("HOME", h("")),
-            ("PATH", "/usr/bin:/bin".to_string()),
+            // The machine's own facts stay out: no `az` from the host (an empty folder; tests
+            // that want one put a stand-in first), no DMI asset tag (so an Azure VM behaves as
+            // any other machine).
+            ("PATH", h("bin")),
+            ("ACR_DMI_ASSET_TAG_FILE", h("no-asset-tag")),
             (
                 "SSL_CERT_FILE",
                 emu.ca_pem_path().to_str().unwrap().to_string(),

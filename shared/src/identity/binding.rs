@@ -8,7 +8,7 @@
 //! `{"access_token", "expires_in"}`. It never goes through a proxy: the API server is on the
 //! node's own network, and a proxy would see the pod's token.
 
-use super::entra::EntraToken;
+use super::entra::{EntraToken, error_summary, token_from_answer};
 use crate::error::{Error, one_line};
 use crate::http::{error_chain, read_body};
 use crate::secret::Secret;
@@ -77,33 +77,11 @@ pub(crate) async fn get_token(req: Request<'_>, deadline: Duration) -> Result<En
             "{where_} refused client id {} with HTTP {}{}",
             req.client_id,
             status.as_u16(),
-            describe_refusal(&body)
+            error_summary(&body)
         )));
     }
-    #[derive(serde::Deserialize)]
-    struct Answer {
-        access_token: String,
-        #[serde(default)]
-        expires_in: Option<serde_json::Value>,
-    }
-    let answer: Answer = serde_json::from_slice(&body).map_err(|_| {
-        fail(format!(
-            "{where_} answered HTTP {} without an access_token",
-            status.as_u16()
-        ))
-    })?;
-    let token = Secret::new(answer.access_token);
-    let expires_in = answer.expires_in.and_then(|v| match v {
-        serde_json::Value::Number(n) => n.as_i64(),
-        serde_json::Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    });
-    // The token's own `exp` wins; `expires_in` counts from now.
-    let expires_at = crate::token::read_claims(token.expose())
-        .and_then(|c| c.exp)
-        .or_else(|| expires_in.and_then(|s| unix_now().checked_add(s)))
-        .ok_or_else(|| fail(format!("{where_} answered a token with no expiry")))?;
-    Ok(EntraToken { token, expires_at })
+    token_from_answer(&body)
+        .map_err(|why| fail(format!("{where_} answered HTTP {} {why}", status.as_u16())))
 }
 
 /// A client that reaches `https://<sni_name>` at `apiserver`:443, trusting only `ca_file`, never
@@ -179,27 +157,4 @@ async fn resolve(apiserver: &str) -> Result<IpAddr, String> {
         .next()
         .map(|a| a.ip())
         .ok_or_else(|| "resolves to no address".to_string())
-}
-
-/// `: <error>: <error_description>` of an OAuth error body (first 200 characters), or nothing.
-fn describe_refusal(body: &[u8]) -> String {
-    let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else {
-        return String::new();
-    };
-    let text = [&v["error"], &v["error_description"]]
-        .iter()
-        .filter_map(|f| f.as_str())
-        .collect::<Vec<_>>()
-        .join(": ");
-    if text.is_empty() {
-        String::new()
-    } else {
-        format!(": {}", text.chars().take(200).collect::<String>())
-    }
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }

@@ -12,7 +12,7 @@
 //! IMDS answers 410 while the VM boots and 429/5xx under load: those are retried with backoff
 //! (and `Retry-After`) within the fetch's deadline, as IMDS's guidance asks.
 
-use super::entra::EntraToken;
+use super::entra::{EntraToken, error_summary, token_from_answer};
 use crate::error::{Error, one_line};
 use crate::exchange::{Attempt, with_retries};
 use crate::http::{error_chain, read_body};
@@ -110,7 +110,10 @@ pub(crate) async fn get_token(
         if status == 200 {
             return Ok(body);
         }
-        let error = fail(format!("{url} answered HTTP {status}{}", describe(&body)));
+        let error = fail(format!(
+            "{url} answered HTTP {status}{}",
+            error_summary(&body)
+        ));
         // 404: IMDS is still starting, or the identity is being assigned; 410: the VM boots.
         if matches!(status, 404 | 410 | 429 | 500 | 502 | 503 | 504) {
             Err(Attempt::Transient {
@@ -122,52 +125,7 @@ pub(crate) async fn get_token(
         }
     };
     let body = with_retries(attempt).await.map_err(Attempt::into_inner)?;
-    #[derive(serde::Deserialize)]
-    struct Answer {
-        access_token: String,
-        #[serde(default)]
-        expires_on: Option<serde_json::Value>,
-        #[serde(default)]
-        expires_in: Option<serde_json::Value>,
-    }
-    let answer: Answer = serde_json::from_slice(&body)
-        .map_err(|_| fail(format!("{url} answered without an access_token")))?;
-    let number = |v: &Option<serde_json::Value>| match v {
-        Some(serde_json::Value::Number(n)) => n.as_i64(),
-        Some(serde_json::Value::String(s)) => s.trim().parse::<i64>().ok(),
-        _ => None,
-    };
-    let token = Secret::new(answer.access_token);
-    // The token's own exp, else expires_on (Unix seconds), else now + expires_in.
-    let expires_at = crate::token::read_claims(token.expose())
-        .and_then(|c| c.exp)
-        .or_else(|| number(&answer.expires_on))
-        .or_else(|| number(&answer.expires_in).and_then(|s| unix_now().checked_add(s)))
-        .ok_or_else(|| fail(format!("{url} answered a token with no expiry")))?;
-    Ok(EntraToken { token, expires_at })
-}
-
-/// `: <error>: <error_description>` (or `message`) of an error body, first 200 characters.
-fn describe(body: &[u8]) -> String {
-    let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else {
-        return String::new();
-    };
-    let text = [&v["error"], &v["error_description"], &v["message"]]
-        .iter()
-        .filter_map(|f| f.as_str())
-        .collect::<Vec<_>>()
-        .join(": ");
-    if text.is_empty() {
-        String::new()
-    } else {
-        format!(": {}", text.chars().take(200).collect::<String>())
-    }
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+    token_from_answer(&body).map_err(|why| fail(format!("{url} answered {why}")))
 }
 
 #[cfg(test)]

@@ -19,7 +19,6 @@ use std::path::{Path, PathBuf};
 /// Azure's chassis asset tag, present on every Azure VM (and so on AKS nodes): its presence
 /// tells, without network I/O, that IMDS can be there.
 const AZURE_ASSET_TAG: &str = "7783-7084-3265-9085";
-const ASSET_TAG_PATH: &str = "/sys/class/dmi/id/chassis_asset_tag";
 
 /// An Entra identity the broker can get tokens for. Secrets inside are [`Secret`]s.
 #[derive(Debug, Clone)]
@@ -227,7 +226,7 @@ impl Identity {
         }
         if wants(SourceChoice::Managed) || wants(SourceChoice::Imds) {
             let forced_here = matches!(forced, Some(SourceChoice::Managed | SourceChoice::Imds));
-            if forced_here || on_azure_vm(Path::new(ASSET_TAG_PATH)) {
+            if forced_here || on_azure_vm(&settings.asset_tag_file) {
                 return Ok(Identity::Imds {
                     client_id: client.clone(),
                 });
@@ -479,10 +478,48 @@ mod tests {
     use crate::config::Env;
 
     fn pick(pairs: &[(&str, &str)]) -> Result<Identity, Error> {
-        let mut env: Vec<(&str, &str)> = vec![("PATH", "/nonexistent")];
+        // Not the machine's own facts: no `az`, no asset tag (pairs may override both).
+        let mut env: Vec<(&str, &str)> = vec![
+            ("PATH", "/nonexistent"),
+            ("ACR_DMI_ASSET_TAG_FILE", "/nonexistent/asset_tag"),
+        ];
         env.extend_from_slice(pairs);
         let s = Settings::from_env(Env::from_pairs(env), None)?;
         Identity::from_settings(&s)
+    }
+
+    #[test]
+    fn imds_is_chosen_on_an_azure_vm_and_only_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let azure = dir.path().join("azure_tag");
+        std::fs::write(&azure, "7783-7084-3265-9085\n").unwrap();
+        let other = dir.path().join("other_tag");
+        std::fs::write(&other, "No Asset Tag\n").unwrap();
+        let azure = azure.to_str().unwrap();
+        assert!(matches!(
+            pick(&[("ACR_DMI_ASSET_TAG_FILE", azure)]),
+            Ok(Identity::Imds { client_id: None })
+        ));
+        assert!(matches!(
+            pick(&[("ACR_DMI_ASSET_TAG_FILE", azure), ("AZURE_CLIENT_ID", "uai")]),
+            Ok(Identity::Imds { client_id: Some(ref c) }) if c == "uai"
+        ));
+        // Earlier sources still win on an Azure VM.
+        assert!(matches!(
+            pick(&[
+                ("ACR_DMI_ASSET_TAG_FILE", azure),
+                ("AZURE_TENANT_ID", "t"),
+                ("AZURE_CLIENT_ID", "c"),
+                ("AZURE_CLIENT_SECRET", "s"),
+            ]),
+            Ok(Identity::ClientSecret { .. })
+        ));
+        for tag in [other.to_str().unwrap(), "/nonexistent/asset_tag"] {
+            let e = pick(&[("ACR_DMI_ASSET_TAG_FILE", tag)])
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("not an Azure VM"), "{e}");
+        }
     }
 
     #[test]

@@ -165,6 +165,8 @@ impl World {
             ("XDG_CACHE_HOME", text(&home.join(".cache"))),
             ("XDG_RUNTIME_DIR", text(&root.join("run"))),
             ("SSL_CERT_FILE", text(emu.ca_pem_path())),
+            // No DMI asset tag: an Azure VM running the tests behaves as any other machine.
+            ("ACR_DMI_ASSET_TAG_FILE", text(&root.join("no-asset-tag"))),
             // No daemon: make sure the docker CLI cannot find one of the machine's.
             (
                 "DOCKER_HOST",
