@@ -12,7 +12,11 @@ trap 'rm -f "$log"' EXIT
 set +e
 cargo test --workspace --locked 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
+# The fuzz targets (their own workspace, fuzz/): build them and replay their seeds on stable Rust.
+cargo test --locked --manifest-path fuzz/Cargo.toml 2>&1 | tee -a "$log"
+fuzz_status=${PIPESTATUS[0]}
 set -e
+if [ "$status" -eq 0 ]; then status=$fuzz_status; fi
 # One closing line for the whole run (cargo's last line is only the last crate's doc tests).
 awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
 exit "$status"

@@ -185,22 +185,46 @@ mod properties {
     use super::*;
     use proptest::prelude::*;
 
+    /// Documents that hold `SECRET` but are not a whole credentials object: wrong types, missing
+    /// or empty fields, cut short, not an object, the secret unquoted; with optional noise after.
+    fn broken_credentials() -> impl Strategy<Value = String> {
+        let templates = prop::sample::select(vec![
+            r#"{"ServerURL": 5, "Username": "u", "Secret": "SECRET"}"#,
+            r#"{"ServerURL": "", "Username": "u", "Secret": "SECRET"}"#,
+            r#"{"ServerURL": "h.example", "Secret": "SECRET"}"#,
+            r#"{"Username": "u", "Secret": "SECRET"}"#,
+            r#"{"ServerURL": "h.example", "Username": "u", "Secret": SECRET}"#,
+            r#"{"ServerURL": "h.example", "Username": "u", "Secret": "SECRET""#,
+            r#"{"ServerURL": "h.example", "Username": ["u"], "Secret": "SECRET"}"#,
+            r#"["h.example", "u", "SECRET"]"#,
+            r#""SECRET""#,
+            "SECRET",
+            r#"{"ServerURL": "h.example", "Username": "u", "Secret": "SECRET"} trailing"#,
+        ]);
+        (templates, "[ \t\n]{0,2}", r"[x,\]]{0,2}")
+            .prop_map(|(t, lead, tail)| format!("{lead}{t}{tail}"))
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(128))]
 
-        /// `store` never panics, never echoes the secret in its error, and refuses without
-        /// writing whenever the input is not a credentials object.
+        /// `store` never panics, refuses every input that is not a whole credentials object
+        /// without writing anything, and never echoes the secret the input holds.
         #[test]
-        fn store_input(input in "\\PC{0,120}", secret in "[a-zA-Z0-9]{12,20}") {
+        fn store_input(doc in broken_credentials(), secret in "[a-zA-Z0-9]{12,20}") {
             let d = tempfile::tempdir().unwrap();
             // The file backend: a test must never write to the OS keychain of whoever runs it.
             let env = Env::from_pairs([("XDG_CONFIG_HOME", d.path().to_str().unwrap()), ("ACR_CREDENTIAL_STORE", "file")]);
-            let doc = input.replace("SECRET", &secret);
-            if let Err(Failure(msg)) = store(env, &doc) {
-                prop_assert!(!msg.contains(&secret), "{}", msg);
-                prop_assert!(!msg.contains('\n'));
-                prop_assert!(!d.path().join("docker-credential-acr/credentials.json").exists());
+            let doc = doc.replace("SECRET", &secret);
+            prop_assert!(doc.contains(&secret));
+            match store(env, &doc) {
+                Ok(_) => prop_assert!(false, "accepted {doc}"),
+                Err(Failure(msg)) => {
+                    prop_assert!(!msg.contains(&secret), "{}", msg);
+                    prop_assert!(!msg.contains('\n'));
+                }
             }
+            prop_assert!(!d.path().join("docker-credential-acr/credentials.json").exists());
         }
 
         #[test]

@@ -403,13 +403,28 @@ fn hostile_hosts_make_no_request_and_touch_no_listener() {
 fn processes_killed_at_any_moment_never_leave_a_torn_entry() {
     let (w, _) = world_with_secret_principal();
     // Kill 24 cold fetches at staggered moments across their life (before, during and after the
-    // exchange and the write); erase between rounds so each one fetches and writes.
+    // exchange and the write); erase between rounds so each one fetches and writes. Count the
+    // rounds whose kill came before the exchange, and those that left a whole entry: the test
+    // only proves something if the kills land on both sides of the write.
+    let (mut before_exchange, mut written) = (0, 0);
     for round in 0..24u64 {
         w.run(&["erase"], &w.registry);
+        let exchanges = w.emu.counters().exchange();
         let mut child = w.spawn(&["get"], &w.registry);
-        std::thread::sleep(Duration::from_millis(5 + round * 7));
+        // 5 ms to about half a second: early kills land before the exchange, late ones after
+        // the write even on a loaded machine.
+        std::thread::sleep(Duration::from_millis(5 + round * round));
         let _ = child.kill();
         child.wait().unwrap();
+        if w.emu.counters().exchange() == exchanges {
+            before_exchange += 1;
+        }
+        if entries(&w.cache_dir()).iter().any(|p| {
+            let name = p.file_name().unwrap().to_str().unwrap();
+            name.starts_with("reg-") && name.ends_with(".json")
+        }) {
+            written += 1;
+        }
         for p in entries(&w.cache_dir()) {
             let name = p.file_name().unwrap().to_str().unwrap().to_string();
             if name.ends_with(".json") && !name.starts_with('.') {
@@ -421,6 +436,10 @@ fn processes_killed_at_any_moment_never_leave_a_torn_entry() {
             }
         }
     }
+    assert!(
+        before_exchange > 0 && written > 0,
+        "kills before the exchange: {before_exchange}, rounds that wrote: {written}"
+    );
     // Whatever was left behind, the next get answers.
     answer(&get(&w, &w.registry));
 }

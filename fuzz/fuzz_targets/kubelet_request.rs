@@ -1,7 +1,5 @@
 #![no_main]
-//! The kubelet request parser never panics.
+//! `cargo fuzz run kubelet_request`: see `acr_fuzz::kubelet_request`.
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
-    let _ = acr_credential_provider::protocol::parse_request(data);
-});
+fuzz_target!(|data: &[u8]| acr_fuzz::kubelet_request(data));

@@ -581,6 +581,53 @@ mod properties {
             }
         }
 
+        /// Every well-formed azure.json, as JSON or as YAML, gives the identity it describes
+        /// (the parser cannot pass by refusing everything); the same file with a field of the
+        /// wrong type is refused without quoting the secret.
+        #[test]
+        fn well_formed_files_give_their_identity(
+            tenant in "[0-9a-f]{8}-[0-9a-f]{4}",
+            client in "[0-9a-f]{8}-[0-9a-f]{4}",
+            secret in "[A-Za-z0-9~._-]{8,40}",
+            managed in any::<bool>(),
+            yaml in any::<bool>(),
+            extra in "[a-z]{1,12}",
+        ) {
+            let doc = serde_json::json!({
+                "cloud": "AzurePublicCloud",
+                "tenantId": tenant,
+                "aadClientId": client,
+                "aadClientSecret": secret,
+                "useManagedIdentityExtension": managed,
+                "userAssignedIdentityID": if managed { client.as_str() } else { "" },
+                extra.as_str(): "ignored",
+            });
+            let text = if yaml {
+                doc.as_object().unwrap().iter().map(|(k, v)| format!("{k}: {v}\n")).collect::<String>()
+            } else {
+                doc.to_string()
+            };
+            let parsed = AzureJson::parse(text.as_bytes(), Path::new("azure.json"));
+            prop_assert!(parsed.is_ok(), "{text}");
+            match parsed.unwrap().identity() {
+                Ok(Identity::Imds { client_id }) => {
+                    prop_assert!(managed);
+                    prop_assert_eq!(client_id.as_deref(), Some(client.as_str()));
+                }
+                Ok(Identity::ClientSecret { tenant: t, client_id, secret: s }) => {
+                    prop_assert!(!managed);
+                    prop_assert_eq!((t.as_str(), client_id.as_str(), s.expose()), (tenant.as_str(), client.as_str(), secret.as_str()));
+                }
+                other => prop_assert!(false, "{other:?}"),
+            }
+            let mut wrong = doc.clone();
+            wrong["tenantId"] = 5.into();
+            let e = AzureJson::parse(wrong.to_string().as_bytes(), Path::new("azure.json"));
+            prop_assert!(e.is_err());
+            let msg = e.err().map(|e| e.to_string()).unwrap_or_default();
+            prop_assert!(msg.contains("tenantId must be a string") && !msg.contains(&secret), "{msg}");
+        }
+
         #[test]
         fn secrets_never_reach_errors(secret in "[A-Za-z0-9~._-]{8,40}") {
             let doc = format!(r#"{{"tenantId": 5, "aadClientSecret": "{secret}"}}"#);

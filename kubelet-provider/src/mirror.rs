@@ -230,6 +230,62 @@ mod properties {
             let _ = Mirrors::parse(&[spec]);
         }
 
+        /// Mirror-shaped lists (hosts, ports, separators, stray colons, slashes and schemes):
+        /// an entry is accepted exactly when it names two different hosts, and then each
+        /// source maps to its destination; a refusal is one line naming the entry.
+        #[test]
+        fn mirror_shaped_lists(
+            entries in proptest::collection::vec(
+                (
+                    prop::sample::select(vec!["mcr.microsoft.com", "localhost", "src.example", "MCR.Microsoft.COM"]),
+                    proptest::option::of(prop::sample::select(vec!["5000", "443", "0", "70000"])),
+                    prop::sample::select(vec!["myregistry.azurecr.io", "other.azurecr.io", "mcr.microsoft.com"]),
+                    prop::sample::select(vec!["", "https://", "/path", "::"]),
+                ),
+                1..4,
+            ),
+        ) {
+            let specs: Vec<String> = entries
+                .iter()
+                .map(|(src, port, dst, oddity)| {
+                    let src = match port { Some(p) => format!("{src}:{p}"), None => src.to_string() };
+                    match *oddity {
+                        "https://" => format!("https://{src}:{dst}"),
+                        "/path" => format!("{src}:{dst}/path"),
+                        "::" => format!("{src}::{dst}"),
+                        _ => format!("{src}:{dst}"),
+                    }
+                })
+                .collect();
+            let joined = specs.join(",");
+            let result = Mirrors::parse(std::slice::from_ref(&joined));
+            // What a correct reading must conclude, entry by entry.
+            let mut sources = Vec::new();
+            let mut all_ok = true;
+            for (src, port, dst, oddity) in &entries {
+                let port_ok = port.is_none_or(|p| p.parse::<u32>().is_ok_and(|n| (1..=65535).contains(&n)));
+                let src_norm = match port {
+                    Some(p) if *p != "443" => format!("{}:{p}", src.to_ascii_lowercase()),
+                    _ => src.to_ascii_lowercase(),
+                };
+                let ok = oddity.is_empty() && port_ok && src_norm != *dst && !sources.contains(&src_norm);
+                all_ok &= ok;
+                sources.push(src_norm);
+            }
+            match result {
+                Ok(m) => {
+                    prop_assert!(all_ok, "accepted {joined}");
+                    for ((_, _, dst, _), src) in entries.iter().zip(&sources) {
+                        prop_assert_eq!(m.destination(src), Some(*dst));
+                    }
+                }
+                Err(e) => {
+                    prop_assert!(!all_ok, "refused {joined}: {e}");
+                    prop_assert!(!e.to_string().contains('\n'));
+                }
+            }
+        }
+
         #[test]
         fn host_pairs_parse(src in "[a-z]{1,10}\\.example\\.com", dst in "[a-z0-9]{5,20}\\.azurecr\\.io", port in proptest::option::of(1u16..=65535)) {
             let src_spec = match port { Some(p) => format!("{src}:{p}"), None => src.clone() };

@@ -482,15 +482,54 @@ mod properties {
             let _ = parse_request(&bytes);
         }
 
+        /// Every well-formed request parses, with its fields as sent (the parser cannot pass by
+        /// refusing everything).
         #[test]
-        fn requests_round_trip_the_image(image in "[a-z0-9./:-]{1,60}", version in 0usize..3) {
+        fn well_formed_requests_parse_with_their_fields(
+            image in "[a-z0-9][a-z0-9./:@-]{0,59}",
+            version in 0usize..3,
+            token in proptest::option::of("[A-Za-z0-9_-]{8,40}\\.[A-Za-z0-9_-]{8,40}\\.[A-Za-z0-9_-]{8,40}"),
+            client in proptest::option::of("[0-9a-f-]{36}"),
+        ) {
             let api = ["credentialprovider.kubelet.k8s.io/v1", "credentialprovider.kubelet.k8s.io/v1beta1", "credentialprovider.kubelet.k8s.io/v1alpha1"][version];
-            let doc = serde_json::json!({"apiVersion": api, "kind": "CredentialProviderRequest", "image": image});
-            let r = parse_request(doc.to_string().as_bytes());
-            if let Ok(r) = r {
-                prop_assert_eq!(r.image, image);
-                prop_assert_eq!(r.api_version.as_str(), api);
+            let mut doc = serde_json::json!({"apiVersion": api, "kind": "CredentialProviderRequest", "image": image});
+            if let Some(t) = &token {
+                doc["serviceAccountToken"] = t.clone().into();
             }
+            if let Some(c) = &client {
+                doc["serviceAccountAnnotations"] = serde_json::json!({"kubernetes.azure.com/acr-client-id": c});
+            }
+            let r = parse_request(doc.to_string().as_bytes());
+            prop_assert!(r.is_ok(), "{doc}: {:?}", r.err().map(|e| e.to_string()));
+            let r = r.unwrap();
+            prop_assert_eq!(&r.image, &image);
+            prop_assert_eq!(r.api_version.as_str(), api);
+            prop_assert_eq!(r.service_account_token.as_ref().map(|t| t.expose().to_string()), token);
+            prop_assert_eq!(
+                r.service_account_annotations.get("kubernetes.azure.com/acr-client-id").cloned(),
+                client
+            );
+        }
+
+        /// The same requests with one thing wrong are refused, with one line naming it.
+        #[test]
+        fn mutated_requests_are_refused_with_one_line(
+            image in "[a-z0-9][a-z0-9./:-]{0,40}",
+            which in 0usize..5,
+        ) {
+            let mut doc = serde_json::json!({"apiVersion": "credentialprovider.kubelet.k8s.io/v1", "kind": "CredentialProviderRequest", "image": image});
+            let (key, bad): (&str, serde_json::Value) = match which {
+                0 => ("kind", "CredentialProviderResponse".into()),
+                1 => ("apiVersion", "credentialprovider.kubelet.k8s.io/v2".into()),
+                2 => ("image", "  ".into()),
+                3 => ("image", 5.into()),
+                _ => ("serviceAccountAnnotations", "not-a-map".into()),
+            };
+            doc[key] = bad;
+            let e = parse_request(doc.to_string().as_bytes());
+            prop_assert!(e.is_err(), "accepted {doc}");
+            let msg = e.err().map(|e| e.to_string()).unwrap_or_default();
+            prop_assert!(!msg.is_empty() && !msg.contains('\n'), "{msg}");
         }
 
         #[test]

@@ -24,7 +24,6 @@ use crate::mirror::{Mirror, Mirrors};
 use crate::protocol::{
     AuthConfig, CredentialProviderRequest, CredentialProviderResponse, GoDuration,
 };
-use acr_broker::cache::EXPIRY_MARGIN;
 use acr_broker::{Broker, Clock, Credential, Identity, LoginServer, Secret, Settings};
 use std::sync::Arc;
 
@@ -476,10 +475,7 @@ pub fn check_mirror(broker: &Broker, mirror: &Mirror) -> Result<(), String> {
 /// How long the kubelet may keep `credential`: until the broker would refresh it, and never
 /// closer to its expiry than the broker's hand-out margin; `0s` when that time has passed.
 pub fn cache_duration(credential: &Credential, now: i64) -> GoDuration {
-    let until = credential
-        .refresh_at
-        .min(credential.expires_at.saturating_sub(EXPIRY_MARGIN));
-    GoDuration(u64::try_from(until.saturating_sub(now)).unwrap_or(0))
+    GoDuration(u64::try_from(credential.keep_until().saturating_sub(now)).unwrap_or(0))
 }
 
 /// The registry part of an image reference, as written: the first path component when it looks
@@ -610,7 +606,7 @@ mod tests {
             let d = cache_duration(&credential(expires, refresh), now).0;
             let life = u64::try_from(expires.saturating_sub(now)).unwrap_or(0);
             assert!(
-                d <= life.saturating_sub(EXPIRY_MARGIN as u64) || d == 0,
+                d <= life.saturating_sub(acr_broker::cache::EXPIRY_MARGIN as u64) || d == 0,
                 "{expires} {refresh}: {d}"
             );
             assert!(d < life.max(1), "{expires} {refresh}: {d}");

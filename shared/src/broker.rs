@@ -40,6 +40,13 @@ pub struct Credential {
 }
 
 impl Credential {
+    /// Until when a caller that caches answers (the kubelet) may keep this credential: its
+    /// refresh point, and never closer to its expiry than the broker's hand-out margin.
+    pub fn keep_until(&self) -> i64 {
+        self.refresh_at
+            .min(self.expires_at.saturating_sub(cache::EXPIRY_MARGIN))
+    }
+
     fn from_entry(e: &RefreshEntry) -> Credential {
         Credential {
             login_server: e.login_server.clone(),

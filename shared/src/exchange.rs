@@ -454,6 +454,42 @@ mod tests {
             let _ = parse_challenge(&s);
         }
 
+        /// Challenge-shaped headers: parameters in any order and case, quoted (with escapes) or
+        /// bare, with other parameters around. The realm and service come back as written, and
+        /// a header without a realm is refused.
+        #[test]
+        fn challenge_shaped_headers(
+            scheme in prop::sample::select(vec!["Bearer", "bearer", "BEARER"]),
+            realm in "https://[a-z]{1,10}(:[0-9]{1,4})?/[a-z/]{0,10}",
+            service in "[a-z0-9.-]{1,20}",
+            scope in "[a-z:/,\"\\\\ ]{0,20}",
+            with_realm in any::<bool>(),
+            realm_first in any::<bool>(),
+            quoted in any::<bool>(),
+            upper_keys in any::<bool>(),
+        ) {
+            let quote = |v: &str| format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""));
+            let key = |k: &str| if upper_keys { k.to_ascii_uppercase() } else { k.to_string() };
+            let value = |v: &str| if quoted { quote(v) } else { v.to_string() };
+            let mut params = vec![
+                format!("{}={}", key("service"), value(&service)),
+                format!("{}={}", key("scope"), quote(&scope)),
+            ];
+            if with_realm {
+                let r = format!("{}={}", key("realm"), value(&realm));
+                if realm_first { params.insert(0, r) } else { params.push(r) }
+            }
+            let header = format!("{scheme} {}", params.join(", "));
+            match parse_challenge(&header) {
+                Some(c) => {
+                    prop_assert!(with_realm, "{header}");
+                    prop_assert_eq!(c.realm, realm);
+                    prop_assert_eq!(c.service, Some(service));
+                }
+                None => prop_assert!(!with_realm, "refused {header}"),
+            }
+        }
+
         #[test]
         fn challenge_round_trips(realm in "https://[a-z]{1,10}/[a-z/]{0,10}", service in "[a-z.]{1,20}") {
             let c = parse_challenge(&format!("Bearer realm=\"{realm}\",service=\"{service}\"")).unwrap();

@@ -433,11 +433,35 @@ mod tests {
 
     proptest! {
         #[test]
-        fn normaliser_never_panics_and_is_idempotent(s in "\\PC{0,80}") {
-            if let Ok(h) = normalize_host(&s) {
-                prop_assert_eq!(normalize_host(&h), Ok(h.clone()));
-                prop_assert!(!h.contains('/') && !h.contains('@'));
-            }
+        fn normaliser_never_panics(s in "\\PC{0,80}") {
+            let _ = normalize_host(&s);
+        }
+
+        /// Host-shaped input, in every form a client sends: accepted whenever the name and port
+        /// are valid, normalised to lowercase `host[:port]` without 443, and idempotent.
+        #[test]
+        fn host_shaped_input_normalises_idempotently(
+            scheme in prop::sample::select(vec!["", "https://", "HTTPS://"]),
+            labels in proptest::collection::vec("[a-zA-Z0-9]([a-zA-Z0-9-]{0,8}[a-zA-Z0-9])?", 1..4),
+            port in proptest::option::of(1u32..=65535),
+            path in prop::sample::select(vec!["", "/", "/v2/", "/v2/library/alpine/manifests/latest"]),
+            trailing_dot in any::<bool>(),
+        ) {
+            let name = labels.join(".");
+            let host = if trailing_dot { format!("{name}.") } else { name.clone() };
+            let input = match port {
+                Some(p) => format!("{scheme}{host}:{p}{path}"),
+                None => format!("{scheme}{host}{path}"),
+            };
+            let h = normalize_host(&input);
+            prop_assert!(h.is_ok(), "{input}: {h:?}");
+            let h = h.unwrap();
+            let want = match port {
+                Some(p) if p != 443 => format!("{}:{p}", name.to_ascii_lowercase()),
+                _ => name.to_ascii_lowercase(),
+            };
+            prop_assert_eq!(&h, &want);
+            prop_assert_eq!(normalize_host(&h), Ok(h.clone()));
         }
 
         #[test]

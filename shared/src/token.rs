@@ -129,6 +129,25 @@ mod tests {
             let _ = read_claims(&s);
         }
 
+        /// JWT-shaped input (three base64url parts around any payload): claims are read exactly
+        /// when the payload is a JSON object whose known claims have the right types.
+        #[test]
+        fn jwt_shaped_input_is_read_iff_the_payload_is_claims(
+            header in "[A-Za-z0-9_-]{0,24}",
+            payload in prop_oneof![
+                proptest::collection::vec(any::<u8>(), 0..80),
+                (any::<Option<i64>>(), any::<Option<i64>>(), proptest::option::of("[a-z0-9-]{0,12}"))
+                    .prop_map(|(exp, iat, tid)| serde_json::json!({"exp": exp, "iat": iat, "tid": tid}).to_string().into_bytes()),
+                "[a-z0-9\"{}:, ]{0,40}".prop_map(String::into_bytes),
+            ],
+            sig in "[A-Za-z0-9_-]{0,24}",
+        ) {
+            let e = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+            let token = format!("{header}.{}.{sig}", e.encode(&payload));
+            let expected = serde_json::from_slice::<Claims>(&payload).ok();
+            prop_assert_eq!(read_claims(&token), expected);
+        }
+
         #[test]
         fn round_trips_exp(exp in 0i64..=4_000_000_000) {
             let c = read_claims(&jwt(&format!(r#"{{"exp":{exp}}}"#))).unwrap();

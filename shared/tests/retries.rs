@@ -243,10 +243,19 @@ fn connection_refused_is_retried_then_reported() {
     env.set("ACR_LOGIN_SERVERS", format!("{registry},{dead}"));
     let broker = Broker::new(Settings::from_env(env, None).unwrap());
     let server = broker.login_server(&dead).unwrap();
+    let started = Instant::now();
     let e = broker.credential(&server).unwrap_err().to_string();
     assert!(
         e.contains(&dead) && e.to_ascii_lowercase().contains("connect"),
         "{e}"
+    );
+    // A refused connection answers at once, so the time spent is the backoff between retries:
+    // at least the first two pauses (200 ms, then 400 ms, before jitter). Without retries the
+    // error comes back in a few milliseconds.
+    assert!(
+        started.elapsed() >= Duration::from_millis(550),
+        "retried with backoff: {:?}",
+        started.elapsed()
     );
     assert_eq!(
         emu.counters().entra(),

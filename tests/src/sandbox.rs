@@ -120,7 +120,8 @@ impl Sandbox {
     ///
     /// Every run is also checked for leaks: no secret the emulator knows or handed out (client
     /// secrets, the identity header, every token it signed) may appear on stderr, whatever the
-    /// log level.
+    /// log level, nor on stdout when the run failed (the Docker helper writes its errors there;
+    /// a successful run's stdout is the protocol answer, which carries the credential).
     pub fn run(&self, args: &[&str], stdin: &str) -> Output {
         let out = run(&self.bin, &self.env, args, stdin);
         assert_no_secret(
@@ -128,6 +129,13 @@ impl Sandbox {
             &out.stderr,
             &format!("stderr of {} {args:?}", self.bin.display()),
         );
+        if !out.status.success() {
+            assert_no_secret(
+                &self.emu,
+                &out.stdout,
+                &format!("stdout of the failed {} {args:?}", self.bin.display()),
+            );
+        }
         out
     }
 
