@@ -111,6 +111,35 @@ fn retry_after_is_honoured() {
 }
 
 #[test]
+fn a_retry_after_beyond_the_cap_ends_the_fetch_instead_of_waiting() {
+    // Retry-After over 20 s: waiting would overrun the kubelet's exec timeout, so the broker
+    // reports the answer at once rather than sleeping for it.
+    let (emu, _dir, broker, registry) = setup(true);
+    emu.set_fault(exchange_fault(
+        1,
+        FaultAction::Status {
+            code: 429,
+            retry_after: Some(60),
+            body: None,
+        },
+    ));
+    let server = broker.login_server(&registry).unwrap();
+    let started = Instant::now();
+    let e = broker.credential(&server).unwrap_err().to_string();
+    assert!(e.contains("429"), "{e}");
+    assert_eq!(
+        emu.counters().exchange(),
+        1,
+        "no retry after a 60 s Retry-After"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
 fn persistent_failure_gives_up_after_bounded_retries() {
     let (emu, _dir, broker, registry) = setup(true);
     emu.set_fault(exchange_fault(

@@ -3,7 +3,9 @@
 //! Order, unless `ACR_IDENTITY` names one source: service principal with secret, service principal
 //! with certificate, workload identity, managed identity (App Service endpoint, else IMDS on an
 //! Azure VM), Azure CLI. A source whose settings are absent is skipped with a reason; when every
-//! source is skipped, [`Error::NoIdentity`] lists them all. Getting a token is in [`entra`].
+//! source is skipped, [`Error::NoIdentity`] lists them all. The order is the table `CHAIN`, one
+//! entry a source. Getting a token is in [`entra`] (Entra through `azure_identity`), `managed`
+//! (IMDS and App Service, called directly) and `binding` (AKS identity bindings).
 
 mod binding;
 pub(crate) mod entra;
@@ -120,133 +122,15 @@ impl Identity {
     }
 
     fn select_into(settings: &Settings, tried: &mut Vec<Skipped>) -> Result<Identity, Error> {
-        let env = &settings.env;
-        let tenant = env.get("AZURE_TENANT_ID").map(str::to_string);
-        let client = env.get("AZURE_CLIENT_ID").map(str::to_string);
-        let sp = |needs: &str| -> Result<(String, String), String> {
-            let mut missing = Vec::new();
-            if tenant.is_none() {
-                missing.push("AZURE_TENANT_ID");
-            }
-            if client.is_none() {
-                missing.push("AZURE_CLIENT_ID");
-            }
-            if missing.is_empty() {
-                Ok((
-                    tenant.clone().unwrap_or_default(),
-                    client.clone().unwrap_or_default(),
-                ))
-            } else {
-                let verb = if missing.len() > 1 { "are" } else { "is" };
-                Err(format!(
-                    "{needs} is set but {} {verb} not",
-                    missing.join(" and ")
-                ))
-            }
-        };
         let forced = settings.forced_source;
-        let wants = |c: SourceChoice| forced.is_none() || forced == Some(c);
-
-        // 1. Service principal with a secret.
-        if wants(SourceChoice::Secret) {
-            match settings.secret("AZURE_CLIENT_SECRET") {
-                Some(secret) => match sp("AZURE_CLIENT_SECRET") {
-                    Ok((tenant, client_id)) => {
-                        return Ok(Identity::ClientSecret {
-                            tenant,
-                            client_id,
-                            secret,
-                        });
-                    }
-                    Err(r) => tried.push(skip(SOURCE_SECRET, r)),
-                },
-                None => tried.push(skip(SOURCE_SECRET, "AZURE_CLIENT_SECRET is not set".into())),
+        for source in CHAIN {
+            if forced.is_some_and(|f| !source.choices.contains(&f)) {
+                continue;
             }
-        }
-        // 2. Service principal with a certificate.
-        if wants(SourceChoice::Certificate) {
-            match env.get("AZURE_CLIENT_CERTIFICATE_PATH") {
-                Some(path) => match sp("AZURE_CLIENT_CERTIFICATE_PATH") {
-                    Ok((tenant, client_id)) => {
-                        return Ok(Identity::ClientCertificate {
-                            tenant,
-                            client_id,
-                            path: PathBuf::from(path),
-                        });
-                    }
-                    Err(r) => tried.push(skip(SOURCE_CERT, r)),
-                },
-                None => tried.push(skip(
-                    SOURCE_CERT,
-                    "AZURE_CLIENT_CERTIFICATE_PATH is not set".into(),
-                )),
+            match (source.pick)(settings, forced) {
+                Ok(identity) => return Ok(identity),
+                Err(reason) => tried.push(skip(source.name, reason)),
             }
-        }
-        // 3. Workload identity.
-        if wants(SourceChoice::Workload) {
-            match env.get("AZURE_FEDERATED_TOKEN_FILE") {
-                Some(path) => match sp("AZURE_FEDERATED_TOKEN_FILE") {
-                    Ok((tenant, client_id)) => {
-                        return Ok(Identity::Workload {
-                            tenant,
-                            client_id,
-                            token_file: PathBuf::from(path),
-                        });
-                    }
-                    Err(r) => tried.push(skip(SOURCE_WORKLOAD, r)),
-                },
-                None => tried.push(skip(
-                    SOURCE_WORKLOAD,
-                    "AZURE_FEDERATED_TOKEN_FILE is not set".into(),
-                )),
-            }
-        }
-        // 4. Managed identity.
-        let app_service = match (
-            env.get("IDENTITY_ENDPOINT"),
-            settings.secret("IDENTITY_HEADER"),
-        ) {
-            (Some(endpoint), Some(header)) => Some((endpoint.to_string(), header)),
-            _ => None,
-        };
-        if wants(SourceChoice::Managed) || wants(SourceChoice::AppService) {
-            if let Some((endpoint, header)) = app_service.clone()
-                && forced != Some(SourceChoice::Imds)
-            {
-                return Ok(Identity::AppService {
-                    endpoint,
-                    header,
-                    client_id: client.clone(),
-                });
-            }
-            tried.push(skip(
-                SOURCE_APP_SERVICE,
-                "IDENTITY_ENDPOINT and IDENTITY_HEADER are not both set".into(),
-            ));
-        }
-        if wants(SourceChoice::Managed) || wants(SourceChoice::Imds) {
-            let forced_here = matches!(forced, Some(SourceChoice::Managed | SourceChoice::Imds));
-            if forced_here || on_azure_vm(&settings.asset_tag_file) {
-                return Ok(Identity::Imds {
-                    client_id: client.clone(),
-                });
-            }
-            tried.push(skip(
-                SOURCE_IMDS,
-                "not an Azure VM (set ACR_IDENTITY=imds to use IMDS anyway)".into(),
-            ));
-        }
-        // 5. Azure CLI.
-        if wants(SourceChoice::Cli) {
-            if forced == Some(SourceChoice::Cli) || on_path("az", env.get("PATH")) {
-                let profile = env
-                    .get("AZURE_CONFIG_DIR")
-                    .map(PathBuf::from)
-                    .or_else(|| env.get("HOME").map(|h| Path::new(h).join(".azure")))
-                    .map(|d| d.join("azureProfile.json"));
-                return Ok(Identity::AzureCli { tenant, profile });
-            }
-            tried.push(skip(SOURCE_CLI, "`az` is not on PATH".into()));
         }
         match forced {
             // Only the forced source was looked at: say what it lacked.
@@ -381,6 +265,153 @@ const SOURCE_WORKLOAD: &str = "workload identity";
 const SOURCE_APP_SERVICE: &str = "managed identity (App Service endpoint)";
 const SOURCE_IMDS: &str = "managed identity (IMDS)";
 const SOURCE_CLI: &str = "Azure CLI";
+
+/// One source of the identity chain: its name, the `ACR_IDENTITY` values that select it, and how
+/// it reads the settings: the identity, or why it does not apply (one line, for `doctor` and the
+/// error that lists every source). Adding a source is one entry in [`CHAIN`].
+struct Source {
+    name: &'static str,
+    choices: &'static [SourceChoice],
+    pick: fn(&Settings, Option<SourceChoice>) -> Result<Identity, String>,
+}
+
+/// The chain, in order; the first source that applies wins (or the one `ACR_IDENTITY` forces).
+const CHAIN: &[Source] = &[
+    Source {
+        name: SOURCE_SECRET,
+        choices: &[SourceChoice::Secret],
+        pick: client_secret,
+    },
+    Source {
+        name: SOURCE_CERT,
+        choices: &[SourceChoice::Certificate],
+        pick: client_certificate,
+    },
+    Source {
+        name: SOURCE_WORKLOAD,
+        choices: &[SourceChoice::Workload],
+        pick: workload,
+    },
+    Source {
+        name: SOURCE_APP_SERVICE,
+        choices: &[SourceChoice::Managed, SourceChoice::AppService],
+        pick: app_service,
+    },
+    Source {
+        name: SOURCE_IMDS,
+        choices: &[SourceChoice::Managed, SourceChoice::Imds],
+        pick: imds,
+    },
+    Source {
+        name: SOURCE_CLI,
+        choices: &[SourceChoice::Cli],
+        pick: azure_cli,
+    },
+];
+
+/// `AZURE_TENANT_ID` and `AZURE_CLIENT_ID`, which the service-principal and workload sources
+/// need besides `needs`; the reason names what is missing.
+fn tenant_and_client(settings: &Settings, needs: &str) -> Result<(String, String), String> {
+    let tenant = settings.env.get("AZURE_TENANT_ID");
+    let client = settings.env.get("AZURE_CLIENT_ID");
+    match (tenant, client) {
+        (Some(t), Some(c)) => Ok((t.to_string(), c.to_string())),
+        _ => {
+            let missing: Vec<&str> = [
+                (tenant.is_none(), "AZURE_TENANT_ID"),
+                (client.is_none(), "AZURE_CLIENT_ID"),
+            ]
+            .into_iter()
+            .filter_map(|(absent, name)| absent.then_some(name))
+            .collect();
+            let verb = if missing.len() > 1 { "are" } else { "is" };
+            Err(format!(
+                "{needs} is set but {} {verb} not",
+                missing.join(" and ")
+            ))
+        }
+    }
+}
+
+fn client_secret(settings: &Settings, _: Option<SourceChoice>) -> Result<Identity, String> {
+    let secret = settings
+        .secret("AZURE_CLIENT_SECRET")
+        .ok_or("AZURE_CLIENT_SECRET is not set")?;
+    let (tenant, client_id) = tenant_and_client(settings, "AZURE_CLIENT_SECRET")?;
+    Ok(Identity::ClientSecret {
+        tenant,
+        client_id,
+        secret,
+    })
+}
+
+fn client_certificate(settings: &Settings, _: Option<SourceChoice>) -> Result<Identity, String> {
+    let path = settings
+        .env
+        .get("AZURE_CLIENT_CERTIFICATE_PATH")
+        .ok_or("AZURE_CLIENT_CERTIFICATE_PATH is not set")?;
+    let (tenant, client_id) = tenant_and_client(settings, "AZURE_CLIENT_CERTIFICATE_PATH")?;
+    Ok(Identity::ClientCertificate {
+        tenant,
+        client_id,
+        path: PathBuf::from(path),
+    })
+}
+
+fn workload(settings: &Settings, _: Option<SourceChoice>) -> Result<Identity, String> {
+    let token_file = settings
+        .env
+        .get("AZURE_FEDERATED_TOKEN_FILE")
+        .ok_or("AZURE_FEDERATED_TOKEN_FILE is not set")?;
+    let (tenant, client_id) = tenant_and_client(settings, "AZURE_FEDERATED_TOKEN_FILE")?;
+    Ok(Identity::Workload {
+        tenant,
+        client_id,
+        token_file: PathBuf::from(token_file),
+    })
+}
+
+fn app_service(settings: &Settings, _: Option<SourceChoice>) -> Result<Identity, String> {
+    match (
+        settings.env.get("IDENTITY_ENDPOINT"),
+        settings.secret("IDENTITY_HEADER"),
+    ) {
+        (Some(endpoint), Some(header)) => Ok(Identity::AppService {
+            endpoint: endpoint.to_string(),
+            header,
+            client_id: settings.env.get("AZURE_CLIENT_ID").map(str::to_string),
+        }),
+        _ => Err("IDENTITY_ENDPOINT and IDENTITY_HEADER are not both set".into()),
+    }
+}
+
+/// IMDS has no settings: chosen on an Azure VM (its asset tag, a file read), or when forced.
+fn imds(settings: &Settings, forced: Option<SourceChoice>) -> Result<Identity, String> {
+    let forced_here = matches!(forced, Some(SourceChoice::Managed | SourceChoice::Imds));
+    if forced_here || on_azure_vm(&settings.asset_tag_file) {
+        Ok(Identity::Imds {
+            client_id: settings.env.get("AZURE_CLIENT_ID").map(str::to_string),
+        })
+    } else {
+        Err("not an Azure VM (set ACR_IDENTITY=imds to use IMDS anyway)".into())
+    }
+}
+
+fn azure_cli(settings: &Settings, forced: Option<SourceChoice>) -> Result<Identity, String> {
+    let env = &settings.env;
+    if forced != Some(SourceChoice::Cli) && !on_path("az", env.get("PATH")) {
+        return Err("`az` is not on PATH".into());
+    }
+    let profile = env
+        .get("AZURE_CONFIG_DIR")
+        .map(PathBuf::from)
+        .or_else(|| env.get("HOME").map(|h| Path::new(h).join(".azure")))
+        .map(|d| d.join("azureProfile.json"));
+    Ok(Identity::AzureCli {
+        tenant: env.get("AZURE_TENANT_ID").map(str::to_string),
+        profile,
+    })
+}
 
 /// `user|type|tenant` of the Azure CLI's default account in `azureProfile.json`, or empty when
 /// the file is missing or unreadable (then `az` itself reports that nobody is logged in).
