@@ -1,4 +1,6 @@
-//! The `docker` CLI (28.x) with no daemon, configured only by `credHelpers` in a throw-away
+//! The `docker` CLI (the machine's own when there is one, 28.x where this was last run; else
+//! Debian's `docker.io`, 20.10 on Debian 12, which install-deps.sh installs and these tests have
+//! not been seen with) with no daemon, configured only by `credHelpers` in a throw-away
 //! Docker config. Without a daemon, `docker pull` still asks the credential helper (`get`) before
 //! it fails to connect, and `docker login` falls back to logging in from the CLI itself (it checks
 //! the password against the registry's token realm), then stores through the helper (`store`);
