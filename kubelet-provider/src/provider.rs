@@ -260,23 +260,34 @@ impl Provider {
                 None => self.node_answer(server),
             };
         }
-        if service_account_token(request).is_none()
-            && annotation(request, CLIENT_ID_ANNOTATION)?.is_none()
-        {
-            return self.node_answer(server);
+        let token = service_account_token(request);
+        match (token, annotation(request, CLIENT_ID_ANNOTATION)?) {
+            (Some(token), Some(client_id)) => self
+                .pod_credential(server, request, token, client_id)
+                .map(Answer::Token),
+            (Some(token), None) => {
+                let account = ServiceAccount::from_token(token)
+                    .map(|s| s.describe())
+                    .unwrap_or_else(|| "the pod's service account".to_string());
+                if self.fallback_to_node_identity {
+                    log::info!("{account} names no identity; using the node's");
+                    self.node_identity_credential(server).map(Answer::Token)
+                } else {
+                    Err(ProviderError::MissingAnnotation { account })
+                }
+            }
+            (None, Some(client_id)) => Err(ProviderError::MissingToken {
+                client_id: client_id.to_string(),
+            }),
+            (None, None) => self.node_answer(server),
         }
-        self.credential(server, request).map(Answer::Token)
     }
 
     /// The node identity's answer: its token, or for a service-principal node whose derived
     /// token cannot be had (the registry is in another tenant, Entra refuses), its id and secret,
     /// as the AKS plugin answers.
     fn node_answer(&self, server: &LoginServer) -> Result<Answer, ProviderError> {
-        let result = match &self.node_identity {
-            Some(identity) => self.broker.credential_for(server, identity),
-            None => self.broker.credential(server),
-        };
-        match (result, &self.node_identity) {
+        match (self.node_identity_credential(server), &self.node_identity) {
             (Ok(c), _) => Ok(Answer::Token(c)),
             (
                 Err(e),
@@ -292,7 +303,7 @@ impl Provider {
                     password: secret.clone(),
                 })
             }
-            (Err(e), _) => Err(e.into()),
+            (Err(e), _) => Err(e),
         }
     }
 
@@ -324,45 +335,26 @@ impl Provider {
             apiserver: ib.apiserver.clone(),
             ca_file: ib.ca_file.clone(),
             tenant,
-            client_id: client_id.clone(),
+            client_id,
             assertion: token.clone(),
         };
-        self.broker
-            .credential_for(server, &identity)
-            .map_err(|source| ProviderError::Pod {
-                account: account.describe(),
-                client_id,
-                source: Box::new(source),
-            })
+        self.pod_identity_credential(server, &account, &identity)
     }
 
-    fn credential(
+    /// The broker's credential for a pod's identity; errors name the service account.
+    fn pod_identity_credential(
         &self,
         server: &LoginServer,
-        request: &CredentialProviderRequest,
+        account: &ServiceAccount,
+        identity: &Identity,
     ) -> Result<Credential, ProviderError> {
-        let token = service_account_token(request);
-        let client_id = annotation(request, CLIENT_ID_ANNOTATION)?;
-        match (token, client_id) {
-            (Some(token), Some(client_id)) => {
-                self.pod_credential(server, request, token, client_id)
-            }
-            (Some(token), None) => {
-                let account = ServiceAccount::from_token(token)
-                    .map(|s| s.describe())
-                    .unwrap_or_else(|| "the pod's service account".to_string());
-                if self.fallback_to_node_identity {
-                    log::info!("{account} names no identity; using the node's");
-                    self.node_identity_credential(server)
-                } else {
-                    Err(ProviderError::MissingAnnotation { account })
-                }
-            }
-            (None, Some(client_id)) => Err(ProviderError::MissingToken {
-                client_id: client_id.to_string(),
-            }),
-            (None, None) => self.node_identity_credential(server),
-        }
+        self.broker
+            .credential_for(server, identity)
+            .map_err(|source| ProviderError::Pod {
+                account: account.describe(),
+                client_id: identity.client_id().unwrap_or_default().to_string(),
+                source: Box::new(source),
+            })
     }
 
     fn node_identity_credential(&self, server: &LoginServer) -> Result<Credential, ProviderError> {
@@ -395,13 +387,7 @@ impl Provider {
             client_id: client_id.to_string(),
             assertion: token.clone(),
         };
-        self.broker
-            .credential_for(server, &identity)
-            .map_err(|source| ProviderError::Pod {
-                account: account.describe(),
-                client_id: client_id.to_string(),
-                source: Box::new(source),
-            })
+        self.pod_identity_credential(server, &account, &identity)
     }
 }
 
@@ -796,11 +782,7 @@ mod tests {
             ..Options::default()
         })
         .unwrap();
-        let server = p.broker.login_server("myregistry.azurecr.io").unwrap();
-        assert_eq!(
-            p.broker.authority(&server),
-            "https://login.chinacloudapi.cn"
-        );
+        assert_eq!(p.broker.authority(), "https://login.chinacloudapi.cn");
         assert_eq!(p.pod_tenant.as_deref(), Some("t"));
         assert!(matches!(
             p.node_identity,
@@ -821,7 +803,7 @@ mod tests {
             Arc::new(ManualClock::new(0)),
         )
         .unwrap();
-        assert_eq!(p.broker.authority(&server), "https://login.example");
+        assert_eq!(p.broker.authority(), "https://login.example");
     }
 
     #[test]

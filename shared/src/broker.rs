@@ -16,7 +16,7 @@ use crate::exchange;
 use crate::identity::{Identity, entra};
 use crate::registry::{Cloud, LoginServer, NotAcr};
 use crate::secret::Secret;
-use crate::token::{MAX_LIFETIME, check_lifetime, read_claims};
+use crate::token::{check_lifetime, check_not_beyond_max, read_claims, within_max_lifetime};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -101,8 +101,10 @@ impl Broker {
         Identity::from_settings(&self.settings)
     }
 
-    /// The Entra authority for `server`: `AZURE_AUTHORITY_HOST`, else the server's cloud.
-    pub fn authority(&self, _server: &LoginServer) -> String {
+    /// The Entra authority the identity's credential goes to: `AZURE_AUTHORITY_HOST` (or
+    /// azure.json's `cloud`), else `ACR_CLOUD`'s, else the public cloud's; never one the
+    /// registry's domain picks.
+    pub fn authority(&self) -> String {
         self.settings.authority_host.clone().unwrap_or_else(|| {
             self.settings
                 .cloud
@@ -158,7 +160,7 @@ impl Broker {
         identity: &Identity,
     ) -> Result<Credential, Error> {
         self.check_cloud(server)?;
-        let authority = self.authority(server);
+        let authority = self.authority();
         let fingerprint = identity.fingerprint(&authority);
         let key = cache::key(&[server.host(), &fingerprint]);
         let now = self.clock.now();
@@ -225,8 +227,9 @@ impl Broker {
                 n += 1;
             }
         }
-        if let (Ok(identity), Ok(login)) = (self.identity(), self.login_server(server)) {
-            let fingerprint = identity.fingerprint(&self.authority(&login));
+        // Only for a login server: logging out of another host leaves the identity alone.
+        if let (Ok(identity), Ok(_)) = (self.identity(), self.login_server(server)) {
+            let fingerprint = identity.fingerprint(&self.authority());
             for scope in [crate::config::ACR_SCOPE, crate::config::ARM_SCOPE] {
                 let path = cache.entra_path(&cache::key(&[&fingerprint, scope]));
                 if crate::files::remove(&path)? {
@@ -276,7 +279,7 @@ impl Broker {
     /// after a role was removed. For `doctor`; the Entra token may still come from the cache.
     pub fn verify(&self, server: &LoginServer, identity: &Identity) -> Result<Credential, Error> {
         self.check_cloud(server)?;
-        let authority = self.authority(server);
+        let authority = self.authority();
         let fingerprint = identity.fingerprint(&authority);
         let key = cache::key(&[server.host(), &fingerprint]);
         self.fetch_locked(server, identity, &authority, &fingerprint, &key, false)
@@ -376,12 +379,7 @@ impl Broker {
         // Its lifetime as issued (from `iat`, else from now) must be sane, and it must not
         // claim to last longer than any token from now on either.
         let issued = claims.iat.unwrap_or(now);
-        let from_now = if expires_at.saturating_sub(now) > MAX_LIFETIME {
-            check_lifetime(expires_at, now).map(|_| ())
-        } else {
-            Ok(())
-        };
-        let lifetime = from_now
+        let lifetime = check_not_beyond_max(expires_at, now)
             .and_then(|()| check_lifetime(expires_at, issued))
             .map_err(|why| Error::Exchange {
                 registry: server.host().to_string(),
@@ -426,7 +424,7 @@ impl Broker {
         let fresh = |e: &EntraEntry| {
             let now = self.clock.now();
             now < e.expires_at.saturating_sub(ENTRA_MARGIN)
-                && e.expires_at.saturating_sub(now) <= MAX_LIFETIME
+                && within_max_lifetime(e.expires_at, now)
         };
         let path = cache.map(|c| c.entra_path(&key));
         let _guard = match (cache, &path) {
@@ -480,13 +478,10 @@ impl Broker {
             })??;
         // It is used at once, so only a lifetime no token has is refused (one that would stay
         // cached for ever); a short one is only not reused (see `fresh`).
-        if token.expires_at.saturating_sub(self.clock.now()) > MAX_LIFETIME {
-            let why = check_lifetime(token.expires_at, self.clock.now()).err();
-            return Err(Error::Entra {
-                source_name: identity.source_name(),
-                detail: format!("the access token it returned {}", why.unwrap_or_default()),
-            });
-        }
+        check_not_beyond_max(token.expires_at, self.clock.now()).map_err(|why| Error::Entra {
+            source_name: identity.source_name(),
+            detail: format!("the access token it returned {why}"),
+        })?;
         if let (Some(c), Some(p)) = (cache, &path) {
             let entry = EntraEntry {
                 v: CACHE_VERSION,
@@ -515,13 +510,13 @@ mod cloud_tests {
         let public = broker(&[]);
         let cn = public.login_server("reg01.azurecr.cn").unwrap();
         let io = public.login_server("reg01.azurecr.io").unwrap();
-        assert_eq!(public.authority(&cn), "https://login.microsoftonline.com");
+        assert_eq!(public.authority(), "https://login.microsoftonline.com");
         let e = public.check_cloud(&cn).unwrap_err().to_string();
         assert!(e.contains("reg01.azurecr.cn is in Azure China but the identity is configured for the Azure public cloud (the default; ACR_CLOUD); set ACR_CLOUD=china"), "{e}");
         assert!(public.check_cloud(&io).is_ok());
 
         let china = broker(&[("ACR_CLOUD", "china")]);
-        assert_eq!(china.authority(&io), "https://login.chinacloudapi.cn");
+        assert_eq!(china.authority(), "https://login.chinacloudapi.cn");
         assert!(china.check_cloud(&cn).is_ok());
         assert!(china.check_cloud(&io).is_err());
 

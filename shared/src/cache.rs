@@ -97,7 +97,7 @@ impl RefreshEntry {
         // An entry that claims more life than any token has (planted, or from a broken clock) is
         // not used.
         now < self.expires_at.saturating_sub(EXPIRY_MARGIN)
-            && self.expires_at.saturating_sub(now) <= crate::token::MAX_LIFETIME
+            && crate::token::within_max_lifetime(self.expires_at, now)
     }
 }
 

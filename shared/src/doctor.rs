@@ -243,7 +243,7 @@ pub fn check(broker: &Broker, checks: Checks) -> Report {
             }
             Ok(server) => {
                 r["login_server"] = json!(server.host());
-                r["authority"] = json!(broker.authority(&server));
+                r["authority"] = json!(broker.authority());
                 match broker.challenge(&server) {
                     Ok(c) => r["challenge"] = json!({"realm": c.realm, "service": c.service}),
                     Err(e) => {

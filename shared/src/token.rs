@@ -41,6 +41,22 @@ pub fn check_lifetime(exp: i64, now: i64) -> Result<i64, String> {
     }
 }
 
+/// Whether a token expiring at `exp` claims no more life from `now` than any token has
+/// ([`MAX_LIFETIME`]); no arithmetic can overflow.
+pub fn within_max_lifetime(exp: i64, now: i64) -> bool {
+    exp.saturating_sub(now) <= MAX_LIFETIME
+}
+
+/// [`within_max_lifetime`] as a check: the error completes "the token ...", like
+/// [`check_lifetime`]'s.
+pub fn check_not_beyond_max(exp: i64, now: i64) -> Result<(), String> {
+    if within_max_lifetime(exp, now) {
+        Ok(())
+    } else {
+        check_lifetime(exp, now).map(|_| ())
+    }
+}
+
 /// Decodes the payload of a compact JWT. Returns `None` for anything that is not three
 /// base64url parts with a JSON object in the middle, or that is implausibly large.
 pub fn read_claims(jwt: &str) -> Option<Claims> {
