@@ -7,7 +7,7 @@ use common::*;
 
 #[test]
 fn a_working_setup_is_explained_and_exits_zero() {
-    let (w, p) = world_with_secret_principal();
+    let (w, p) = sandbox_with_secret_principal();
     answer(&get(&w, &w.registry2));
     let o = w.run(&["doctor", &w.registry], "");
     let out = stdout(&o);
@@ -49,7 +49,7 @@ fn a_working_setup_is_explained_and_exits_zero() {
 #[test]
 fn each_broken_setup_says_what_is_wrong_and_exits_one() {
     // No identity at all: every source is listed with what it lacked.
-    let w = world();
+    let w = sandbox();
     let o = w.run(&["doctor"], "");
     assert_eq!(o.status.code(), Some(1));
     let out = stdout(&o);
@@ -63,7 +63,7 @@ fn each_broken_setup_says_what_is_wrong_and_exits_one() {
     );
 
     // An identity without a role on the registry.
-    let mut w = world();
+    let mut w = sandbox();
     let p = w.emu.add_secret_principal(
         TENANT,
         "66666666-6666-6666-6666-666666666666",
@@ -117,7 +117,7 @@ fn each_broken_setup_says_what_is_wrong_and_exits_one() {
 
 #[test]
 fn a_role_removed_since_the_token_was_cached_shows() {
-    let (w, p) = world_with_secret_principal();
+    let (w, p) = sandbox_with_secret_principal();
     // A pull caches a token; then the role assignment is deleted.
     answer(&get(&w, &w.registry));
     let exchanges = w.emu.counters().exchange();
@@ -152,7 +152,7 @@ fn a_role_removed_since_the_token_was_cached_shows() {
 
 #[test]
 fn proxy_credentials_are_never_printed() {
-    let (mut w, _) = world_with_secret_principal();
+    let (mut w, _) = sandbox_with_secret_principal();
     // NO_PROXY covers the emulator on loopback, so the checks still run; the proxies' user info
     // must not reach the report in either form.
     for (k, v) in [

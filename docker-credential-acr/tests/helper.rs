@@ -12,7 +12,7 @@ const ACR_USER: &str = "00000000-0000-0000-0000-000000000000";
 
 #[test]
 fn secret_principal_gets_a_refresh_token_for_the_registry() {
-    let (w, p) = world_with_secret_principal();
+    let (w, p) = sandbox_with_secret_principal();
     let o = get(&w, &w.registry);
     let a = answer(&o);
     assert_eq!(a["ServerURL"], w.registry.as_str());
@@ -32,7 +32,7 @@ fn secret_principal_gets_a_refresh_token_for_the_registry() {
 
 #[test]
 fn cache_hit_makes_no_request_whatever_form_the_client_sends() {
-    let (w, _) = world_with_secret_principal();
+    let (w, _) = sandbox_with_secret_principal();
     let first = answer(&get(&w, &w.registry));
     let before = w.emu.counters().total();
     for form in [
@@ -67,7 +67,7 @@ fn cache_hit_makes_no_request_whatever_form_the_client_sends() {
 
 #[test]
 fn second_registry_of_the_same_identity_costs_one_exchange_and_no_entra_call() {
-    let (w, _) = world_with_secret_principal();
+    let (w, _) = sandbox_with_secret_principal();
     answer(&get(&w, &w.registry));
     let a = answer(&get(&w, &w.registry2));
     assert_eq!(
@@ -82,7 +82,7 @@ fn second_registry_of_the_same_identity_costs_one_exchange_and_no_entra_call() {
 
 #[test]
 fn thirty_two_concurrent_cold_processes_make_one_entra_request_and_one_exchange() {
-    let (w, _) = world_with_secret_principal();
+    let (w, _) = sandbox_with_secret_principal();
     w.emu.set_fault(acr_tests::emulator::Fault::once(
         acr_tests::emulator::EndpointKind::Entra,
         acr_tests::emulator::FaultAction::Latency(Duration::from_millis(300)),
@@ -104,7 +104,7 @@ fn thirty_two_concurrent_cold_processes_make_one_entra_request_and_one_exchange(
 
 #[test]
 fn certificate_principal() {
-    let mut w = world();
+    let mut w = sandbox();
     let (p, pair) = w
         .emu
         .add_certificate_principal(TENANT, "22222222-2222-2222-2222-222222222222")
@@ -125,7 +125,7 @@ fn certificate_principal() {
 
 #[test]
 fn certificate_file_without_key_is_a_clear_error() {
-    let mut w = world();
+    let mut w = sandbox();
     let (p, pair) = w
         .emu
         .add_certificate_principal(TENANT, "22222222-2222-2222-2222-222222222223")
@@ -147,7 +147,7 @@ fn certificate_file_without_key_is_a_clear_error() {
 
 #[test]
 fn workload_identity() {
-    let mut w = world();
+    let mut w = sandbox();
     let issuer = "https://oidc.prod-aks.azure.com/cluster-1/";
     let subject = "system:serviceaccount:default:builder";
     let p = w.emu.add_federated_principal(
@@ -184,7 +184,7 @@ fn workload_identity() {
 
 #[test]
 fn managed_identity_through_the_app_service_endpoint_system_and_user_assigned() {
-    let mut w = world();
+    let mut w = sandbox();
     let system = w.emu.add_managed_identity(None);
     let user = w
         .emu
@@ -210,7 +210,7 @@ fn managed_identity_through_the_app_service_endpoint_system_and_user_assigned() 
 
 #[test]
 fn azure_cli_login() {
-    let mut w = world();
+    let mut w = sandbox();
     let p = w.emu.add_secret_principal(
         TENANT,
         "55555555-5555-5555-5555-555555555555",
@@ -223,26 +223,25 @@ fn azure_cli_login() {
         Duration::from_secs(3600),
     );
     let bin = w.path("bin");
-    std::fs::create_dir_all(&bin).unwrap();
     let args_file = w.path("az-args");
     let expires = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
-        .as_secs()
-        + 3600;
-    let script = format!(
-        "#!/bin/sh\necho \"$@\" > '{}'\ncat <<'EOF'\n{{\"accessToken\":\"{token}\",\"expiresOn\":\"2099-01-01 00:00:00.000000\",\"expires_on\":{expires},\"subscription\":\"sub\",\"tenant\":\"{TENANT}\",\"tokenType\":\"Bearer\"}}\nEOF\n",
-        args_file.display()
-    );
-    std::fs::write(bin.join("az"), script).unwrap();
-    std::fs::set_permissions(bin.join("az"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        .as_secs();
+    acr_tests::az::install(
+        &bin,
+        &args_file,
+        &token,
+        i64::try_from(expires).unwrap() + 3600,
+    )
+    .unwrap();
     w.set("PATH", &format!("{}:/usr/bin:/bin", bin.display()));
     let a = answer(&get(&w, &w.registry));
     assert_eq!(
         claims(a["Secret"].as_str().unwrap())["sub"],
         p.object_id.as_str()
     );
-    let args = std::fs::read_to_string(&args_file).unwrap();
+    let args = acr_tests::az::calls(&args_file).join("\n");
     assert!(args.contains("account get-access-token"), "{args}");
     assert!(
         args.contains("https://containerregistry.azure.net/.default"),
@@ -269,13 +268,8 @@ fn azure_cli_login() {
         std::fs::create_dir_all(w.path(".azure")).unwrap();
         std::fs::write(w.path(".azure/azureProfile.json"), bytes).unwrap();
     };
-    let az_calls = || -> usize { std::fs::read_to_string(&args_file).unwrap().lines().count() };
+    let az_calls = || acr_tests::az::calls(&args_file).len();
     std::fs::remove_file(&args_file).unwrap();
-    std::fs::write(&args_file, "").unwrap();
-    let script = std::fs::read_to_string(bin.join("az"))
-        .unwrap()
-        .replace("echo \"$@\" >", "echo \"$@\" >>");
-    std::fs::write(bin.join("az"), script).unwrap();
     profile("alice@contoso.com");
     answer(&get(&w, &w.registry));
     assert_eq!(az_calls(), 1, "a new account asks the CLI");
@@ -295,7 +289,7 @@ fn azure_cli_login() {
 
 #[test]
 fn identity_without_a_role_gets_an_error_naming_the_role() {
-    let mut w = world();
+    let mut w = sandbox();
     let p = w.emu.add_secret_principal(
         TENANT,
         "66666666-6666-6666-6666-666666666666",
@@ -323,7 +317,7 @@ fn identity_without_a_role_gets_an_error_naming_the_role() {
 
 #[test]
 fn entra_refusal_is_one_line_naming_the_source_without_the_secret() {
-    let (mut w, _) = world_with_secret_principal();
+    let (mut w, _) = sandbox_with_secret_principal();
     w.set("AZURE_CLIENT_SECRET", "wrong-secret-value");
     w.set("ACR_LOG", "trace");
     let o = get(&w, &w.registry);
@@ -338,7 +332,7 @@ fn entra_refusal_is_one_line_naming_the_source_without_the_secret() {
 
 #[test]
 fn hosts_that_are_not_acr_answer_not_found_with_no_request() {
-    let (w, _) = world_with_secret_principal();
+    let (w, _) = sandbox_with_secret_principal();
     for host in [
         "docker.io",
         "https://index.docker.io/v1/",
@@ -363,7 +357,7 @@ fn hosts_that_are_not_acr_answer_not_found_with_no_request() {
 
 #[test]
 fn no_identity_lists_what_each_source_lacked() {
-    let w = world();
+    let w = sandbox();
     let o = get(&w, &w.registry);
     assert_eq!(o.status.code(), Some(1));
     let out = stdout(&o);
@@ -374,7 +368,7 @@ fn no_identity_lists_what_each_source_lacked() {
 
 #[test]
 fn store_get_list_erase_round_trip() {
-    let (w, _) = world_with_secret_principal();
+    let (w, _) = sandbox_with_secret_principal();
     let o = w.run(&["store"], r#"{"ServerURL":"https://myregistry.azurecr.io","Username":"admin","Secret":"admin-password-1"}"#);
     assert!(o.status.success(), "{}", stdout(&o));
     assert_eq!(stdout(&o), "");
@@ -434,7 +428,7 @@ fn store_get_list_erase_round_trip() {
 
 #[test]
 fn store_refuses_bad_input_with_the_reference_messages_and_changes_nothing() {
-    let (w, _) = world_with_secret_principal();
+    let (w, _) = sandbox_with_secret_principal();
     assert!(
         w.run(
             &["store"],
@@ -474,7 +468,7 @@ fn store_refuses_bad_input_with_the_reference_messages_and_changes_nothing() {
 
 #[test]
 fn bad_invocations_fail_clearly_and_change_nothing() {
-    let (w, _) = world_with_secret_principal();
+    let (w, _) = sandbox_with_secret_principal();
     answer(&get(&w, &w.registry));
     let before = w.snapshot();
     for (args, stdin, needle) in [
@@ -494,7 +488,7 @@ fn bad_invocations_fail_clearly_and_change_nothing() {
 
 #[test]
 fn version_answers() {
-    let w = world();
+    let w = sandbox();
     for arg in ["version", "--version", "-v"] {
         let o = w.run(&[arg], "");
         assert!(o.status.success());
@@ -507,7 +501,7 @@ fn version_answers() {
 
 #[test]
 fn configure_docker_adds_helpers_and_keeps_everything_else() {
-    let mut w = world();
+    let mut w = sandbox();
     let docker = w.path("docker");
     std::fs::create_dir_all(&docker).unwrap();
     let config = docker.join("config.json");
@@ -554,7 +548,7 @@ fn configure_docker_adds_helpers_and_keeps_everything_else() {
 
 #[test]
 fn secrets_never_reach_stderr_even_at_trace_level() {
-    let (mut w, _) = world_with_secret_principal();
+    let (mut w, _) = sandbox_with_secret_principal();
     w.set("ACR_LOG", "trace");
     let o = get(&w, &w.registry);
     let token = answer(&o)["Secret"].as_str().unwrap().to_string();
@@ -627,7 +621,7 @@ fn start_connect_proxy() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>)
 
 #[test]
 fn https_proxy_is_used_for_entra_and_the_registry_unless_no_proxy_says_otherwise() {
-    let (mut w, _) = world_with_secret_principal();
+    let (mut w, _) = sandbox_with_secret_principal();
     let (port, seen) = start_connect_proxy();
     w.set("HTTPS_PROXY", &format!("http://127.0.0.1:{port}"));
     answer(&get(&w, &w.registry));
@@ -653,7 +647,7 @@ fn https_proxy_is_used_for_entra_and_the_registry_unless_no_proxy_says_otherwise
 
 #[test]
 fn completions_are_valid_shell_and_know_every_command() {
-    let w = world();
+    let w = sandbox();
     let o = w.run(&["completions", "bash"], "");
     assert!(o.status.success());
     let script = stdout(&o);

@@ -10,13 +10,10 @@ use common::*;
 
 #[test]
 fn managed_identity_through_imds_system_and_user_assigned() {
-    if !acr_tests::sandbox::in_private_netns(
-        "managed_identity_through_imds_system_and_user_assigned",
-        &["169.254.169.254/32"],
-    ) {
+    if !acr_tests::sandbox::in_private_netns(&["169.254.169.254/32"]) {
         return;
     }
-    let mut w = world();
+    let mut w = sandbox();
     w.emu
         .serve_imds_http("169.254.169.254:80".parse().unwrap())
         .unwrap();
@@ -88,13 +85,10 @@ fn start_hostile_proxy() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>)
 
 #[test]
 fn identity_endpoints_on_this_machine_never_go_through_a_proxy() {
-    if !acr_tests::sandbox::in_private_netns(
-        "identity_endpoints_on_this_machine_never_go_through_a_proxy",
-        &["169.254.169.254/32"],
-    ) {
+    if !acr_tests::sandbox::in_private_netns(&["169.254.169.254/32"]) {
         return;
     }
-    let mut w = world();
+    let mut w = sandbox();
     w.emu
         .serve_imds_http("169.254.169.254:80".parse().unwrap())
         .unwrap();
@@ -139,13 +133,10 @@ fn identity_endpoints_on_this_machine_never_go_through_a_proxy() {
 fn the_chosen_managed_identity_endpoint_is_the_one_asked() {
     // ACR_IDENTITY=imds with App Service and legacy MSI variables also set: IMDS is asked (the
     // cache key says IMDS), not the endpoint the process environment would make a library pick.
-    if !acr_tests::sandbox::in_private_netns(
-        "the_chosen_managed_identity_endpoint_is_the_one_asked",
-        &["169.254.169.254/32"],
-    ) {
+    if !acr_tests::sandbox::in_private_netns(&["169.254.169.254/32"]) {
         return;
     }
-    let mut w = world();
+    let mut w = sandbox();
     w.emu
         .serve_imds_http("169.254.169.254:80".parse().unwrap())
         .unwrap();

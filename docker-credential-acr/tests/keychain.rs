@@ -34,7 +34,7 @@ fn credentials_file(w: &Sandbox) -> std::path::PathBuf {
 #[test]
 fn store_get_list_erase_go_through_the_secret_service() {
     let ss = SecretService::start();
-    let mut w = world();
+    let mut w = sandbox();
     with_keychain(&mut w, &ss);
     for (host, secret) in [(HOST, "keychain-pw-1"), (OTHER, "keychain-pw-2")] {
         let o = w.run(&["store"], &credentials(host, secret));
@@ -79,7 +79,7 @@ fn store_get_list_erase_go_through_the_secret_service() {
 #[test]
 fn storing_again_with_the_file_backend_moves_the_secret_out_of_the_keychain() {
     let ss = SecretService::start();
-    let mut w = world();
+    let mut w = sandbox();
     with_keychain(&mut w, &ss);
     assert!(
         w.run(&["store"], &credentials(OTHER, "first-pw"))
@@ -107,7 +107,7 @@ fn storing_again_with_the_file_backend_moves_the_secret_out_of_the_keychain() {
 #[test]
 fn an_item_removed_with_the_keychains_own_tools_counts_as_not_stored() {
     let ss = SecretService::start();
-    let mut w = world();
+    let mut w = sandbox();
     with_keychain(&mut w, &ss);
     assert!(
         w.run(&["store"], &credentials(OTHER, "gone-pw"))
@@ -127,7 +127,7 @@ fn an_item_removed_with_the_keychains_own_tools_counts_as_not_stored() {
 #[test]
 fn without_a_keychain_auto_keeps_the_secret_in_a_private_file() {
     // The sandbox's session bus address names a socket nobody listens on.
-    let w = world();
+    let w = sandbox();
     let o = w.run(&["store"], &credentials(OTHER, "file-pw"));
     assert!(o.status.success(), "store: {o:?}");
     assert!(
@@ -146,7 +146,7 @@ fn without_a_keychain_auto_keeps_the_secret_in_a_private_file() {
 
 #[test]
 fn keychain_mode_without_a_keychain_fails_and_writes_nothing() {
-    let mut w = world();
+    let mut w = sandbox();
     w.set("ACR_CREDENTIAL_STORE", "keychain");
     let before = w.snapshot();
     let o = w.run(&["store"], &credentials(OTHER, "unkept-pw"));
@@ -166,7 +166,7 @@ fn keychain_mode_without_a_keychain_fails_and_writes_nothing() {
 
 #[test]
 fn a_bad_backend_name_is_refused() {
-    let mut w = world();
+    let mut w = sandbox();
     w.set("ACR_CREDENTIAL_STORE", "vault");
     let o = w.run(&["store"], &credentials(OTHER, "pw"));
     assert_eq!(o.status.code(), Some(1));
@@ -180,7 +180,7 @@ fn a_bad_backend_name_is_refused() {
 /// from the file must never open a connection, whatever the backend.
 #[test]
 fn gets_served_from_the_cache_or_the_file_never_reach_the_session_bus() {
-    let (mut w, _) = world_with_secret_principal();
+    let (mut w, _) = sandbox_with_secret_principal();
     let socket = w.path("spy-bus");
     let spy = UnixListener::bind(&socket).unwrap();
     spy.set_nonblocking(true).unwrap();
@@ -211,7 +211,7 @@ fn gets_served_from_the_cache_or_the_file_never_reach_the_session_bus() {
 #[test]
 fn doctor_says_where_each_secret_is_and_whether_the_keychain_still_holds_it() {
     let ss = SecretService::start();
-    let (mut w, _) = world_with_secret_principal();
+    let (mut w, _) = sandbox_with_secret_principal();
     with_keychain(&mut w, &ss);
     let registry = w.registry.clone();
     assert!(
@@ -279,7 +279,7 @@ fn doctor_says_where_each_secret_is_and_whether_the_keychain_still_holds_it() {
 #[test]
 fn a_locked_keychain_is_a_one_line_error_not_a_hang() {
     let ss = SecretService::start();
-    let mut w = world();
+    let mut w = sandbox();
     with_keychain(&mut w, &ss);
     assert!(
         w.run(&["store"], &credentials(OTHER, "locked-pw"))

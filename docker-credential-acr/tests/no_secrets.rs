@@ -11,7 +11,7 @@ use common::*;
 
 #[test]
 fn no_secret_reaches_stderr_in_any_scenario_at_trace_level() {
-    let (mut w, _) = world_with_secret_principal();
+    let (mut w, _) = sandbox_with_secret_principal();
     w.set("ACR_LOG", "trace");
     // Success, cache hit, second registry.
     answer(&get(&w, &w.registry));

@@ -30,7 +30,7 @@ fn reg_entry(dir: &std::path::Path) -> std::path::PathBuf {
 
 #[test]
 fn a_symlink_planted_as_the_cache_folder_is_not_followed() {
-    let (w, _) = world_with_secret_principal();
+    let (w, _) = sandbox_with_secret_principal();
     let elsewhere = w.path("attacker");
     std::fs::create_dir_all(&elsewhere).unwrap();
     std::fs::create_dir_all(w.cache_dir().parent().unwrap()).unwrap();
@@ -46,7 +46,7 @@ fn a_symlink_planted_as_the_cache_folder_is_not_followed() {
 
 #[test]
 fn a_symlink_planted_at_an_entry_is_not_followed_and_its_target_is_untouched() {
-    let (w, _) = world_with_secret_principal();
+    let (w, _) = sandbox_with_secret_principal();
     let first = answer(&get(&w, &w.registry));
     let entry = reg_entry(&w.cache_dir());
     let victim = w.path("victim.json");
@@ -72,7 +72,7 @@ fn a_symlink_planted_at_an_entry_is_not_followed_and_its_target_is_untouched() {
 fn a_symlink_to_a_valid_entry_is_a_miss() {
     // The link's target is a whole, fresh entry for this very key: only the refusal to follow
     // a link at an entry (O_NOFOLLOW, with the platform's own value) makes it a miss.
-    let (w, _) = world_with_secret_principal();
+    let (w, _) = sandbox_with_secret_principal();
     let first = answer(&get(&w, &w.registry));
     let entry = reg_entry(&w.cache_dir());
     let elsewhere = w.path("elsewhere.json");
@@ -89,7 +89,7 @@ fn a_symlink_to_a_valid_entry_is_a_miss() {
 
 #[test]
 fn a_cache_folder_owned_by_another_user_is_refused() {
-    let (w, _) = world_with_secret_principal();
+    let (w, _) = sandbox_with_secret_principal();
     let dir = w.cache_dir();
     std::fs::create_dir_all(&dir).unwrap();
     // As root (CI), hand the folder to `nobody`.
@@ -106,7 +106,7 @@ fn a_cache_folder_owned_by_another_user_is_refused() {
 
 #[test]
 fn modes_are_private_whatever_the_umask() {
-    let (w, _) = world_with_secret_principal();
+    let (w, _) = sandbox_with_secret_principal();
     let out = get_under_umask(&w, "000");
     assert!(out.status.success(), "{}", stdout(&out));
     let dir = w.cache_dir();
@@ -152,7 +152,7 @@ fn get_under_umask(w: &acr_tests::sandbox::Sandbox, umask: &str) -> std::process
 
 #[test]
 fn an_existing_world_writable_cache_folder_keeps_its_mode_and_is_refused() {
-    let (w, _) = world_with_secret_principal();
+    let (w, _) = sandbox_with_secret_principal();
     let dir = w.cache_dir();
     std::fs::create_dir_all(&dir).unwrap();
     // A shared folder such as /tmp: everybody may create files in it.
@@ -185,7 +185,7 @@ fn an_existing_world_writable_cache_folder_keeps_its_mode_and_is_refused() {
 
 #[test]
 fn an_existing_0755_cache_folder_keeps_its_mode_and_its_files_are_private() {
-    let (w, _) = world_with_secret_principal();
+    let (w, _) = sandbox_with_secret_principal();
     let dir = w.cache_dir();
     std::fs::create_dir_all(&dir).unwrap();
     // Like /var/lib/kubelet: made by someone else, readable by all, writable by its owner.
@@ -206,7 +206,7 @@ fn an_existing_0755_cache_folder_keeps_its_mode_and_its_files_are_private() {
 
 #[test]
 fn missing_parents_get_the_umask_mode_and_only_the_cache_folder_is_private() {
-    let (mut w, _) = world_with_secret_principal();
+    let (mut w, _) = sandbox_with_secret_principal();
     for (umask, parents) in [("022", 0o755), ("027", 0o750)] {
         let top = w.path(&format!("umask-{umask}"));
         let dir = top.join("parent/cache");
@@ -224,7 +224,7 @@ fn missing_parents_get_the_umask_mode_and_only_the_cache_folder_is_private() {
 
 #[test]
 fn garbage_truncated_empty_and_other_version_entries_are_replaced() {
-    let (w, _) = world_with_secret_principal();
+    let (w, _) = sandbox_with_secret_principal();
     answer(&get(&w, &w.registry));
     let entry = reg_entry(&w.cache_dir());
     let good = std::fs::read(&entry).unwrap();
@@ -255,7 +255,7 @@ fn garbage_truncated_empty_and_other_version_entries_are_replaced() {
 
 #[test]
 fn an_unusable_cache_location_degrades_to_no_caching() {
-    let (mut w, _) = world_with_secret_principal();
+    let (mut w, _) = sandbox_with_secret_principal();
     // A file where the cache folder's parent should be: the folder cannot be made.
     std::fs::write(w.path("not-a-folder"), b"").unwrap();
     w.set(
@@ -275,10 +275,7 @@ fn an_unusable_cache_location_degrades_to_no_caching() {
 
 #[test]
 fn read_only_and_full_cache_filesystems_degrade_to_no_caching() {
-    if !acr_tests::sandbox::in_private_netns(
-        "read_only_and_full_cache_filesystems_degrade_to_no_caching",
-        &[],
-    ) {
+    if !acr_tests::sandbox::in_private_netns(&[]) {
         return;
     }
     let mount = |args: &[&str]| {
@@ -289,7 +286,7 @@ fn read_only_and_full_cache_filesystems_degrade_to_no_caching() {
         assert!(s.success(), "mount {args:?}");
     };
     // Read-only: a cache folder that exists (with an old entry) on a read-only bind mount.
-    let (w, _) = world_with_secret_principal();
+    let (w, _) = sandbox_with_secret_principal();
     answer(&get(&w, &w.registry));
     let dir = w.cache_dir();
     for p in entries(&dir) {
@@ -310,7 +307,7 @@ fn read_only_and_full_cache_filesystems_degrade_to_no_caching() {
     assert_eq!(w.emu.counters().exchange(), 2);
 
     // Full: a tiny tmpfs filled to the brim.
-    let (mut w, _) = world_with_secret_principal();
+    let (mut w, _) = sandbox_with_secret_principal();
     let full = w.path("full");
     std::fs::create_dir_all(&full).unwrap();
     mount(&[
@@ -330,7 +327,7 @@ fn read_only_and_full_cache_filesystems_degrade_to_no_caching() {
 
 #[test]
 fn a_lock_holder_killed_mid_fetch_does_not_block_the_others() {
-    let (w, _) = world_with_secret_principal();
+    let (w, _) = sandbox_with_secret_principal();
     // The first fetch hangs at Entra for 20 s while holding the cache lock.
     w.emu.set_fault(Fault::once(
         EndpointKind::Entra,
@@ -358,7 +355,7 @@ fn a_lock_holder_killed_mid_fetch_does_not_block_the_others() {
 
 #[test]
 fn hostile_hosts_make_no_request_and_touch_no_listener() {
-    let (w, _) = world_with_secret_principal();
+    let (w, _) = sandbox_with_secret_principal();
     let trap = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = trap.local_addr().unwrap().port();
     trap.set_nonblocking(true).unwrap();
@@ -401,7 +398,7 @@ fn hostile_hosts_make_no_request_and_touch_no_listener() {
 
 #[test]
 fn processes_killed_at_any_moment_never_leave_a_torn_entry() {
-    let (w, _) = world_with_secret_principal();
+    let (w, _) = sandbox_with_secret_principal();
     // Kill 24 cold fetches at staggered moments across their life (before, during and after the
     // exchange and the write); erase between rounds so each one fetches and writes. Count the
     // rounds whose kill came before the exchange, and those that left a whole entry: the test
@@ -487,7 +484,7 @@ impl ProjectedToken {
 
 #[test]
 fn a_rotated_projected_token_of_another_subject_is_not_served_from_the_cache() {
-    let mut w = world();
+    let mut w = sandbox();
     let issuer = "https://oidc.prod-aks.azure.com/cluster-1/";
     let trusted = "system:serviceaccount:team-a:puller";
     let other = "system:serviceaccount:team-b:intruder";

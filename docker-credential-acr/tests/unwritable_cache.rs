@@ -39,7 +39,7 @@ fn as_nobody(
 
 #[test]
 fn a_cache_folder_the_user_cannot_write_still_answers() {
-    let (w, _) = world_with_secret_principal();
+    let (w, _) = sandbox_with_secret_principal();
     // A world-readable place for what the unprivileged user must read (the sandbox's own HOME is
     // private to root): the emulator's CA, and an existing cache folder it owns but cannot write.
     let dir = tempfile::Builder::new()

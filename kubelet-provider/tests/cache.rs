@@ -76,7 +76,7 @@ fn entra_entry(expires_at: i64) -> Vec<u8> {
 
 #[test]
 fn a_cold_run_removes_expired_entries_and_stale_locks_and_keeps_the_rest() {
-    let (w, _) = world_with_node_principal();
+    let (w, _) = sandbox_with_node_principal();
     let dir: PathBuf = w.cache_dir();
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();

@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-/// Runs `args` and checks the run printed no secret on stdout (`World::run` checks stderr).
-fn doctor(w: &World, args: &[&str]) -> Output {
+/// Runs `args` and checks the run printed no secret on stdout (`Sandbox::run` checks stderr).
+fn doctor(w: &Sandbox, args: &[&str]) -> Output {
     let o = w.run(args, "");
     assert_no_secret(&w.emu, &o.stdout, &format!("stdout of --doctor {args:?}"));
     assert!(!stdout(&o).contains(NODE_SECRET), "{}", stdout(&o));
@@ -38,7 +38,7 @@ fn line<'a>(out: &'a str, prefix: &str) -> &'a str {
 
 #[test]
 fn a_working_node_is_explained_and_its_token_is_the_one_a_request_gets() {
-    let (w, node) = world_with_node_principal();
+    let (w, node) = sandbox_with_node_principal();
     let image = format!("{}/team/app:1.0", w.registry);
     let azure_json = w.azure_json();
     let o = doctor(&w, &[&azure_json, &format!("--doctor={image}")]);
@@ -144,7 +144,7 @@ fn a_working_node_is_explained_and_its_token_is_the_one_a_request_gets() {
 
 #[test]
 fn mirrors_and_cache_dir_are_honoured_as_a_request_would() {
-    let (w, _) = world_with_node_principal();
+    let (w, _) = sandbox_with_node_principal();
     let azure_json = w.azure_json();
     let other = w.path("other-cache");
     let mirror = format!("--registry-mirror=mcr.microsoft.com:{}", w.registry);
@@ -223,7 +223,7 @@ fn mirrors_and_cache_dir_are_honoured_as_a_request_would() {
 
 #[test]
 fn a_broken_azure_json_is_named_and_never_quoted() {
-    let (w, _) = world_with_node_principal();
+    let (w, _) = sandbox_with_node_principal();
     let image = format!("--doctor={}/app:1", w.registry);
 
     // Missing file.
@@ -288,7 +288,7 @@ fn a_broken_azure_json_is_named_and_never_quoted() {
 
 #[test]
 fn an_identity_without_acrpull_is_refused_and_says_which_role() {
-    let w = world();
+    let w = sandbox();
     let client = "66666666-6666-6666-6666-666666666666";
     let secret = "no-role-node-secret-2";
     w.emu.add_secret_principal(TENANT, client, secret);
@@ -339,7 +339,7 @@ fn an_identity_without_acrpull_is_refused_and_says_which_role() {
 
 #[test]
 fn unreachable_and_non_acr_registries_fail() {
-    let (mut w, _) = world_with_node_principal();
+    let (mut w, _) = sandbox_with_node_principal();
     let azure_json = w.azure_json();
 
     // A registry that does not answer.
@@ -384,7 +384,7 @@ fn unreachable_and_non_acr_registries_fail() {
 
 #[test]
 fn an_unusable_cache_folder_fails_with_the_reason() {
-    let (w, _) = world_with_node_principal();
+    let (w, _) = sandbox_with_node_principal();
     // A file where the cache folder should be.
     let in_the_way = w.path("not-a-folder");
     std::fs::write(&in_the_way, "").unwrap();
@@ -413,7 +413,7 @@ fn an_unusable_cache_folder_fails_with_the_reason() {
 #[test]
 fn without_azure_json_the_environment_chain_is_explained() {
     // No identity anywhere: every source and what it lacked.
-    let w = world();
+    let w = sandbox();
     let out = failed(&doctor(&w, &["--doctor"]));
     assert_eq!(
         line(&out, "azure.json: "),
@@ -461,7 +461,7 @@ fn without_azure_json_the_environment_chain_is_explained() {
 
 #[test]
 fn doctor_reads_no_stdin_and_the_flags_have_one_shape() {
-    let (w, _) = world_with_node_principal();
+    let (w, _) = sandbox_with_node_principal();
     let azure_json = w.azure_json();
     // stdin stays open and empty: a doctor that read it would never finish.
     let mut child = acr_tests::sandbox::spawn(&w.bin, &w.env, &["--doctor", &azure_json]);

@@ -11,13 +11,10 @@ use serde_json::json;
 
 #[test]
 fn azure_json_managed_identity_system_and_user_assigned() {
-    if !acr_tests::sandbox::in_private_netns(
-        "azure_json_managed_identity_system_and_user_assigned",
-        &["169.254.169.254/32"],
-    ) {
+    if !acr_tests::sandbox::in_private_netns(&["169.254.169.254/32"]) {
         return;
     }
-    let w = world();
+    let w = sandbox();
     w.emu
         .serve_imds_http("169.254.169.254:80".parse().unwrap())
         .unwrap();

@@ -218,7 +218,7 @@ fn shipped_configs_name_the_provider_and_use_flags_it_accepts() {
         assert_eq!(args[0], "/etc/kubernetes/azure.json", "{file}");
         // The provider takes these args (azure.json replaced by a test file); a non-ACR image
         // needs no identity, so this runs offline.
-        let (w, _) = world_with_node_principal();
+        let (w, _) = sandbox_with_node_principal();
         let mut run_args: Vec<String> = args[1..].to_vec();
         run_args.push(w.azure_json());
         let run_args: Vec<&str> = run_args.iter().map(String::as_str).collect();

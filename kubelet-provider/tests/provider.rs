@@ -70,7 +70,7 @@ fn check_response(r: &Value, version: &str, keys: &[&str], login_server: &str) -
 
 #[test]
 fn azure_json_service_principal_answers_every_api_version() {
-    let (w, node) = world_with_node_principal();
+    let (w, node) = sandbox_with_node_principal();
     let image = format!("{}/team/app:1.0", w.registry);
     let mut passwords = Vec::new();
     for version in [V1, V1BETA1, V1ALPHA1] {
@@ -105,7 +105,7 @@ fn azure_json_service_principal_answers_every_api_version() {
 
 #[test]
 fn cache_hit_makes_no_request_and_the_duration_counts_down() {
-    let (w, _) = world_with_node_principal();
+    let (w, _) = sandbox_with_node_principal();
     let image = format!("{}/app@sha256:{}", w.registry, "a".repeat(64));
     let first = response(&w.run(&[&w.azure_json()], &request(V1, &image)));
     w.emu.reset_counters();
@@ -133,7 +133,7 @@ fn cache_hit_makes_no_request_and_the_duration_counts_down() {
 
 #[test]
 fn sixteen_concurrent_cold_processes_make_one_entra_request_and_one_exchange() {
-    let (w, _) = world_with_node_principal();
+    let (w, _) = sandbox_with_node_principal();
     let doc = request(V1, &format!("{}/app:1", w.registry));
     let azure_json = w.azure_json();
     let children: Vec<_> = (0..16).map(|_| w.spawn(&[&azure_json], &doc)).collect();
@@ -153,7 +153,7 @@ fn sixteen_concurrent_cold_processes_make_one_entra_request_and_one_exchange() {
 
 #[test]
 fn per_pod_identities_get_their_own_tokens_and_roles() {
-    let (w, node) = world_with_node_principal();
+    let (w, node) = sandbox_with_node_principal();
     // shop/web pulls as app A, with AcrPull on the registry.
     let (a, token_a) = w.pod_identity("aaaaaaaa-0000-4000-8000-00000000000a", "shop", "web");
     w.emu.grant(&a.client_id, &w.registry, Role::AcrPull);
@@ -234,7 +234,7 @@ fn per_pod_identities_get_their_own_tokens_and_roles() {
 
 #[test]
 fn a_service_account_cannot_borrow_an_identity_another_one_cached() {
-    let (w, _) = world_with_node_principal();
+    let (w, _) = sandbox_with_node_principal();
     let (a, token_a) = w.pod_identity("aaaaaaaa-0000-4000-8000-00000000000a", "shop", "web");
     w.emu.grant(&a.client_id, &w.registry, Role::AcrPull);
     let image = format!("{}/shop/web:2", w.registry);
@@ -259,7 +259,7 @@ fn a_service_account_cannot_borrow_an_identity_another_one_cached() {
 
 #[test]
 fn token_without_annotation_fails_unless_falling_back_to_the_node() {
-    let (w, node) = world_with_node_principal();
+    let (w, node) = sandbox_with_node_principal();
     let token = w.token("shop", "web");
     let image = format!("{}/shop/web:2", w.registry);
     let err = failure(&w.run(&[&w.azure_json()], &pod_request(&image, &token, &[])));
@@ -283,7 +283,7 @@ fn token_without_annotation_fails_unless_falling_back_to_the_node() {
 
 #[test]
 fn registry_mirror_keys_the_source_and_uses_the_destination() {
-    let (w, node) = world_with_node_principal();
+    let (w, node) = sandbox_with_node_principal();
     let mirror = format!("mirror.example:5000:{}", w.registry);
     let out = w.run(
         &["--registry-mirror", &mirror, &w.azure_json()],
@@ -323,7 +323,7 @@ fn registry_mirror_keys_the_source_and_uses_the_destination() {
 
 #[test]
 fn environment_identity_without_azure_json() {
-    let mut w = world();
+    let mut w = sandbox();
     let p = w.emu.add_secret_principal(
         TENANT,
         "22222222-2222-2222-2222-222222222222",
@@ -354,7 +354,7 @@ fn environment_identity_without_azure_json() {
 #[test]
 fn non_acr_images_get_an_empty_answer_without_any_request() {
     // No identity at all: nothing is needed to say "no credentials".
-    let w = world();
+    let w = sandbox();
     for image in [
         "nginx",
         "library/nginx:1.27",
@@ -384,7 +384,7 @@ fn non_acr_images_get_an_empty_answer_without_any_request() {
 
 #[test]
 fn bad_input_exits_1_with_one_line_and_nothing_on_stdout() {
-    let (w, _) = world_with_node_principal();
+    let (w, _) = sandbox_with_node_principal();
     let image = format!("{}/app:1", w.registry);
     let cases: Vec<(String, &str)> = vec![
         ("".into(), "not valid JSON"),
@@ -461,7 +461,7 @@ fn bad_input_exits_1_with_one_line_and_nothing_on_stdout() {
 
 #[test]
 fn secrets_never_reach_stderr_even_at_trace_level() {
-    let (mut w, _) = world_with_node_principal();
+    let (mut w, _) = sandbox_with_node_principal();
     w.set("ACR_LOG", "trace");
     let (a, token) = w.pod_identity("aaaaaaaa-0000-4000-8000-00000000000a", "shop", "web");
     w.emu.grant(&a.client_id, &w.registry, Role::AcrPull);
@@ -494,7 +494,7 @@ fn secrets_never_reach_stderr_even_at_trace_level() {
 
 #[test]
 fn version_and_help() {
-    let w = world();
+    let w = sandbox();
     let out = w.run(&["--version"], "");
     assert!(out.status.success());
     assert_eq!(
@@ -518,7 +518,7 @@ fn version_and_help() {
 fn a_token_claiming_a_lifetime_of_years_is_refused_not_cached_for_ever() {
     // The node identity from the environment (with a service-principal azure.json the provider
     // would answer with the principal's id and secret instead, as AKS does).
-    let mut w = world();
+    let mut w = sandbox();
     let p = w.emu.add_secret_principal(
         TENANT,
         "22222222-2222-2222-2222-222222222223",

@@ -42,7 +42,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use acr_broker::{Broker, Credential, Env, Identity, ManualClock, Secret, Settings};
+use acr_tests::TENANT;
 use acr_tests::emulator::{Counters, Emulator, EmulatorConfig, Role};
+use acr_tests::sandbox::current_test;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -50,7 +52,6 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
 const ISSUER: &str = "https://oidc.fleet.example/cluster-1";
 const EXCHANGE_AUDIENCE: &str = "api://AzureADTokenExchange";
 
@@ -67,7 +68,6 @@ const ENTRA_MARGIN: i64 = acr_broker::cache::ENTRA_MARGIN;
 const MAX_EXCHANGES: usize = 12;
 /// Set in the inner run (see the module documentation).
 const INNER: &str = "ACR_FLEET_INNER";
-const TEST_NAME: &str = "one_node_for_a_day_stays_within_the_token_budget";
 
 fn real_now() -> i64 {
     SystemTime::now()
@@ -156,7 +156,12 @@ fn one_node_for_a_day_stays_within_the_token_budget() {
         return;
     }
     let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", TEST_NAME, "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            &current_test(),
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(INNER, "1")
         .env("SSL_CERT_FILE", "/dev/null")
         .env_remove("SSL_CERT_DIR")

@@ -3,11 +3,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use acr_broker::{Broker, Env, ManualClock, Settings};
+use acr_tests::TENANT;
 use acr_tests::emulator::{Emulator, EmulatorConfig, EndpointKind, Fault, FaultAction, Role};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
 
 struct Setup {
     emu: Emulator,

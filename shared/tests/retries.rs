@@ -3,10 +3,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use acr_broker::{Broker, Env, Settings};
+use acr_tests::TENANT;
 use acr_tests::emulator::{Emulator, EmulatorConfig, EndpointKind, Fault, FaultAction, Role};
 use std::time::{Duration, Instant};
-
-const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
 
 /// The broker's settings for the emulator: a secret principal, `registry` served, a cache in
 /// `dir/<cache>`.

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 /// The tenant the sandbox's identities live in.
-pub const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+pub use crate::TENANT;
 /// The client secret of [`Sandbox::with_secret_principal`]'s identity.
 pub const SP_SECRET: &str = "sp-secret-value-1";
 /// The Docker protocol's "no credentials" answer.
@@ -253,14 +253,27 @@ pub fn inside_private_netns() -> bool {
     std::env::var_os(INNER).is_some()
 }
 
-/// Runs the test named `test` inside a private network (and mount) namespace with loopback up and
-/// the given extra addresses on it, by re-running the current test binary under `unshare`.
+/// The name of the running test as the test harness knows it (libtest names each test's thread
+/// after it, e.g. `module::test_name`), so a test can re-run itself alone.
+pub fn current_test() -> String {
+    let thread = std::thread::current();
+    match thread.name() {
+        Some(name) if name != "main" => name.to_string(),
+        _ => panic!(
+            "current_test: call it from a test's own thread (libtest names it after the test)"
+        ),
+    }
+}
+
+/// Runs the current test ([`current_test`]) inside a private network (and mount) namespace with
+/// loopback up and the given extra addresses on it, by re-running the current test binary under
+/// `unshare`.
 /// Returns `true` in the inner run (the caller then does the test's work) and `false` in the
 /// outer one, after asserting that the inner run passed. Needs root, as CI has.
 ///
 /// The inner run is PID 1 of a private PID namespace too (`--pid --fork --kill-child`): whatever
 /// it starts (registries, clients) dies with it, even when the run is killed.
-pub fn in_private_netns(test: &str, addresses: &[&str]) -> bool {
+pub fn in_private_netns(addresses: &[&str]) -> bool {
     if inside_private_netns() {
         let mut cmds: Vec<Vec<&str>> = vec![vec!["link", "set", "lo", "up"]];
         for a in addresses {
@@ -275,6 +288,7 @@ pub fn in_private_netns(test: &str, addresses: &[&str]) -> bool {
         }
         return true;
     }
+    let test = current_test();
     let exe = std::env::current_exe().unwrap();
     let out = Command::new("unshare")
         .args([
@@ -287,7 +301,7 @@ pub fn in_private_netns(test: &str, addresses: &[&str]) -> bool {
             "--",
         ])
         .arg(exe)
-        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .args(["--exact", &test, "--nocapture", "--test-threads=1"])
         .env(INNER, "1")
         .output()
         .expect("unshare (util-linux) runs");

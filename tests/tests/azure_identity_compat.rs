@@ -1,6 +1,7 @@
 //! The emulator against the real client: `azure_identity` 1.0 credentials get tokens from it and
 //! see its refusals as Entra errors.
 
+use acr_tests::TENANT;
 use acr_tests::emulator::{Emulator, EmulatorConfig, EndpointKind, Fault, FaultAction};
 use azure_core::cloud::{CloudConfiguration, CustomConfiguration};
 use azure_core::credentials::TokenCredential;
@@ -15,7 +16,6 @@ use std::time::Duration;
 
 type TestResult = Result<(), Box<dyn Error>>;
 
-const TENANT: &str = "11111111-2222-3333-4444-555555555555";
 const SCOPE: &str = "https://containerregistry.azure.net/.default";
 
 /// Client options that send to the emulator and trust its CA.

@@ -201,7 +201,7 @@ fn claims(jwt: &str) -> Value {
 
 #[test]
 fn every_aks_node_configuration_works_unchanged() -> TestResult {
-    if !e2e::isolated("every_aks_node_configuration_works_unchanged") {
+    if !e2e::isolated() {
         return Ok(());
     }
     let mut w = World::start(&[REGISTRY, REGISTRY2, CUSTOM])?;

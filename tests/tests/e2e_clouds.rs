@@ -34,7 +34,7 @@ fn world() -> Result<World, Box<dyn std::error::Error>> {
 
 #[test]
 fn a_registry_of_another_cloud_gets_no_credential() -> TestResult {
-    if !e2e::isolated("a_registry_of_another_cloud_gets_no_credential") {
+    if !e2e::isolated() {
         return Ok(());
     }
     let mut w = world()?;

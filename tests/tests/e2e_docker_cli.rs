@@ -21,7 +21,7 @@ fn text(b: &[u8]) -> String {
 
 #[test]
 fn docker_pull_runs_the_helpers_get_without_a_daemon() -> TestResult {
-    if !e2e::isolated("docker_pull_runs_the_helpers_get_without_a_daemon") {
+    if !e2e::isolated() {
         return Ok(());
     }
     let mut w = World::start(&[REGISTRY])?;
@@ -53,7 +53,7 @@ fn docker_pull_runs_the_helpers_get_without_a_daemon() -> TestResult {
 
 #[test]
 fn docker_login_stores_through_the_helper_and_logout_erases() -> TestResult {
-    if !e2e::isolated("docker_login_stores_through_the_helper_and_logout_erases") {
+    if !e2e::isolated() {
         return Ok(());
     }
     let mut w = World::start(&[REGISTRY])?;
@@ -137,7 +137,7 @@ fn docker_login_stores_through_the_helper_and_logout_erases() -> TestResult {
 
 #[test]
 fn docker_login_keeps_the_password_in_the_os_keychain() -> TestResult {
-    if !e2e::isolated("docker_login_keeps_the_password_in_the_os_keychain") {
+    if !e2e::isolated() {
         return Ok(());
     }
     let mut w = World::start(&[REGISTRY])?;

@@ -30,7 +30,7 @@ fn round_trip(w: &World, repo: &str) -> TestResult {
 
 #[test]
 fn skopeo_round_trip_with_client_secret() -> TestResult {
-    if !e2e::isolated("skopeo_round_trip_with_client_secret") {
+    if !e2e::isolated() {
         return Ok(());
     }
     let mut w = World::start(&[REGISTRY])?;
@@ -50,7 +50,7 @@ fn skopeo_round_trip_with_client_secret() -> TestResult {
 
 #[test]
 fn skopeo_round_trip_with_client_certificate() -> TestResult {
-    if !e2e::isolated("skopeo_round_trip_with_client_certificate") {
+    if !e2e::isolated() {
         return Ok(());
     }
     let mut w = World::start(&[REGISTRY])?;
@@ -75,7 +75,7 @@ fn skopeo_round_trip_with_client_certificate() -> TestResult {
 
 #[test]
 fn skopeo_round_trip_with_workload_identity() -> TestResult {
-    if !e2e::isolated("skopeo_round_trip_with_workload_identity") {
+    if !e2e::isolated() {
         return Ok(());
     }
     let mut w = World::start(&[REGISTRY])?;
@@ -107,7 +107,7 @@ fn skopeo_round_trip_with_workload_identity() -> TestResult {
 
 #[test]
 fn skopeo_round_trip_with_managed_identity_through_imds() -> TestResult {
-    if !e2e::isolated("skopeo_round_trip_with_managed_identity_through_imds") {
+    if !e2e::isolated() {
         return Ok(());
     }
     let mut w = World::start(&[REGISTRY])?;
@@ -125,7 +125,7 @@ fn skopeo_round_trip_with_managed_identity_through_imds() -> TestResult {
 
 #[test]
 fn skopeo_round_trip_with_managed_identity_through_app_service() -> TestResult {
-    if !e2e::isolated("skopeo_round_trip_with_managed_identity_through_app_service") {
+    if !e2e::isolated() {
         return Ok(());
     }
     let mut w = World::start(&[REGISTRY])?;
@@ -144,7 +144,7 @@ fn skopeo_round_trip_with_managed_identity_through_app_service() -> TestResult {
 
 #[test]
 fn skopeo_round_trip_with_azure_cli() -> TestResult {
-    if !e2e::isolated("skopeo_round_trip_with_azure_cli") {
+    if !e2e::isolated() {
         return Ok(());
     }
     let w = World::start(&[REGISTRY])?;

@@ -77,7 +77,7 @@ fn request(image: &str) -> serde_json::Value {
 
 #[test]
 fn skopeo_pulls_with_the_node_identitys_answer() -> TestResult {
-    if !e2e::isolated("skopeo_pulls_with_the_node_identitys_answer") {
+    if !e2e::isolated() {
         return Ok(());
     }
     let mut w = World::start(&[REGISTRY])?;
@@ -117,7 +117,7 @@ fn skopeo_pulls_with_the_node_identitys_answer() -> TestResult {
 
 #[test]
 fn per_pod_identities_pull_with_their_own_roles() -> TestResult {
-    if !e2e::isolated("per_pod_identities_pull_with_their_own_roles") {
+    if !e2e::isolated() {
         return Ok(());
     }
     let mut w = World::start(&[REGISTRY])?;

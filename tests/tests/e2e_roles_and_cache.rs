@@ -16,7 +16,7 @@ fn secret_identity(w: &mut World, client_id: &str) -> Principal {
 
 #[test]
 fn a_missing_role_fails_the_client_with_the_role_named() -> TestResult {
-    if !e2e::isolated("a_missing_role_fails_the_client_with_the_role_named") {
+    if !e2e::isolated() {
         return Ok(());
     }
     let mut w = World::start(&[REGISTRY])?;
@@ -45,7 +45,7 @@ fn a_missing_role_fails_the_client_with_the_role_named() -> TestResult {
 
 #[test]
 fn two_registries_one_identity_make_one_entra_request() -> TestResult {
-    if !e2e::isolated("two_registries_one_identity_make_one_entra_request") {
+    if !e2e::isolated() {
         return Ok(());
     }
     let mut w = World::start(&[REGISTRY, REGISTRY2])?;
@@ -73,7 +73,7 @@ fn two_registries_one_identity_make_one_entra_request() -> TestResult {
 
 #[test]
 fn the_second_pull_makes_no_entra_or_exchange_request() -> TestResult {
-    if !e2e::isolated("the_second_pull_makes_no_entra_or_exchange_request") {
+    if !e2e::isolated() {
         return Ok(());
     }
     let mut w = World::start(&[REGISTRY])?;

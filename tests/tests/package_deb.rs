@@ -11,7 +11,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use acr_tests::emulator::{Emulator, EmulatorConfig, Role};
-use acr_tests::sandbox::{NOT_FOUND, SP_SECRET, TENANT};
+use acr_tests::sandbox::{NOT_FOUND, SP_SECRET, TENANT, current_test};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Instant;
@@ -33,7 +33,6 @@ const SIZE_BUDGETS: &[(&str, u64)] = &[
 const INNER_DEB: &str = "ACR_DEB_TEST_PACKAGE";
 /// The folder the inner run mounts its tmpfs on (made and removed by the outer run).
 const INNER_SCRATCH: &str = "ACR_DEB_TEST_SCRATCH";
-const TEST_NAME: &str = "deb_installs_answers_version_and_removes";
 
 /// PATH for dpkg (it wants ldconfig and start-stop-daemon from sbin) and for the binaries.
 const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -139,7 +138,12 @@ fn deb_installs_answers_version_and_removes() {
             "--",
         ])
         .arg(&exe)
-        .args(["--exact", TEST_NAME, "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            &current_test(),
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(INNER_DEB, &deb)
         .env(INNER_SCRATCH, scratch.path())
         .stdin(Stdio::null())

@@ -8,12 +8,12 @@ use std::process::Output;
 pub const BIN: &str = env!("CARGO_BIN_EXE_docker-credential-acr");
 
 /// A sandbox for the helper, no identity configured.
-pub fn world() -> Sandbox {
+pub fn sandbox() -> Sandbox {
     Sandbox::new(BIN)
 }
 
 /// A sandbox for the helper with a service principal that may pull from both registries.
-pub fn world_with_secret_principal() -> (Sandbox, Principal) {
+pub fn sandbox_with_secret_principal() -> (Sandbox, Principal) {
     Sandbox::with_secret_principal(BIN)
 }
 

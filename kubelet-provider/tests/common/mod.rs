@@ -4,7 +4,7 @@
 #![allow(dead_code, unused_imports)]
 
 use acr_tests::emulator::{Principal, Role};
-pub use acr_tests::sandbox::{Sandbox as World, TENANT, claims, stderr, stdout};
+pub use acr_tests::sandbox::{Sandbox, TENANT, claims, stderr, stdout};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -25,13 +25,13 @@ pub const NODE_CLIENT: &str = "11111111-1111-1111-1111-111111111111";
 pub const NODE_SECRET: &str = "node-sp-secret-value-7f3a";
 
 /// A sandbox for the provider, no identity configured.
-pub fn world() -> World {
-    World::new(BIN)
+pub fn sandbox() -> Sandbox {
+    Sandbox::new(BIN)
 }
 
-/// A world whose node has a service principal in azure.json, with AcrPull on `registry`.
-pub fn world_with_node_principal() -> (World, Principal) {
-    let w = world();
+/// A sandbox whose node has a service principal in azure.json, with AcrPull on `registry`.
+pub fn sandbox_with_node_principal() -> (Sandbox, Principal) {
+    let w = sandbox();
     let p = w.emu.add_secret_principal(TENANT, NODE_CLIENT, NODE_SECRET);
     w.emu.grant(&p.client_id, &w.registry, Role::AcrPull);
     w.write(
@@ -53,7 +53,7 @@ pub fn world_with_node_principal() -> (World, Principal) {
 }
 
 /// What the provider's tests add to the shared sandbox.
-pub trait ProviderWorld {
+pub trait ProviderSandbox {
     /// The azure.json path.
     fn azure_json(&self) -> String;
     /// Writes a file under the sandbox's folder.
@@ -66,7 +66,7 @@ pub trait ProviderWorld {
     fn check_pull(&self, registry: &str, username: &str, password: &str, repository: &str);
 }
 
-impl ProviderWorld for World {
+impl ProviderSandbox for Sandbox {
     fn azure_json(&self) -> String {
         self.path("azure.json").to_str().unwrap().to_string()
     }

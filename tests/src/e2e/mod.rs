@@ -38,21 +38,18 @@ pub const REGISTRY2: &str = "otherregistry.azurecr.io";
 /// The public cloud's Entra authority host, which the helper uses for `*.azurecr.io`.
 pub const AUTHORITY: &str = "login.microsoftonline.com";
 /// The tenant of the worlds' app registrations.
-pub const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+pub use crate::TENANT;
 /// IMDS's address, present on `lo` in [`isolated`] namespaces.
 pub const IMDS: &str = "169.254.169.254";
 /// The address the registry and authority names resolve to in [`isolated`] namespaces: from
 /// TEST-NET-1 (RFC 5737, documentation only), so it is nobody's real host, and not loopback.
 pub const SERVICE_ADDRESS: &str = "192.0.2.10";
 
-/// Runs the test named `test` in a private network and mount namespace with 169.254.169.254 and
+/// Runs the current test in a private network and mount namespace with 169.254.169.254 and
 /// [`SERVICE_ADDRESS`] on `lo` (see [`in_private_netns`]); `true` in the inner run, which does
 /// the work.
-pub fn isolated(test: &str) -> bool {
-    in_private_netns(
-        test,
-        &[&format!("{IMDS}/32"), &format!("{SERVICE_ADDRESS}/32")],
-    )
+pub fn isolated() -> bool {
+    in_private_netns(&[&format!("{IMDS}/32"), &format!("{SERVICE_ADDRESS}/32")])
 }
 
 /// The backend port of the `index`th registry (namespaces are private, so fixed ports are fine).
@@ -248,28 +245,12 @@ impl World {
     /// `access_token` (expiring at `expires_on`, unix seconds), as after `az login`, and logs its
     /// arguments to `az.log` in the world's folder.
     pub fn install_az(&self, access_token: &str, expires_on: i64) -> Result<()> {
-        let answer = serde_json::json!({
-            "accessToken": access_token,
-            "expiresOn": "2099-01-01 00:00:00.000000",
-            "expires_on": expires_on,
-            "subscription": "00000000-0000-0000-0000-00000000abcd",
-            "tenant": TENANT,
-            "tokenType": "Bearer",
-        });
-        let script = format!(
-            "#!/bin/sh\n\
-             # Stand-in for the Azure CLI after `az login`: `az account get-access-token`.\n\
-             echo \"$*\" >> '{log}'\n\
-             case \"$1 $2\" in\n\
-             \"account get-access-token\") ;;\n\
-             *) echo \"az stand-in: unsupported command: $*\" >&2; exit 2 ;;\n\
-             esac\n\
-             cat <<'JSON'\n{answer}\nJSON\n",
-            log = self.path("az.log").display(),
-        );
-        let path = self.bin_dir().join("az");
-        std::fs::write(&path, script)?;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
+        crate::az::install(
+            &self.bin_dir(),
+            &self.path("az.log"),
+            access_token,
+            expires_on,
+        )?;
         Ok(())
     }
 

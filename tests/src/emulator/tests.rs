@@ -1,6 +1,7 @@
 //! Tests of the emulator over real HTTPS connections, with a blocking reqwest client.
 
 use super::*;
+use crate::TENANT;
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -12,7 +13,6 @@ use std::error::Error;
 
 type TestResult = Result<(), Box<dyn Error>>;
 
-const TENANT: &str = "11111111-2222-3333-4444-555555555555";
 const REGISTRY: &str = "myreg.azurecr.io";
 const ACR_SCOPE: &str = "https://containerregistry.azure.net/.default";
 
