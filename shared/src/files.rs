@@ -106,15 +106,15 @@ fn current_uid(near: &Path) -> Result<u32, Error> {
         .map_err(|e| Error::io("cannot determine the current user for", near, e))
 }
 
-/// Reads a regular file of at most `limit` bytes without following a symlink. `Ok(None)` when
-/// the file does not exist.
+/// Reads a regular file of at most `limit` bytes without following a symlink. Opened without
+/// blocking, so a FIFO in its place cannot hang the process; anything but a regular file is
+/// refused. `Ok(None)` when the file does not exist.
 pub fn read_private(path: &Path, limit: usize) -> Result<Option<Vec<u8>>, Error> {
-    let file = match platform::no_follow(OpenOptions::new().read(true)).open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io("cannot read", path, e)),
-    };
-    read_bounded(file, path, limit).map(Some)
+    read_regular(
+        platform::no_follow_non_blocking(OpenOptions::new().read(true)),
+        path,
+        limit,
+    )
 }
 
 /// Reads a regular file of at most `limit` bytes, following symlinks: for a file outside the
@@ -123,7 +123,21 @@ pub fn read_private(path: &Path, limit: usize) -> Result<Option<Vec<u8>>, Error>
 /// `..data` swapped on rotation). Opened without blocking, so a FIFO in its place cannot hang the
 /// process; anything but a regular file is refused. `Ok(None)` when the file does not exist.
 pub fn read_following(path: &Path, limit: usize) -> Result<Option<Vec<u8>>, Error> {
-    let file = match platform::non_blocking(OpenOptions::new().read(true)).open(path) {
+    read_regular(
+        platform::non_blocking(OpenOptions::new().read(true)),
+        path,
+        limit,
+    )
+}
+
+/// Opens `path` with `options` and reads it whole when it is a regular file of at most `limit`
+/// bytes. `Ok(None)` when it does not exist.
+fn read_regular(
+    options: &OpenOptions,
+    path: &Path,
+    limit: usize,
+) -> Result<Option<Vec<u8>>, Error> {
+    let file = match options.open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::io("cannot read", path, e)),
@@ -415,6 +429,16 @@ mod tests {
         let link = d.path().join("l");
         std::os::unix::fs::symlink(&p, &link).unwrap();
         assert!(read_private(&link, 10).is_err());
+        // A FIFO where the file should be: refused at once, not waited on.
+        let fifo = d.path().join("fifo");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let e = read_private(&fifo, 10).unwrap_err().to_string();
+        assert!(e.contains("not a regular file"), "{e}");
+        assert!(read_private(d.path(), 10).is_err(), "a folder");
         assert!(
             read_private(&d.path().join("missing"), 10)
                 .unwrap()

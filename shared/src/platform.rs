@@ -30,6 +30,12 @@ pub fn non_blocking(options: &mut OpenOptions) -> &mut OpenOptions {
     options.custom_flags(O_NONBLOCK)
 }
 
+/// `options` that refuse a symlink (as [`no_follow`]) and never block in `open` (as
+/// [`non_blocking`]). Replaces any other custom flag set on `options`.
+pub fn no_follow_non_blocking(options: &mut OpenOptions) -> &mut OpenOptions {
+    options.custom_flags(O_NOFOLLOW | O_NONBLOCK)
+}
+
 /// `options` that create a missing file with `mode` (narrowed by the umask).
 pub fn create_mode(options: &mut OpenOptions, mode: u32) -> &mut OpenOptions {
     options.mode(mode)
