@@ -1,8 +1,9 @@
 //! The helper's actions. Each returns the text for stdout, or a [`Failure`] whose message goes to
-//! stdout too (the protocol's rule: clients show stdout, and compare it with [`NOT_FOUND`]).
+//! stdout too (the protocol's rule: clients show stdout, and compare it with the not-found text).
 
 use crate::configure::{self, Change};
-use crate::protocol::{Credentials, NOT_FOUND};
+use crate::failure::Failure;
+use crate::protocol::Credentials;
 use crate::store::Store;
 use acr_broker::{ACR_USERNAME, Broker, Env, Secret, Settings};
 use std::collections::BTreeMap;
@@ -11,35 +12,25 @@ use std::io::Read;
 /// Largest stdin accepted (a server URL, or `store`'s JSON).
 const MAX_STDIN: usize = 64 * 1024;
 
-/// A failed action: the one-line message for the user.
-#[derive(Debug)]
-pub struct Failure(pub String);
-
-impl<E: std::fmt::Display> From<E> for Failure {
-    fn from(e: E) -> Self {
-        Failure(e.to_string())
-    }
-}
-
 /// Reads the request from stdin, bounded.
 pub fn read_stdin(input: impl std::io::Read) -> Result<String, Failure> {
     let mut buf = Vec::new();
     input
         .take(MAX_STDIN as u64 + 1)
         .read_to_end(&mut buf)
-        .map_err(|e| Failure(format!("cannot read standard input: {e}")))?;
+        .map_err(|e| Failure::Request(format!("cannot read standard input: {e}")))?;
     if buf.len() > MAX_STDIN {
-        return Err(Failure(format!(
+        return Err(Failure::Request(format!(
             "standard input is larger than {MAX_STDIN} bytes"
         )));
     }
-    String::from_utf8(buf).map_err(|_| Failure("standard input is not UTF-8 text".into()))
+    String::from_utf8(buf).map_err(|_| Failure::Request("standard input is not UTF-8 text".into()))
 }
 
 fn server_url(input: &str, action: &str) -> Result<String, Failure> {
     let url = input.trim();
     if url.is_empty() {
-        return Err(Failure(format!(
+        return Err(Failure::Request(format!(
             "no server URL on standard input; usage: echo myregistry.azurecr.io | docker-credential-acr {action}"
         )));
     }
@@ -62,14 +53,14 @@ pub fn get(env: Env, input: &str) -> Result<String, Failure> {
         Ok(s) => s,
         Err(e) => {
             log::debug!("{url:?}: {e}");
-            return Err(Failure(NOT_FOUND.into()));
+            return Err(Failure::NotFound);
         }
     };
     match broker.credential(&server) {
         Ok(c) => answer(&url, &c.username, &c.secret),
         Err(e) if anonymous_fallback => {
             log::warn!("{e}; continuing anonymously (ACR_ANONYMOUS_FALLBACK is set)");
-            Err(Failure(NOT_FOUND.into()))
+            Err(Failure::NotFound)
         }
         Err(e) => Err(e.into()),
     }
@@ -84,15 +75,30 @@ fn answer(url: &str, username: &str, secret: &Secret) -> Result<String, Failure>
     Ok(serde_json::to_string(&c)?)
 }
 
-/// `store`: keeps what `docker login` gives.
+/// `store`: keeps what `docker login` gives, where the environment says.
 pub fn store(env: Env, input: &str) -> Result<String, Failure> {
+    let credentials = read_credentials(input)?;
+    let store = Store::from_env(&env)?.ok_or(Failure::NoCredentialsFolder)?;
+    store.put(credentials)?;
+    Ok(String::new())
+}
+
+/// `store` into a given store: tests and fuzzing pass one whose secrets stay in its file.
+pub fn store_in(store: &Store, input: &str) -> Result<String, Failure> {
+    store.put(read_credentials(input)?)?;
+    Ok(String::new())
+}
+
+/// `store`'s input: a whole credentials object, checked as the reference helpers do. A refusal
+/// never echoes the input.
+fn read_credentials(input: &str) -> Result<Credentials, Failure> {
     if input.trim().is_empty() {
-        return Err(Failure(
+        return Err(Failure::Request(
             "no credentials on standard input; expected {\"ServerURL\":…,\"Username\":…,\"Secret\":…}".into(),
         ));
     }
     let bad = |why: String| {
-        Failure(format!(
+        Failure::Request(format!(
             "standard input is not credentials JSON ({why}); expected {{\"ServerURL\":…,\"Username\":…,\"Secret\":…}}"
         ))
     };
@@ -103,12 +109,8 @@ pub fn store(env: Env, input: &str) -> Result<String, Failure> {
         return Err(bad("not a JSON object".into()));
     }
     let c: Credentials = serde_json::from_value(value).map_err(|e| bad(e.to_string()))?;
-    c.validate().map_err(|m| Failure(m.into()))?;
-    let store = Store::from_env(&env)?.ok_or_else(|| {
-        Failure("cannot store credentials: neither HOME nor XDG_CONFIG_HOME is set".into())
-    })?;
-    store.put(c)?;
-    Ok(String::new())
+    c.validate().map_err(|m| Failure::Request(m.into()))?;
+    Ok(c)
 }
 
 /// `erase`: removes stored credentials and cached tokens of a host.
@@ -123,7 +125,7 @@ pub fn erase(env: Env, input: &str) -> Result<String, Failure> {
     if removed {
         Ok(String::new())
     } else {
-        Err(Failure(NOT_FOUND.into()))
+        Err(Failure::NotFound)
     }
 }
 
@@ -152,17 +154,17 @@ pub fn configure_docker(env: Env, registries: &[String]) -> Result<String, Failu
         .map(|r| r.trim())
         .filter(|r| !r.is_empty())
     {
-        let server = broker.login_server(r).map_err(|e| {
-            Failure(format!("{r:?} is {e}; list Azure Container Registry login servers (add custom ones to ACR_LOGIN_SERVERS)"))
+        let server = broker.login_server(r).map_err(|reason| Failure::NotAcr {
+            registry: r.to_string(),
+            reason,
         })?;
         hosts.push(server.host().to_string());
     }
     if hosts.is_empty() {
-        return Err(Failure("no registries given; usage: docker-credential-acr configure-docker --registries myregistry.azurecr.io[,other.azurecr.io]".into()));
+        return Err(Failure::NoRegistries);
     }
-    let path = configure::config_path(&env)
-        .ok_or_else(|| Failure("cannot find Docker's config: set DOCKER_CONFIG or HOME".into()))?;
-    let changes = configure::configure(&path, &hosts).map_err(Failure)?;
+    let path = configure::config_path(&env).ok_or(Failure::NoDockerConfig)?;
+    let changes = configure::configure(&path, &hosts)?;
     let mut lines = Vec::new();
     for c in changes {
         lines.push(match c {
@@ -213,29 +215,31 @@ mod properties {
         #[test]
         fn store_input(doc in broken_credentials(), secret in "[a-zA-Z0-9]{12,20}") {
             let d = tempfile::tempdir().unwrap();
-            // The file backend: a test must never write to the OS keychain of whoever runs it.
-            let env = Env::from_pairs([("XDG_CONFIG_HOME", d.path().to_str().unwrap()), ("ACR_CREDENTIAL_STORE", "file")]);
+            // Secrets stay in the file: a test must never write to the OS keychain of whoever
+            // runs it.
+            let s = Store::in_file(d.path().join("docker-credential-acr/credentials.json"));
             let doc = doc.replace("SECRET", &secret);
             prop_assert!(doc.contains(&secret));
-            match store(env, &doc) {
+            match store_in(&s, &doc) {
                 Ok(_) => prop_assert!(false, "accepted {doc}"),
-                Err(Failure(msg)) => {
+                Err(e) => {
+                    let msg = e.to_string();
                     prop_assert!(!msg.contains(&secret), "{}", msg);
                     prop_assert!(!msg.contains('\n'));
                 }
             }
-            prop_assert!(!d.path().join("docker-credential-acr/credentials.json").exists());
+            prop_assert!(std::fs::read_dir(d.path()).unwrap().next().is_none());
         }
 
         #[test]
         fn store_accepts_any_valid_credentials(url in "[a-z0-9.:/-]{1,40}", user in "\\PC{1,20}", secret in "\\PC{0,40}") {
             prop_assume!(!url.trim().is_empty() && !user.trim().is_empty());
             let d = tempfile::tempdir().unwrap();
-            // The file backend: a test must never write to the OS keychain of whoever runs it.
-            let env = Env::from_pairs([("XDG_CONFIG_HOME", d.path().to_str().unwrap()), ("ACR_CREDENTIAL_STORE", "file")]);
+            // Secrets stay in the file: a test must never write to the OS keychain of whoever
+            // runs it.
+            let s = Store::in_file(d.path().join("docker-credential-acr/credentials.json"));
             let doc = serde_json::json!({"ServerURL": url, "Username": user, "Secret": secret}).to_string();
-            prop_assert!(store(env.clone(), &doc).is_ok());
-            let s = Store::from_env(&env).unwrap().unwrap();
+            prop_assert!(store_in(&s, &doc).is_ok());
             let got = s.get(&url).unwrap().unwrap();
             prop_assert_eq!(got.username, user);
             prop_assert_eq!(got.secret.expose(), secret.as_str());

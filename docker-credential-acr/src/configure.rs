@@ -1,7 +1,7 @@
 //! `configure-docker`: adds `credHelpers` entries for registries to Docker's `config.json`,
 //! keeping every other key, the key order and the file's mode; written atomically; idempotent.
 
-use acr_broker::{Env, Error, files};
+use acr_broker::{Env, files};
 use serde_json::{Map, Value};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -29,12 +29,57 @@ pub enum Change {
     Unchanged(String),
 }
 
+/// Why Docker's config was left as it was.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config is a symlink that leads nowhere readable.
+    #[error("cannot resolve {}: {source}", path.display())]
+    Resolve {
+        /// The symlink.
+        path: PathBuf,
+        /// Why it could not be followed.
+        source: std::io::Error,
+    },
+    /// The config (or its folder) could not be read or written.
+    #[error(transparent)]
+    File(#[from] acr_broker::Error),
+    /// The config's mode could not be read.
+    #[error("{}: {source}", path.display())]
+    Mode {
+        /// The config.
+        path: PathBuf,
+        /// The reason.
+        source: std::io::Error,
+    },
+    /// The config is not JSON.
+    #[error("{} is not valid JSON ({source}); fix the file first", path.display())]
+    NotJson {
+        /// The config.
+        path: PathBuf,
+        /// The parser's reason.
+        source: serde_json::Error,
+    },
+    /// The config is JSON but not an object.
+    #[error("{} is not a JSON object; fix the file first", .0.display())]
+    NotObject(PathBuf),
+    /// The config's `credHelpers` is not an object.
+    #[error("{}: \"credHelpers\" is not a JSON object; fix the file first", .0.display())]
+    HelpersNotObject(PathBuf),
+    /// The edited config could not be encoded.
+    #[error(transparent)]
+    Encode(#[from] serde_json::Error),
+}
+
 /// Adds `credHelpers[host] = "acr"` for each host to the config at `path`.
-pub fn configure(path: &Path, hosts: &[String]) -> Result<Vec<Change>, String> {
+pub fn configure(path: &Path, hosts: &[String]) -> Result<Vec<Change>, ConfigError> {
     // Write through a symlinked config (dotfile managers) rather than replacing the link.
     let target = match std::fs::symlink_metadata(path) {
-        Ok(m) if m.file_type().is_symlink() => std::fs::canonicalize(path)
-            .map_err(|e| format!("cannot resolve {}: {e}", path.display()))?,
+        Ok(m) if m.file_type().is_symlink() => {
+            std::fs::canonicalize(path).map_err(|source| ConfigError::Resolve {
+                path: path.to_path_buf(),
+                source,
+            })?
+        }
         _ => path.to_path_buf(),
     };
     let (mut root, mode) = match read_config(&target)? {
@@ -43,7 +88,7 @@ pub fn configure(path: &Path, hosts: &[String]) -> Result<Vec<Change>, String> {
             if let Some(dir) = target.parent()
                 && !dir.exists()
             {
-                files::ensure_private_dir(dir).map_err(|e| e.to_string())?;
+                files::ensure_private_dir(dir)?;
             }
             (Map::new(), 0o600)
         }
@@ -52,10 +97,7 @@ pub fn configure(path: &Path, hosts: &[String]) -> Result<Vec<Change>, String> {
         .entry("credHelpers")
         .or_insert_with(|| Value::Object(Map::new()));
     let Value::Object(helpers) = helpers else {
-        return Err(format!(
-            "{}: \"credHelpers\" is not a JSON object; fix the file first",
-            target.display()
-        ));
+        return Err(ConfigError::HelpersNotObject(target));
     };
     let mut changes = Vec::new();
     for host in hosts {
@@ -75,10 +117,9 @@ pub fn configure(path: &Path, hosts: &[String]) -> Result<Vec<Change>, String> {
         }
     }
     if changes.iter().any(|c| !matches!(c, Change::Unchanged(_))) {
-        let mut bytes =
-            serde_json::to_vec_pretty(&Value::Object(root)).map_err(|e| e.to_string())?;
+        let mut bytes = serde_json::to_vec_pretty(&Value::Object(root))?;
         bytes.push(b'\n');
-        files::write_atomic(&target, &bytes, mode).map_err(|e: Error| e.to_string())?;
+        files::write_atomic(&target, &bytes, mode)?;
     }
     Ok(changes)
 }
@@ -87,27 +128,26 @@ pub fn configure(path: &Path, hosts: &[String]) -> Result<Vec<Change>, String> {
 type Config = (Map<String, Value>, u32);
 
 /// The config's top-level object and the file's mode, or `None` when there is no file.
-fn read_config(path: &Path) -> Result<Option<Config>, String> {
-    let bytes = match files::read_private(path, MAX_CONFIG).map_err(|e| e.to_string())? {
-        None => return Ok(None),
-        Some(b) => b,
+fn read_config(path: &Path) -> Result<Option<Config>, ConfigError> {
+    let Some(bytes) = files::read_private(path, MAX_CONFIG)? else {
+        return Ok(None);
     };
     let mode = std::fs::metadata(path)
         .map(|m| m.mode() & 0o7777)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+        .map_err(|source| ConfigError::Mode {
+            path: path.to_path_buf(),
+            source,
+        })?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Some((Map::new(), mode)));
     }
     match serde_json::from_slice::<Value>(&bytes) {
         Ok(Value::Object(map)) => Ok(Some((map, mode))),
-        Ok(_) => Err(format!(
-            "{} is not a JSON object; fix the file first",
-            path.display()
-        )),
-        Err(e) => Err(format!(
-            "{} is not valid JSON ({e}); fix the file first",
-            path.display()
-        )),
+        Ok(_) => Err(ConfigError::NotObject(path.to_path_buf())),
+        Err(source) => Err(ConfigError::NotJson {
+            path: path.to_path_buf(),
+            source,
+        }),
     }
 }
 
@@ -148,9 +188,26 @@ mod tests {
     fn refuses_broken_files_without_touching_them() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("config.json");
-        for bad in ["{not json", "[1]", r#"{"credHelpers":[]}"#] {
+        let shown = p.display();
+        for (bad, message) in [
+            (
+                "{not json",
+                format!(
+                    "{shown} is not valid JSON (key must be a string at line 1 column 2); fix the file first"
+                ),
+            ),
+            (
+                "[1]",
+                format!("{shown} is not a JSON object; fix the file first"),
+            ),
+            (
+                r#"{"credHelpers":[]}"#,
+                format!("{shown}: \"credHelpers\" is not a JSON object; fix the file first"),
+            ),
+        ] {
             std::fs::write(&p, bad).unwrap();
-            assert!(configure(&p, &["a.azurecr.io".into()]).is_err());
+            let e = configure(&p, &["a.azurecr.io".into()]).unwrap_err();
+            assert_eq!(e.to_string(), message);
             assert_eq!(std::fs::read_to_string(&p).unwrap(), bad);
         }
     }

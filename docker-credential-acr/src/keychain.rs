@@ -5,22 +5,22 @@
 //! user, so `secret-tool lookup service docker-credential-acr username myregistry.azurecr.io`
 //! finds one. Only `store`, `erase` and a `get` of a host whose stored credentials live here
 //! touch the keychain; the cache-hit path never does.
+//!
+//! Two [`SecretStore`]s: [`Keychain`] (`ACR_CREDENTIAL_STORE=keychain`) and [`KeychainOrFile`]
+//! (`auto`, the default).
 
+use crate::secrets::{Backend, SecretError, SecretStore};
 use acr_broker::Secret;
+use std::path::PathBuf;
 
 /// The keychain service name of every item this helper writes.
 pub const SERVICE: &str = "docker-credential-acr";
 
-/// The keychain did not do what was asked; the message is safe to show (it never holds a secret).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct KeychainError(String);
-
-impl From<keyring::Error> for KeychainError {
+impl From<keyring::Error> for SecretError {
     fn from(e: keyring::Error) -> Self {
         use keyring::Error as E;
         // Some variants carry the stored bytes: never format those.
-        KeychainError(match e {
+        SecretError::new(match e {
             E::BadEncoding(_) | E::BadDataFormat(..) => {
                 "the stored secret is not valid text".into()
             }
@@ -34,29 +34,91 @@ impl From<keyring::Error> for KeychainError {
     }
 }
 
-fn entry(key: &str) -> Result<keyring::Entry, KeychainError> {
+/// The OS keychain: `keep` fails when none answers (`ACR_CREDENTIAL_STORE=keychain`). Nothing
+/// is opened until an item is asked for.
+#[derive(Debug, Clone, Copy)]
+pub struct Keychain;
+
+fn entry(key: &str) -> Result<keyring::Entry, SecretError> {
     Ok(keyring::Entry::new(SERVICE, key)?)
 }
 
-/// Keeps `secret` as the item of `key`, replacing any earlier one.
-pub fn set(key: &str, secret: &Secret) -> Result<(), KeychainError> {
-    Ok(entry(key)?.set_password(secret.expose())?)
-}
+impl SecretStore for Keychain {
+    fn backend(&self) -> Backend {
+        Backend::Keychain
+    }
 
-/// The secret of `key`, or `None` when the keychain has no such item.
-pub fn get(key: &str) -> Result<Option<Secret>, KeychainError> {
-    match entry(key)?.get_password() {
-        Ok(p) => Ok(Some(Secret::new(p))),
-        Err(keyring::Error::NoEntry) => Ok(None),
-        Err(e) => Err(e.into()),
+    fn keep(&self, key: &str, secret: &Secret) -> Result<bool, SecretError> {
+        entry(key)?.set_password(secret.expose())?;
+        Ok(true)
+    }
+
+    fn get(&self, key: &str) -> Result<Option<Secret>, SecretError> {
+        match entry(key)?.get_password() {
+            Ok(p) => Ok(Some(Secret::new(p))),
+            Err(keyring::Error::NoEntry) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn delete(&self, key: &str) -> Result<bool, SecretError> {
+        match entry(key)?.delete_credential() {
+            Ok(()) => Ok(true),
+            Err(keyring::Error::NoEntry) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
 }
 
-/// Removes the item of `key`; returns whether there was one.
-pub fn delete(key: &str) -> Result<bool, KeychainError> {
-    match entry(key)?.delete_credential() {
-        Ok(()) => Ok(true),
-        Err(keyring::Error::NoEntry) => Ok(false),
-        Err(e) => Err(e.into()),
+/// The OS keychain when it answers, else the credentials file, with a note saying so
+/// (`ACR_CREDENTIAL_STORE=auto`, the default).
+#[derive(Debug)]
+pub struct KeychainOrFile {
+    /// The credentials file, named in the note.
+    file: PathBuf,
+    /// Whether a keychain is expected to answer (a session bus is configured, or not Linux): a
+    /// fallback to the file is then worth a warning rather than a note.
+    keychain_expected: bool,
+}
+
+impl KeychainOrFile {
+    /// The keychain, falling back to `file`.
+    pub fn new(file: PathBuf, keychain_expected: bool) -> KeychainOrFile {
+        KeychainOrFile {
+            file,
+            keychain_expected,
+        }
+    }
+}
+
+impl SecretStore for KeychainOrFile {
+    fn backend(&self) -> Backend {
+        Backend::Auto
+    }
+
+    fn keep(&self, key: &str, secret: &Secret) -> Result<bool, SecretError> {
+        match Keychain.keep(key, secret) {
+            Ok(kept) => Ok(kept),
+            Err(e) => {
+                let note = format!(
+                    "{key}: keeping the secret in {} (0600): {e}",
+                    self.file.display()
+                );
+                if self.keychain_expected {
+                    log::warn!("{note}");
+                } else {
+                    log::info!("{note}");
+                }
+                Ok(false)
+            }
+        }
+    }
+
+    fn get(&self, key: &str) -> Result<Option<Secret>, SecretError> {
+        Keychain.get(key)
+    }
+
+    fn delete(&self, key: &str) -> Result<bool, SecretError> {
+        Keychain.delete(key)
     }
 }

@@ -6,7 +6,8 @@
 
 use acr_broker::Env;
 use clap::{Parser, Subcommand};
-use docker_credential_acr::actions::{self, Failure};
+use docker_credential_acr::actions;
+use docker_credential_acr::failure::Failure;
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -82,14 +83,17 @@ fn main() -> ExitCode {
                 .next()
                 .unwrap_or_default()
                 .trim_start_matches("error: ");
-            return emit(Err(Failure(format!("{first}; {USAGE}"))), false);
+            return emit(Err(Failure::Usage(format!("{first}; {USAGE}"))), false);
         }
     };
     if cli.version {
         return emit(Ok(version()), false);
     }
     let Some(action) = cli.action else {
-        return emit(Err(Failure(format!("no action given; {USAGE}"))), false);
+        return emit(
+            Err(Failure::Usage(format!("no action given; {USAGE}"))),
+            false,
+        );
     };
     let mut stdin = std::io::stdin().lock();
     let result = match action {
@@ -130,10 +134,12 @@ fn version() -> String {
 }
 
 /// Writes the answer to stdout, or the error to stdout (protocol actions) or stderr (others).
+/// Not-found is the protocol's answer, always on stdout, where clients compare it.
 fn emit(result: Result<String, Failure>, errors_to_stderr: bool) -> ExitCode {
     let (text, code, to_stderr) = match result {
         Ok(text) => (text, ExitCode::SUCCESS, false),
-        Err(Failure(msg)) => (msg, ExitCode::FAILURE, errors_to_stderr),
+        Err(not_found @ Failure::NotFound) => (not_found.to_string(), ExitCode::FAILURE, false),
+        Err(e) => (e.to_string(), ExitCode::FAILURE, errors_to_stderr),
     };
     if text.is_empty() {
         return code;

@@ -2,14 +2,17 @@
 //!
 //! One 0600 JSON file under `$XDG_CONFIG_HOME/docker-credential-acr/` (default `~/.config/...`;
 //! `ACR_CREDENTIALS_FILE` moves it) lists every stored server and username. Each secret lives
-//! either in that file or in the OS keychain ([`crate::keychain`]), as `ACR_CREDENTIAL_STORE`
-//! chose when it was stored: `auto` (the default) uses the keychain when one answers and the
-//! file otherwise, `keychain` insists on it, `file` never uses it. Keys are normalised hosts, so
-//! `get` finds them whatever form the client sends, and a `get` for a host with nothing stored
-//! costs one failed open, whichever backend is configured.
+//! either in that file or in the OS keychain, as the [`SecretStore`] the [`Store`] holds chose
+//! when it was stored; [`Store::from_env`] picks that store once from `ACR_CREDENTIAL_STORE`:
+//! `auto` (the default) uses the keychain when one answers and the file otherwise, `keychain`
+//! insists on it, `file` keeps new secrets in the file ([`crate::secrets`]). Keys are normalised
+//! hosts, so `get` finds them whatever form the client sends, and a `get` for a host with nothing
+//! stored costs one failed open, whichever backend is configured.
 
-use crate::keychain::{self, KeychainError};
+use crate::keychain::{Keychain, KeychainOrFile};
 use crate::protocol::Credentials;
+pub use crate::secrets::Backend;
+use crate::secrets::{InFile, SecretError, SecretStore, UnknownBackend};
 use acr_broker::{Env, Error, Secret, files};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -17,29 +20,6 @@ use std::time::Duration;
 
 const VERSION: u32 = 1;
 const MAX_FILE: usize = 4 * 1024 * 1024;
-
-/// Where `store` keeps the secrets it is given (`ACR_CREDENTIAL_STORE`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    /// The OS keychain when one answers, else the file: the default.
-    Auto,
-    /// The OS keychain only: `store` fails when none answers.
-    Keychain,
-    /// The 0600 file only.
-    File,
-}
-
-impl Backend {
-    /// The backend named by `ACR_CREDENTIAL_STORE` (unset: [`Backend::Auto`]).
-    pub fn from_env(env: &Env) -> Result<Backend, StoreError> {
-        match env.get("ACR_CREDENTIAL_STORE").map(str::trim) {
-            None | Some("" | "auto") => Ok(Backend::Auto),
-            Some("keychain" | "keyring") => Ok(Backend::Keychain),
-            Some("file") => Ok(Backend::File),
-            Some(other) => Err(StoreError::BadSetting(other.to_string())),
-        }
-    }
-}
 
 /// Why stored credentials could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -57,11 +37,11 @@ pub enum StoreError {
         /// The registry.
         server: String,
         /// The keychain's reason.
-        source: KeychainError,
+        source: SecretError,
     },
     /// `ACR_CREDENTIAL_STORE` names no backend.
-    #[error("ACR_CREDENTIAL_STORE={0:?} is not one of auto, keychain, file")]
-    BadSetting(String),
+    #[error(transparent)]
+    BadSetting(#[from] UnknownBackend),
 }
 
 /// One stored server as the file records it.
@@ -93,18 +73,16 @@ pub struct Listed {
     pub in_keychain: bool,
 }
 
-/// The stored credentials: the file, and the keychain items it points to.
-#[derive(Debug, Clone)]
+/// The stored credentials: the file, and the secret store that keeps the secrets it does not.
+#[derive(Debug)]
 pub struct Store {
     path: PathBuf,
-    backend: Backend,
-    /// Whether a keychain is expected to answer (a session bus is configured, or not Linux): a
-    /// fallback to the file is then worth a warning rather than a note.
-    keychain_expected: bool,
+    secrets: Box<dyn SecretStore>,
 }
 
 impl Store {
-    /// The store at its configured place, or `None` when no home folder is known.
+    /// The store at its configured place, its secrets where `ACR_CREDENTIAL_STORE` says, or
+    /// `None` when no home folder is known. Nothing is opened yet.
     pub fn from_env(env: &Env) -> Result<Option<Store>, StoreError> {
         let backend = Backend::from_env(env)?;
         let path = env
@@ -121,11 +99,25 @@ impl Store {
             });
         let keychain_expected = cfg!(any(target_os = "macos", target_os = "windows"))
             || env.get("DBUS_SESSION_BUS_ADDRESS").is_some();
-        Ok(path.map(|path| Store {
-            path,
-            backend,
-            keychain_expected,
+        Ok(path.map(|path| {
+            let secrets: Box<dyn SecretStore> = match backend {
+                Backend::Auto => Box::new(KeychainOrFile::new(path.clone(), keychain_expected)),
+                Backend::Keychain => Box::new(Keychain),
+                Backend::File => Box::new(InFile::with_earlier(Box::new(Keychain))),
+            };
+            Store::new(path, secrets)
         }))
+    }
+
+    /// The store of the credentials file at `path`, keeping secrets in `secrets`.
+    pub fn new(path: PathBuf, secrets: Box<dyn SecretStore>) -> Store {
+        Store { path, secrets }
+    }
+
+    /// The store of the credentials file at `path` that keeps every secret in it and never asks
+    /// a keychain ([`InFile::alone`]): what tests and fuzzing use.
+    pub fn in_file(path: PathBuf) -> Store {
+        Store::new(path, Box::new(InFile::alone()))
     }
 
     /// The file that lists the stored servers.
@@ -135,7 +127,7 @@ impl Store {
 
     /// The backend new secrets go to.
     pub fn backend(&self) -> Backend {
-        self.backend
+        self.secrets.backend()
     }
 
     /// The key of a server URL: its normalised host, or the trimmed lowercase input when it is
@@ -181,7 +173,11 @@ impl Store {
         };
         let secret = match stored.secret {
             Some(secret) => secret,
-            None => match keychain::get(&key).map_err(|e| keychain_error("read", &key, e))? {
+            None => match self
+                .secrets
+                .get(&key)
+                .map_err(|e| keychain_error("read", &key, e))?
+            {
                 Some(secret) => secret,
                 None => {
                     log::warn!(
@@ -217,29 +213,10 @@ impl Store {
     pub fn put(&self, credentials: Credentials) -> Result<bool, StoreError> {
         let key = Store::key(&credentials.server_url);
         self.update(|f| {
-            let in_keychain = match self.backend {
-                Backend::File => false,
-                Backend::Keychain => {
-                    keychain::set(&key, &credentials.secret)
-                        .map_err(|e| keychain_error("store", &key, e))?;
-                    true
-                }
-                Backend::Auto => match keychain::set(&key, &credentials.secret) {
-                    Ok(()) => true,
-                    Err(e) => {
-                        let note = format!(
-                            "{key}: keeping the secret in {} (0600): {e}",
-                            self.path.display()
-                        );
-                        if self.keychain_expected {
-                            log::warn!("{note}");
-                        } else {
-                            log::info!("{note}");
-                        }
-                        false
-                    }
-                },
-            };
+            let in_keychain = self
+                .secrets
+                .keep(&key, &credentials.secret)
+                .map_err(|e| keychain_error("store", &key, e))?;
             let Credentials {
                 server_url,
                 username,
@@ -253,7 +230,7 @@ impl Store {
             let old = f.credentials.insert(key.clone(), stored);
             if !in_keychain && old.is_some_and(|o| o.secret.is_none()) {
                 // The new secret is in the file: the keychain's older one must not outlive it.
-                if let Err(e) = keychain::delete(&key) {
+                if let Err(e) = self.secrets.delete(&key) {
                     log::warn!("{key}: cannot remove the older secret from the OS keychain: {e}");
                 }
             }
@@ -270,7 +247,9 @@ impl Store {
                 return Ok((false, false));
             };
             if old.secret.is_none() {
-                keychain::delete(&key).map_err(|e| keychain_error("remove", &key, e))?;
+                self.secrets
+                    .delete(&key)
+                    .map_err(|e| keychain_error("remove", &key, e))?;
             }
             Ok((true, true))
         })
@@ -300,7 +279,7 @@ impl Store {
     }
 }
 
-fn keychain_error(action: &'static str, server: &str, source: KeychainError) -> StoreError {
+fn keychain_error(action: &'static str, server: &str, source: SecretError) -> StoreError {
     StoreError::Keychain {
         action,
         server: server.to_string(),
@@ -313,11 +292,7 @@ mod tests {
     use super::*;
 
     fn file_store(d: &tempfile::TempDir) -> Store {
-        Store {
-            path: d.path().join("c/credentials.json"),
-            backend: Backend::File,
-            keychain_expected: false,
-        }
+        Store::in_file(d.path().join("c/credentials.json"))
     }
 
     #[test]
@@ -349,25 +324,5 @@ mod tests {
         let s = file_store(&d);
         assert!(!s.remove("myreg.azurecr.io").unwrap());
         assert!(!s.path().exists());
-    }
-
-    #[test]
-    fn the_backend_setting_is_checked() {
-        let env = |v: &str| Env::from_pairs([("ACR_CREDENTIAL_STORE", v)]);
-        assert_eq!(Backend::from_env(&env("file")).unwrap(), Backend::File);
-        assert_eq!(
-            Backend::from_env(&env("keychain")).unwrap(),
-            Backend::Keychain
-        );
-        assert_eq!(Backend::from_env(&env(" auto ")).unwrap(), Backend::Auto);
-        assert_eq!(
-            Backend::from_env(&Env::from_pairs::<&str, &str>([])).unwrap(),
-            Backend::Auto
-        );
-        let e = Backend::from_env(&env("vault")).unwrap_err().to_string();
-        assert_eq!(
-            e,
-            "ACR_CREDENTIAL_STORE=\"vault\" is not one of auto, keychain, file"
-        );
     }
 }

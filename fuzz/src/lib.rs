@@ -4,8 +4,11 @@
 
 use std::path::Path;
 
-/// Every target, by name (the name of its binary and of its seed folder).
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+/// A target's name (of its binary and of its seed folder) and its body.
+pub type Target = (&'static str, fn(&[u8]));
+
+/// Every target, by name.
+pub const TARGETS: &[Target] = &[
     ("login_server", login_server),
     ("challenge", challenge),
     ("jwt_claims", jwt_claims),
@@ -81,28 +84,22 @@ pub fn docker_config(data: &[u8]) {
 }
 
 /// `store`'s input: never a panic, never a multi-line error, never a file written on refusal.
-/// The file backend in a temporary folder: fuzzing never writes to the user's keychain.
+/// The store keeps secrets in its file in a temporary folder, by construction: fuzzing never
+/// reaches the user's keychain.
 pub fn store_input(data: &[u8]) {
     let Ok(input) = std::str::from_utf8(data) else {
         return;
     };
     let Ok(dir) = tempfile::tempdir() else { return };
-    let env = acr_broker::Env::from_pairs([
-        ("XDG_CONFIG_HOME", dir.path().to_string_lossy().into_owned()),
-        ("ACR_CREDENTIAL_STORE", "file".to_string()),
-        (
-            "DBUS_SESSION_BUS_ADDRESS",
-            "unix:path=/nonexistent".to_string(),
-        ),
-    ]);
-    if let Err(docker_credential_acr::actions::Failure(msg)) =
-        docker_credential_acr::actions::store(env, input)
-    {
-        assert!(!msg.contains('\n'));
+    let store = docker_credential_acr::store::Store::in_file(
+        dir.path().join("docker-credential-acr/credentials.json"),
+    );
+    if let Err(e) = docker_credential_acr::actions::store_in(&store, input) {
+        assert!(!e.to_string().contains('\n'));
         assert!(
-            !dir.path()
-                .join("docker-credential-acr/credentials.json")
-                .exists()
+            std::fs::read_dir(dir.path())
+                .map(|mut d| d.next().is_none())
+                .unwrap_or(false)
         );
     }
 }
