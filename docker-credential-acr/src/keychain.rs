@@ -1,5 +1,5 @@
-//! The OS keychain, through the `keyring` crate: macOS Keychain, Windows Credential Manager, or
-//! the Secret Service (GNOME Keyring, KWallet) on Linux and BSD desktops.
+//! The OS keychain, through the `keyring` crate: on Linux (what is built and tested), the Secret
+//! Service of the desktop session (GNOME Keyring, KWallet).
 //!
 //! Items are named by service `docker-credential-acr` and the registry's normalised host as the
 //! user, so `secret-tool lookup service docker-credential-acr username myregistry.azurecr.io`

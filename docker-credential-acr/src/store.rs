@@ -97,8 +97,8 @@ impl Store {
                     PathBuf::from(h).join(".config/docker-credential-acr/credentials.json")
                 })
             });
-        let keychain_expected = cfg!(any(target_os = "macos", target_os = "windows"))
-            || env.get("DBUS_SESSION_BUS_ADDRESS").is_some();
+        // A Secret Service is expected where a session bus is configured.
+        let keychain_expected = env.get("DBUS_SESSION_BUS_ADDRESS").is_some();
         Ok(path.map(|path| {
             let secrets: Box<dyn SecretStore> = match backend {
                 Backend::Auto => Box::new(KeychainOrFile::new(path.clone(), keychain_expected)),
