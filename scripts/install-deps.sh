@@ -10,12 +10,15 @@ $SUDO apt-get update -qq
 # iproute2, util-linux: private network namespaces for the IMDS and end-to-end tests.
 # skopeo, docker-registry (Docker distribution 2.8): the real client and registry of the
 # end-to-end tests and ./demo.sh; curl: the demo reads the emulator's counters with it.
+# podman, buildah: the other containers/image clients, pushing and pulling through the helper
+# after `configure-docker --containers` (tests/tests/e2e_containers_tools.rs).
 # dbus, gnome-keyring, libsecret-tools: a real Secret Service (on a private session bus) for the
 # keychain tests, and libsecret's secret-tool to check what landed in it.
 $SUDO apt-get install -y -qq --no-install-recommends \
   build-essential ca-certificates \
   iproute2 util-linux \
   skopeo docker-registry curl \
+  podman buildah \
   dbus gnome-keyring libsecret-tools
 # The docker CLI (the end-to-end tests run it without a daemon). Keep one that is already there
 # (e.g. Docker's own packages); otherwise Debian's.

@@ -144,8 +144,13 @@ pub fn list(env: Env) -> Result<String, Failure> {
     Ok(serde_json::to_string(&out)?)
 }
 
-/// `configure-docker`: adds credHelpers entries; returns the lines to print.
-pub fn configure_docker(env: Env, registries: &[String]) -> Result<String, Failure> {
+/// `configure-docker`: adds credHelpers entries to Docker's config.json and, with `containers`,
+/// to the containers tools' auth.json (podman, buildah, skopeo); returns the lines to print.
+pub fn configure_docker(
+    env: Env,
+    registries: &[String],
+    containers: bool,
+) -> Result<String, Failure> {
     let settings = Settings::from_env(env.clone(), None)?;
     let broker = Broker::new(settings);
     let mut hosts = Vec::new();
@@ -163,23 +168,29 @@ pub fn configure_docker(env: Env, registries: &[String]) -> Result<String, Failu
     if hosts.is_empty() {
         return Err(Failure::NoRegistries);
     }
-    let path = configure::config_path(&env).ok_or(Failure::NoDockerConfig)?;
-    let changes = configure::configure(&path, &hosts)?;
+    let mut paths = vec![configure::config_path(&env).ok_or(Failure::NoDockerConfig)?];
+    if containers {
+        paths.push(configure::containers_auth_path(&env).ok_or(Failure::NoContainersAuth)?);
+    }
     let mut lines = Vec::new();
-    for c in changes {
-        lines.push(match c {
-            Change::Added(h) => format!("{}: added credHelpers[\"{h}\"] = \"acr\"", path.display()),
-            Change::Replaced(h, old) => format!(
-                "{}: credHelpers[\"{h}\"] was \"{old}\", now \"acr\"",
-                path.display()
-            ),
-            Change::Unchanged(h) => format!(
-                "{}: credHelpers[\"{h}\"] is already \"acr\"",
-                path.display()
-            ),
-        });
+    for path in paths {
+        for c in configure::configure(&path, &hosts)? {
+            lines.push(describe(&path, &c));
+        }
     }
     Ok(lines.join("\n"))
+}
+
+/// The line `configure-docker` prints for one change to the file at `path`.
+fn describe(path: &std::path::Path, change: &Change) -> String {
+    let path = path.display();
+    match change {
+        Change::Added(h) => format!("{path}: added credHelpers[\"{h}\"] = \"acr\""),
+        Change::Replaced(h, old) => {
+            format!("{path}: credHelpers[\"{h}\"] was \"{old}\", now \"acr\"")
+        }
+        Change::Unchanged(h) => format!("{path}: credHelpers[\"{h}\"] is already \"acr\""),
+    }
 }
 
 #[cfg(test)]

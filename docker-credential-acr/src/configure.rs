@@ -1,4 +1,5 @@
-//! `configure-docker`: adds `credHelpers` entries for registries to Docker's `config.json`,
+//! `configure-docker`: adds `credHelpers` entries for registries to Docker's `config.json` (and
+//! with `--containers` to the containers tools' `auth.json`, which has the same `credHelpers`),
 //! keeping every other key, the key order and the file's mode; written atomically; idempotent.
 
 use acr_broker::{Env, files};
@@ -16,6 +17,22 @@ pub fn config_path(env: &Env) -> Option<PathBuf> {
         .map(PathBuf::from)
         .or_else(|| env.get("HOME").map(|h| PathBuf::from(h).join(".docker")))
         .map(|d| d.join("config.json"))
+}
+
+/// The auth file of the containers tools (podman, buildah, skopeo) that `configure-docker
+/// --containers` edits: `$REGISTRY_AUTH_FILE` when set (then the only file they read), else the
+/// persistent `$XDG_CONFIG_HOME/containers/auth.json` (`~/.config/containers/auth.json`), which
+/// they read after their per-session `$XDG_RUNTIME_DIR/containers/auth.json` and before Docker's
+/// config. The per-session file is not written: it is gone after a reboot.
+pub fn containers_auth_path(env: &Env) -> Option<PathBuf> {
+    if let Some(file) = env.get("REGISTRY_AUTH_FILE").filter(|f| !f.is_empty()) {
+        return Some(PathBuf::from(file));
+    }
+    env.get("XDG_CONFIG_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| env.get("HOME").map(|h| PathBuf::from(h).join(".config")))
+        .map(|d| d.join("containers/auth.json"))
 }
 
 /// What `configure` did for one registry.
@@ -155,6 +172,31 @@ fn read_config(path: &Path) -> Result<Option<Config>, ConfigError> {
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn the_containers_auth_file_is_registry_auth_file_else_the_persistent_one() {
+        let path = |pairs: &[(&str, &str)]| {
+            containers_auth_path(&Env::from_pairs(pairs.iter().copied()))
+                .map(|p| p.display().to_string())
+        };
+        let all = [
+            ("REGISTRY_AUTH_FILE", "/ci/auth.json"),
+            ("XDG_CONFIG_HOME", "/x"),
+            ("HOME", "/h"),
+        ];
+        assert_eq!(path(&all).as_deref(), Some("/ci/auth.json"));
+        assert_eq!(path(&all[1..]).as_deref(), Some("/x/containers/auth.json"));
+        assert_eq!(
+            path(&all[2..]).as_deref(),
+            Some("/h/.config/containers/auth.json")
+        );
+        assert_eq!(
+            path(&[("REGISTRY_AUTH_FILE", ""), ("HOME", "/h")]).as_deref(),
+            Some("/h/.config/containers/auth.json"),
+            "an empty REGISTRY_AUTH_FILE is unset"
+        );
+        assert_eq!(path(&[]), None);
+    }
 
     #[test]
     fn keeps_unknown_keys_order_and_mode_and_is_idempotent() {

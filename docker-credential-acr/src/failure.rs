@@ -45,6 +45,11 @@ pub enum Failure {
     /// `configure-docker`: no folder for Docker's config.
     #[error("cannot find Docker's config: set DOCKER_CONFIG or HOME")]
     NoDockerConfig,
+    /// `configure-docker --containers`: no folder for the containers tools' auth.json.
+    #[error(
+        "cannot find the containers auth file: set REGISTRY_AUTH_FILE, XDG_CONFIG_HOME or HOME"
+    )]
+    NoContainersAuth,
     /// Docker's config could not be edited.
     #[error(transparent)]
     DockerConfig(#[from] ConfigError),

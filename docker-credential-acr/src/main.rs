@@ -48,11 +48,16 @@ enum Action {
         /// The shell.
         shell: clap_complete::Shell,
     },
-    /// Add credHelpers entries for registries to Docker's config.json.
+    /// Add credHelpers entries for registries to Docker's config.json (and, with --containers,
+    /// to the auth.json of podman, buildah and skopeo).
     ConfigureDocker {
         /// Login servers, comma-separated (e.g. myregistry.azurecr.io,other.azurecr.io).
         #[arg(long, value_delimiter = ',', required = true)]
         registries: Vec<String>,
+        /// Also configure podman, buildah and skopeo: $REGISTRY_AUTH_FILE, else
+        /// $XDG_CONFIG_HOME/containers/auth.json.
+        #[arg(long)]
+        containers: bool,
     },
 }
 
@@ -122,8 +127,14 @@ fn main() -> ExitCode {
             );
             return ExitCode::SUCCESS;
         }
-        Action::ConfigureDocker { registries } => {
-            return emit(actions::configure_docker(env, &registries), true);
+        Action::ConfigureDocker {
+            registries,
+            containers,
+        } => {
+            return emit(
+                actions::configure_docker(env, &registries, containers),
+                true,
+            );
         }
     };
     emit(result, false)

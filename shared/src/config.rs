@@ -56,6 +56,7 @@ pub fn relevant(name: &str) -> bool {
         "all_proxy",
         "NO_PROXY",
         "no_proxy",
+        "REGISTRY_AUTH_FILE",
     ];
     PREFIXES.iter().any(|p| name.starts_with(p)) || NAMES.contains(&name)
 }

@@ -1,0 +1,169 @@
+//! podman and buildah (Debian's packages, with their own copy of containers/image) push and pull
+//! through `docker-credential-acr`, found only through the `credHelpers` that
+//! `configure-docker --containers` writes into their auth.json: Docker's config names no helper.
+
+use acr_tests::e2e::{self, REGISTRY, TENANT, World, check, oci};
+use acr_tests::emulator::Role;
+use std::process::Output;
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+/// Points podman and buildah at storage, engine and registry settings inside the world: the vfs
+/// driver (works in any namespace), no systemd, no short-name lookups.
+fn private_containers_config(w: &mut World) -> TestResult {
+    let storage = w.path("containers-storage");
+    let conf = w.write_file(
+        "containers/storage.conf",
+        &format!(
+            "[storage]\ndriver = \"vfs\"\ngraphroot = \"{}\"\nrunroot = \"{}\"\n",
+            storage.join("graph").display(),
+            storage.join("run").display()
+        ),
+        0o644,
+    )?;
+    w.set("CONTAINERS_STORAGE_CONF", &conf.to_string_lossy());
+    let engine = w.write_file(
+        "containers/containers.conf",
+        &format!(
+            "[engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\nevents_logfile_path = \"{}\"\ntmp_dir = \"{}\"\n",
+            w.path("containers/events.log").display(),
+            w.path("containers/tmp").display()
+        ),
+        0o644,
+    )?;
+    w.set("CONTAINERS_CONF", &engine.to_string_lossy());
+    let registries = w.write_file(
+        "containers/registries.conf",
+        "unqualified-search-registries = []\nshort-name-mode = \"disabled\"\n",
+        0o644,
+    )?;
+    w.set("CONTAINERS_REGISTRIES_CONF", &registries.to_string_lossy());
+    Ok(())
+}
+
+/// Runs `tool` (podman or buildah) with `args`, trusting the emulator's CA.
+fn tool(
+    w: &World,
+    tool: &str,
+    cmd: &str,
+    args: &[&str],
+) -> Result<Output, Box<dyn std::error::Error>> {
+    let certs = w.cert_dir().to_string_lossy().into_owned();
+    let mut all = vec![cmd, "--cert-dir", &certs];
+    all.extend(args);
+    w.run(tool, &all, "")
+}
+
+#[test]
+fn podman_and_buildah_push_and_pull_through_the_helper() -> TestResult {
+    if !e2e::isolated() {
+        return Ok(());
+    }
+    let mut w = World::start(&[REGISTRY])?;
+    let sp = w
+        .emu
+        .add_secret_principal(TENANT, "11111111-1111-1111-1111-111111111111", "s3cret");
+    w.emu.grant(&sp.client_id, REGISTRY, Role::AcrPush);
+    w.set("AZURE_TENANT_ID", TENANT);
+    w.set("AZURE_CLIENT_ID", &sp.client_id);
+    w.set("AZURE_CLIENT_SECRET", "s3cret");
+    private_containers_config(&mut w)?;
+
+    // An image in the registry (skopeo, through Docker's credHelpers as the world starts).
+    let layout = w.path("image");
+    let image = oci::write_layout(&layout, "1", b"hello from the containers tools\n")?;
+    let first = format!("{REGISTRY}/tools/hello:1");
+    w.push(&layout, "1", &first)?;
+    let image_id = image.config_digest.trim_start_matches("sha256:").to_owned();
+
+    // Docker's config names no helper now: podman has no credentials and is refused.
+    let docker_config = std::path::PathBuf::from(&w.env["DOCKER_CONFIG"]).join("config.json");
+    std::fs::write(&docker_config, "{}")?;
+    let exchanges = w.emu.counters().exchange_for(REGISTRY);
+    let refused = tool(&w, "podman", "pull", &[&format!("docker://{first}")])?;
+    assert!(
+        !refused.status.success(),
+        "podman pulled without credentials"
+    );
+    assert_eq!(
+        w.emu.counters().exchange_for(REGISTRY),
+        exchanges,
+        "no helper ran"
+    );
+    // Forget the tokens skopeo's runs cached, so the tools' runs of the helper show as requests.
+    std::fs::remove_dir_all(w.cache_dir())?;
+
+    // configure-docker --containers, with Docker's config elsewhere so that only the containers
+    // auth file can lead podman and buildah to the helper.
+    let mut configure = w.env.clone();
+    configure.insert(
+        "DOCKER_CONFIG".into(),
+        w.path("other-docker").to_string_lossy().into_owned(),
+    );
+    let out = acr_tests::sandbox::run(
+        &w.bin_dir().join("docker-credential-acr"),
+        &configure,
+        &["configure-docker", "--containers", "--registries", REGISTRY],
+        "",
+    );
+    check(&out, "configure-docker --containers")?;
+    let auth_file =
+        std::path::PathBuf::from(&w.env["XDG_CONFIG_HOME"]).join("containers/auth.json");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!(
+            "{}: added credHelpers[\"{REGISTRY}\"] = \"acr\"",
+            auth_file.display()
+        )),
+        "{stdout}"
+    );
+    let auth: serde_json::Value = serde_json::from_slice(&std::fs::read(&auth_file)?)?;
+    assert_eq!(auth["credHelpers"][REGISTRY], "acr", "{auth}");
+    assert_eq!(std::fs::read_to_string(&docker_config)?, "{}");
+
+    // podman pulls the image and pushes it under another tag; buildah pulls that and pushes it
+    // under a third; skopeo reads the third. Each image keeps its config, so its ID.
+    let out = tool(&w, "podman", "pull", &[&format!("docker://{first}")])?;
+    check(&out, "podman pull")?;
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&image_id),
+        "podman pulled the image"
+    );
+    let by_podman = format!("{REGISTRY}/tools/hello:podman");
+    check(
+        &tool(
+            &w,
+            "podman",
+            "push",
+            &[&image_id, &format!("docker://{by_podman}")],
+        )?,
+        "podman push",
+    )?;
+    let out = tool(&w, "buildah", "pull", &[&format!("docker://{by_podman}")])?;
+    check(&out, "buildah pull")?;
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&image_id),
+        "buildah pulled the image"
+    );
+    let by_buildah = format!("{REGISTRY}/tools/hello:buildah");
+    check(
+        &tool(
+            &w,
+            "buildah",
+            "push",
+            &[&image_id, &format!("docker://{by_buildah}")],
+        )?,
+        "buildah push",
+    )?;
+    let out = w.skopeo(&["inspect", "--config", &format!("docker://{by_buildah}")])?;
+    check(&out, "skopeo inspect --config")?;
+
+    let c = w.emu.counters();
+    assert_eq!(
+        c.exchange_for(REGISTRY),
+        exchanges + 1,
+        "the tools' runs of the helper exchanged once, then used its cache: {c:?}"
+    );
+    assert_eq!(c.entra_for(&sp.client_id), 2, "{c:?}");
+    Ok(())
+}
