@@ -4,7 +4,8 @@
 //! and a bounded retry policy, so one fetch fits the overall deadline. The certificate source signs
 //! its own client assertion from a PEM file (certificate + RSA key), which avoids OpenSSL.
 
-use super::Identity;
+use super::answer::EntraToken;
+use super::{Identity, TokenRequest};
 use crate::error::{Error, one_line};
 use crate::secret::Secret;
 use azure_core::cloud::{CloudConfiguration, CustomConfiguration};
@@ -20,70 +21,16 @@ use azure_identity::{
 use std::sync::Arc;
 use std::time::Duration;
 
-/// An Entra access token and when it expires.
-#[derive(Debug, Clone)]
-pub(crate) struct EntraToken {
-    pub token: Secret,
-    /// Unix seconds.
-    pub expires_at: i64,
-}
-
-/// An OAuth token endpoint's answer read as an [`EntraToken`]: `access_token`, expiring at the
-/// token's own `exp`, else `expires_on` (Unix seconds), else now + `expires_in` (numbers or
-/// strings, as the managed identity endpoints send them). The error completes "answered ...".
-pub(crate) fn token_from_answer(body: &[u8]) -> Result<EntraToken, &'static str> {
-    #[derive(serde::Deserialize)]
-    struct Answer {
-        access_token: String,
-        #[serde(default)]
-        expires_on: Option<serde_json::Value>,
-        #[serde(default)]
-        expires_in: Option<serde_json::Value>,
-    }
-    let answer: Answer = serde_json::from_slice(body).map_err(|_| "without an access_token")?;
-    let number = |v: &Option<serde_json::Value>| match v {
-        Some(serde_json::Value::Number(n)) => n.as_i64(),
-        Some(serde_json::Value::String(s)) => s.trim().parse::<i64>().ok(),
-        _ => None,
-    };
-    let token = Secret::new(answer.access_token);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-    let expires_at = crate::token::read_claims(token.expose())
-        .and_then(|c| c.exp)
-        .or_else(|| number(&answer.expires_on))
-        .or_else(|| number(&answer.expires_in).and_then(|s| now.checked_add(s)))
-        .ok_or("a token with no expiry")?;
-    Ok(EntraToken { token, expires_at })
-}
-
-/// `: <error>: <error_description>` (or `message`) of an error body, its first 200 characters,
-/// or nothing: for one-line messages that never quote anything else of the body.
-pub(crate) fn error_summary(body: &[u8]) -> String {
-    let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else {
-        return String::new();
-    };
-    let text = [&v["error"], &v["error_description"], &v["message"]]
-        .iter()
-        .filter_map(|f| f.as_str())
-        .collect::<Vec<_>>()
-        .join(": ");
-    if text.is_empty() {
-        String::new()
-    } else {
-        format!(": {}", text.chars().take(200).collect::<String>())
-    }
-}
-
-/// Asks Entra (or the managed identity endpoint, or the CLI) for a token for `scope`.
-pub(crate) async fn get_token(
-    identity: &Identity,
-    scope: &str,
-    authority: &str,
-    http: &reqwest::Client,
-    deadline: Duration,
-) -> Result<EntraToken, Error> {
+/// Asks Entra (or the CLI) for a token for `scope` through an `azure_identity` credential: the
+/// service principal, workload, federated and Azure CLI sources.
+pub(crate) async fn get_token(request: &TokenRequest<'_>) -> Result<EntraToken, Error> {
+    let TokenRequest {
+        identity,
+        scope,
+        authority,
+        http,
+        deadline,
+    } = *request;
     let name = identity.source_name();
     let fail = |detail: String| Error::Entra {
         source_name: name,
@@ -161,53 +108,18 @@ pub(crate) async fn get_token(
             }),
         )
         .map_err(|e| fail(e.to_string()))?,
-        // Called directly: the broker's choice of endpoint, from its Env, never through a proxy.
-        Identity::AppService {
-            endpoint,
-            header,
-            client_id,
-        } => {
-            let endpoint = super::managed::Endpoint::AppService {
-                url: endpoint,
-                header,
-            };
-            return super::managed::get_token(endpoint, client_id.as_deref(), scope, name, http)
-                .await;
-        }
-        Identity::Imds { client_id } => {
-            return super::managed::get_token(
-                super::managed::Endpoint::Imds,
-                client_id.as_deref(),
-                scope,
-                name,
-                http,
-            )
-            .await;
-        }
-        Identity::IdentityBinding {
-            sni_name,
-            apiserver,
-            ca_file,
-            client_id,
-            assertion,
-            ..
-        } => {
-            let request = super::binding::Request {
-                sni_name,
-                apiserver,
-                ca_file,
-                client_id,
-                assertion,
-                scope,
-            };
-            return super::binding::get_token(request, deadline).await;
-        }
         Identity::AzureCli { tenant, .. } => {
             AzureCliCredential::new(Some(AzureCliCredentialOptions {
                 tenant_id: tenant.clone(),
                 ..Default::default()
             }))
             .map_err(|e| fail(e.to_string()))?
+        }
+        // Not `azure_identity` credentials: `super::token` sends these to their own modules.
+        Identity::AppService { .. } | Identity::Imds { .. } | Identity::IdentityBinding { .. } => {
+            return Err(fail(
+                "this source is not asked through azure_identity".into(),
+            ));
         }
     };
     let token = credential
@@ -254,8 +166,8 @@ impl azure_core::http::HttpClient for BoundedTransport {
         let response = self.0.execute_request(request).await.map_err(|e| {
             // A certificate that does not verify will not on retry: report it as a kind the
             // retry policy leaves alone (it retries I/O and connection errors).
-            let text = describe_azure_error(&e);
-            if text.to_ascii_lowercase().contains("certificate") {
+            if crate::http::is_certificate_failure(&e) {
+                let text = describe_azure_error(&e);
                 azure_core::Error::with_message(azure_core::error::ErrorKind::Other, text)
             } else {
                 e

@@ -12,13 +12,11 @@
 //! IMDS answers 410 while the VM boots and 429/5xx under load: those are retried with backoff
 //! (and `Retry-After`) within the fetch's deadline, as IMDS's guidance asks.
 
-use super::entra::{EntraToken, error_summary, token_from_answer};
+use super::answer::{EntraToken, error_summary, token_from_answer};
 use crate::error::{Error, one_line};
-use crate::exchange::{Attempt, with_retries};
 use crate::http::{error_chain, read_body};
+use crate::retry::{Attempt, retry_after, with_retries};
 use crate::secret::Secret;
-use std::net::IpAddr;
-use std::time::Duration;
 
 /// IMDS's token endpoint.
 const IMDS_URL: &str = "http://169.254.169.254/metadata/identity/oauth2/token";
@@ -29,25 +27,6 @@ pub(crate) enum Endpoint<'a> {
     Imds,
     /// The App Service / Functions / Container Apps endpoint and its secret header.
     AppService { url: &'a str, header: &'a Secret },
-}
-
-/// Whether `url` names a host on this machine (loopback, link-local or `localhost`): such
-/// endpoints are reached directly, never through a proxy.
-pub(crate) fn is_local(url: &str) -> bool {
-    let Ok(u) = url::Url::parse(url) else {
-        return false;
-    };
-    match u.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback() || ip.is_link_local(),
-        Some(url::Host::Ipv6(ip)) => {
-            ip.is_loopback() || IpAddr::V6(ip).to_canonical().is_loopback() || {
-                let first = ip.segments()[0];
-                first & 0xffc0 == 0xfe80
-            }
-        }
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        None => false,
-    }
 }
 
 /// A token for `scope` from the managed identity `endpoint`; `id` picks a user-assigned identity
@@ -88,22 +67,10 @@ pub(crate) async fn get_token(
         };
         let response = request.send().await.map_err(|e| {
             let error = fail(format!("{url}: {}", error_chain(&e)));
-            if e.is_connect() || e.is_timeout() {
-                Attempt::Transient {
-                    error,
-                    retry_after: None,
-                }
-            } else {
-                Attempt::Fatal(error)
-            }
+            Attempt::healing_if(e.is_connect() || e.is_timeout(), error)
         })?;
         let status = response.status().as_u16();
-        let wait = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+        let wait = retry_after(response.headers());
         let body = read_body(response)
             .await
             .map_err(|e| Attempt::Fatal(fail(format!("{url}: {e}"))))?;
@@ -126,30 +93,4 @@ pub(crate) async fn get_token(
     };
     let body = with_retries(attempt).await.map_err(Attempt::into_inner)?;
     token_from_answer(&body).map_err(|why| fail(format!("{url} answered {why}")))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn local_endpoints() {
-        for url in [
-            "http://169.254.169.254/metadata/identity/oauth2/token",
-            "http://127.0.0.1:41741/msi/token",
-            "https://localhost:443/msi/token",
-            "http://[::1]:8081/msi/token",
-            "http://[fe80::1]/msi/token",
-        ] {
-            assert!(is_local(url), "{url}");
-        }
-        for url in [
-            "https://10.0.0.4/msi/token",
-            "https://login.microsoftonline.com/",
-            "https://localhost.evil.example/",
-            "not a url",
-        ] {
-            assert!(!is_local(url), "{url}");
-        }
-    }
 }
