@@ -6,7 +6,8 @@
 //!   exclusive lock ─► re-read ─► Entra token (cached per identity+scope, own lock)
 //!                  ─► ACR exchange ─► write entry (temp + rename) ─► answer
 //! ```
-//! The async runtime and the HTTP client are built only on a miss.
+//! The async runtime and the HTTP client are built only on a miss, after the re-read: the steps
+//! from there are [`crate::fetch::Fetch`]'s.
 
 use crate::cache::{self, Cache, RefreshEntry};
 use crate::clock::{Clock, SystemClock};
