@@ -18,118 +18,132 @@ use azure_identity::{
     ClientAssertionCredentialOptions, ClientSecretCredential, ClientSecretCredentialOptions,
     WorkloadIdentityCredential, WorkloadIdentityCredentialOptions,
 };
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 /// Asks Entra (or the CLI) for a token for `scope` through an `azure_identity` credential: the
 /// service principal, workload, federated and Azure CLI sources.
 pub(crate) async fn get_token(request: &TokenRequest<'_>) -> Result<EntraToken, Error> {
-    let TokenRequest {
-        identity,
-        scope,
-        authority,
-        http,
-        deadline,
-    } = *request;
-    let name = identity.source_name();
     let fail = |detail: String| Error::Entra {
-        source_name: name,
+        source_name: request.identity.source_name(),
         detail: one_line(&detail),
     };
-    let options = client_options(http, authority, deadline);
-    let credential: Arc<dyn TokenCredential> = match identity {
-        Identity::ClientSecret {
-            tenant,
-            client_id,
-            secret,
-        } => ClientSecretCredential::new(
-            tenant,
-            client_id.clone(),
-            azure_core::credentials::Secret::new(secret.expose().to_string()),
-            Some(ClientSecretCredentialOptions {
-                client_options: options,
-            }),
-        )
-        .map_err(|e| fail(e.to_string()))?,
-        Identity::ClientCertificate {
-            tenant,
-            client_id,
-            path,
-        } => {
-            let pem = std::fs::read(path)
-                .map_err(|e| fail(format!("cannot read certificate {}: {e}", path.display())))?;
-            let endpoint = format!(
-                "{}/{tenant}/oauth2/v2.0/token",
-                authority.trim_end_matches('/')
-            );
-            let assertion = CertificateAssertion::from_pem(&pem, client_id, endpoint)
-                .map_err(|e| fail(format!("certificate {}: {e}", path.display())))?;
-            ClientAssertionCredential::new(
-                tenant.clone(),
-                client_id.clone(),
-                assertion,
-                Some(ClientAssertionCredentialOptions {
-                    client_options: options,
-                }),
-            )
-            .map_err(|e| fail(e.to_string()))?
-        }
-        Identity::Workload {
-            tenant,
-            client_id,
-            token_file,
-        } => {
-            if !token_file.exists() {
-                return Err(fail(format!(
-                    "federated token file {} does not exist",
-                    token_file.display()
-                )));
-            }
-            WorkloadIdentityCredential::new(Some(WorkloadIdentityCredentialOptions {
-                credential_options: ClientAssertionCredentialOptions {
-                    client_options: options,
-                },
-                client_id: Some(client_id.clone()),
-                tenant_id: Some(tenant.clone()),
-                token_file_path: Some(token_file.clone()),
-            }))
-            .map_err(|e| fail(e.to_string()))?
-        }
-        Identity::Federated {
-            tenant,
-            client_id,
-            assertion,
-        } => ClientAssertionCredential::new(
-            tenant.clone(),
-            client_id.clone(),
-            StaticAssertion(assertion.clone()),
-            Some(ClientAssertionCredentialOptions {
-                client_options: options,
-            }),
-        )
-        .map_err(|e| fail(e.to_string()))?,
-        Identity::AzureCli { tenant, .. } => {
-            AzureCliCredential::new(Some(AzureCliCredentialOptions {
-                tenant_id: tenant.clone(),
-                ..Default::default()
-            }))
-            .map_err(|e| fail(e.to_string()))?
-        }
-        // Not `azure_identity` credentials: `super::token` sends these to their own modules.
-        Identity::AppService { .. } | Identity::Imds { .. } | Identity::IdentityBinding { .. } => {
-            return Err(fail(
-                "this source is not asked through azure_identity".into(),
-            ));
-        }
-    };
+    let credential = credential(request).map_err(fail)?;
     let token = credential
-        .get_token(&[scope], None)
+        .get_token(&[request.scope], None)
         .await
         .map_err(|e| fail(describe_azure_error(&e)))?;
     Ok(EntraToken {
         token: Secret::new(token.token.secret().to_string()),
         expires_at: token.expires_on.unix_timestamp(),
     })
+}
+
+/// The `azure_identity` credential for the request's identity, on the broker's client, authority
+/// and retry bounds. The error is the detail of an [`Error::Entra`].
+fn credential(request: &TokenRequest<'_>) -> Result<Arc<dyn TokenCredential>, String> {
+    let options = client_options(request.http, request.authority, request.deadline);
+    let credential: Arc<dyn TokenCredential> = match request.identity {
+        Identity::ClientSecret {
+            tenant,
+            client_id,
+            secret,
+        } => {
+            let secret = azure_core::credentials::Secret::new(secret.expose().to_string());
+            let options = ClientSecretCredentialOptions {
+                client_options: options,
+            };
+            ClientSecretCredential::new(tenant, client_id.clone(), secret, Some(options))
+                .map_err(sdk)?
+        }
+        Identity::ClientCertificate {
+            tenant,
+            client_id,
+            path,
+        } => {
+            let assertion =
+                CertificateAssertion::from_file(path, tenant, client_id, request.authority)?;
+            assertion_credential(tenant, client_id, assertion, options)?
+        }
+        Identity::Workload {
+            tenant,
+            client_id,
+            token_file,
+        } => workload_credential(tenant, client_id, token_file, options)?,
+        Identity::Federated {
+            tenant,
+            client_id,
+            assertion,
+        } => assertion_credential(
+            tenant,
+            client_id,
+            StaticAssertion(assertion.clone()),
+            options,
+        )?,
+        Identity::AzureCli { tenant, .. } => {
+            AzureCliCredential::new(Some(AzureCliCredentialOptions {
+                tenant_id: tenant.clone(),
+                ..Default::default()
+            }))
+            .map_err(sdk)?
+        }
+        // Not `azure_identity` credentials: `super::token` sends these to their own modules.
+        Identity::AppService { .. } | Identity::Imds { .. } | Identity::IdentityBinding { .. } => {
+            return Err("this source is not asked through azure_identity".into());
+        }
+    };
+    Ok(credential)
+}
+
+/// An SDK error as the detail of an [`Error::Entra`].
+fn sdk(e: azure_core::Error) -> String {
+    e.to_string()
+}
+
+/// A client-assertion credential: a certificate's signed assertion or a federated token.
+fn assertion_credential(
+    tenant: &str,
+    client_id: &str,
+    assertion: impl ClientAssertion + 'static,
+    options: ClientOptions,
+) -> Result<Arc<dyn TokenCredential>, String> {
+    let options = ClientAssertionCredentialOptions {
+        client_options: options,
+    };
+    let credential = ClientAssertionCredential::new(
+        tenant.to_string(),
+        client_id.to_string(),
+        assertion,
+        Some(options),
+    )
+    .map_err(sdk)?;
+    Ok(credential)
+}
+
+/// The workload identity credential, reading its token from `token_file` (which must exist).
+fn workload_credential(
+    tenant: &str,
+    client_id: &str,
+    token_file: &Path,
+    options: ClientOptions,
+) -> Result<Arc<dyn TokenCredential>, String> {
+    if !token_file.exists() {
+        return Err(format!(
+            "federated token file {} does not exist",
+            token_file.display()
+        ));
+    }
+    let credential = WorkloadIdentityCredential::new(Some(WorkloadIdentityCredentialOptions {
+        credential_options: ClientAssertionCredentialOptions {
+            client_options: options,
+        },
+        client_id: Some(client_id.to_string()),
+        tenant_id: Some(tenant.to_string()),
+        token_file_path: Some(token_file.to_path_buf()),
+    }))
+    .map_err(sdk)?;
+    Ok(credential)
 }
 
 /// Pipeline options: our HTTP client as transport, the authority, bounded retries.
@@ -244,6 +258,24 @@ impl std::fmt::Debug for CertificateAssertion {
 }
 
 impl CertificateAssertion {
+    /// The assertion for `client_id` in `tenant`, from the PEM file at `path`, for the token
+    /// endpoint at `authority`.
+    fn from_file(
+        path: &Path,
+        tenant: &str,
+        client_id: &str,
+        authority: &str,
+    ) -> Result<Self, String> {
+        let pem = std::fs::read(path)
+            .map_err(|e| format!("cannot read certificate {}: {e}", path.display()))?;
+        let endpoint = format!(
+            "{}/{tenant}/oauth2/v2.0/token",
+            authority.trim_end_matches('/')
+        );
+        CertificateAssertion::from_pem(&pem, client_id, endpoint)
+            .map_err(|e| format!("certificate {}: {e}", path.display()))
+    }
+
     fn from_pem(pem: &[u8], client_id: &str, audience: String) -> Result<Self, String> {
         use base64::Engine;
         use rustls_pki_types::CertificateDer;
