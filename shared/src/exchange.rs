@@ -101,51 +101,67 @@ struct AcrError {
     message: String,
 }
 
-/// Exchanges `aad_token` for an ACR refresh token at `server`.
-pub(crate) async fn exchange(
-    http: &reqwest::Client,
-    server: &LoginServer,
-    extra_servers: &[String],
-    identity: &Identity,
-    tenant: Option<&str>,
-    aad_token: &Secret,
-) -> Result<Secret, Error> {
-    let registry = server.host();
-    let direct = format!("{}/oauth2/exchange", server.base_url());
-    let first = with_retries(|| {
-        post_exchange(http, server, identity, &direct, registry, tenant, aad_token)
-    })
-    .await;
+/// What the exchange requests of one fetch send, and where: an Entra token of `identity` for
+/// `server`'s refresh token.
+pub(crate) struct Grant<'a> {
+    /// The client of the fetch.
+    pub http: &'a reqwest::Client,
+    /// The registry.
+    pub server: &'a LoginServer,
+    /// The configured extra login servers: a challenge realm may point to one of them.
+    pub extra_servers: &'a [String],
+    /// Who the Entra token is for (for refusal messages).
+    pub identity: &'a Identity,
+    /// The tenant sent along, when known.
+    pub tenant: Option<&'a str>,
+    /// The Entra access token.
+    pub aad_token: &'a Secret,
+}
+
+/// Exchanges the grant's Entra token for an ACR refresh token at its registry.
+pub(crate) async fn exchange(grant: &Grant<'_>) -> Result<Secret, Error> {
+    let registry = grant.server.host();
+    let direct = format!("{}/oauth2/exchange", grant.server.base_url());
+    let first = with_retries(|| post_exchange(grant, &direct, registry)).await;
     let detail = match first {
         Ok(token) => return Ok(token),
         Err(Attempt::NotThere(detail)) => detail,
         Err(other) => return Err(into_error(other, registry)),
     };
     log::debug!("{direct}: {detail}; reading the /v2/ challenge");
-    let challenge = with_retries(|| discover(http, server))
+    let challenge = with_retries(|| discover(grant.http, grant.server))
         .await
         .map_err(|a| into_error(a, registry))?;
-    let realm = challenge.realm;
-    let url = realm_to_exchange(&realm).ok_or_else(|| Error::Exchange {
+    let url = realm_exchange_url(grant, &challenge.realm)?;
+    let service = challenge.service.unwrap_or_else(|| registry.to_string());
+    with_retries(|| post_exchange(grant, &url, &service))
+        .await
+        .map_err(|a| into_error(a, registry))
+}
+
+/// The exchange URL of a challenge's realm, when the realm is an `https://…/oauth2/token` URL on
+/// the registry's host or another recognised login server: an Entra token goes nowhere else.
+fn realm_exchange_url(grant: &Grant<'_>, realm: &str) -> Result<String, Error> {
+    let registry = grant.server.host();
+    let refuse = |detail: String| Error::Exchange {
         registry: registry.to_string(),
-        detail: format!("challenge realm {realm:?} is not an https://…/oauth2/token URL"),
+        detail,
+    };
+    let url = realm_to_exchange(realm).ok_or_else(|| {
+        refuse(format!(
+            "challenge realm {realm:?} is not an https://…/oauth2/token URL"
+        ))
     })?;
     let realm_host = crate::registry::normalize_host(&url).ok();
     let allowed = realm_host
         .as_deref()
-        .is_some_and(|h| h == registry || LoginServer::parse(h, extra_servers).is_ok());
+        .is_some_and(|h| h == registry || LoginServer::parse(h, grant.extra_servers).is_ok());
     if !allowed {
-        return Err(Error::Exchange {
-            registry: registry.to_string(),
-            detail: format!(
-                "challenge realm {realm:?} is on another host; refusing to send a token there (add it to ACR_LOGIN_SERVERS if you trust it)"
-            ),
-        });
+        return Err(refuse(format!(
+            "challenge realm {realm:?} is on another host; refusing to send a token there (add it to ACR_LOGIN_SERVERS if you trust it)"
+        )));
     }
-    let service = challenge.service.unwrap_or_else(|| registry.to_string());
-    with_retries(|| post_exchange(http, server, identity, &url, &service, tenant, aad_token))
-        .await
-        .map_err(|a| into_error(a, registry))
+    Ok(url)
 }
 
 /// Reads the registry's `/v2/` challenge (with the usual retries), for diagnostics.
@@ -200,25 +216,19 @@ fn status_failed(
     }
 }
 
-async fn post_exchange(
-    http: &reqwest::Client,
-    server: &LoginServer,
-    identity: &Identity,
-    url: &str,
-    service: &str,
-    tenant: Option<&str>,
-    aad_token: &Secret,
-) -> Result<Secret, Attempt> {
-    let registry = server.host();
+/// One exchange request to `url` for `service`.
+async fn post_exchange(grant: &Grant<'_>, url: &str, service: &str) -> Result<Secret, Attempt> {
+    let registry = grant.server.host();
     let mut form = vec![
         ("grant_type", "access_token"),
         ("service", service),
-        ("access_token", aad_token.expose()),
+        ("access_token", grant.aad_token.expose()),
     ];
-    if let Some(t) = tenant {
+    if let Some(t) = grant.tenant {
         form.push(("tenant", t));
     }
-    let response = http
+    let response = grant
+        .http
         .post(url)
         .form(&form)
         .send()
@@ -235,6 +245,17 @@ async fn post_exchange(
         };
         Attempt::healing_if(heals, error)
     })?;
+    read_answer(grant, status, &body, wait)
+}
+
+/// The refresh token in an exchange answer, or what its status means.
+fn read_answer(
+    grant: &Grant<'_>,
+    status: u16,
+    body: &[u8],
+    wait: Option<Duration>,
+) -> Result<Secret, Attempt> {
+    let registry = grant.server.host();
     let fatal = |detail: String| {
         Attempt::Fatal(Error::Exchange {
             registry: registry.to_string(),
@@ -243,7 +264,7 @@ async fn post_exchange(
     };
     match status {
         200 => {
-            let parsed: ExchangeResponse = serde_json::from_slice(&body)
+            let parsed: ExchangeResponse = serde_json::from_slice(body)
                 .map_err(|e| fatal(format!("malformed exchange response: {e}")))?;
             match parsed.refresh_token {
                 Some(t) if !t.is_empty() => Ok(t),
@@ -252,12 +273,12 @@ async fn post_exchange(
         }
         401 | 403 => Err(Attempt::Fatal(Error::ExchangeRefused {
             registry: registry.to_string(),
-            identity: identity.describe(),
+            identity: grant.identity.describe(),
             status,
-            message: acr_message(&body),
+            message: acr_message(body),
         })),
         404 | 405 => Err(Attempt::NotThere(format!("HTTP {status}"))),
-        _ => Err(status_failed(registry, status, &body, wait)),
+        _ => Err(status_failed(registry, status, body, wait)),
     }
 }
 

@@ -10,7 +10,7 @@ use crate::cache::{self, CACHE_VERSION, Cache, ENTRA_MARGIN, EntraEntry, Refresh
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::error::Error;
-use crate::exchange;
+use crate::exchange::{Grant, exchange};
 use crate::files::FileLock;
 use crate::identity::answer::EntraToken;
 use crate::identity::token::entra_token;
@@ -225,23 +225,20 @@ impl Fetch<'_> {
 
     /// The registry's refresh token for `aad`, within the time left.
     fn exchange(&self, aad: &Secret) -> Result<Secret, Error> {
-        let Target {
-            server, identity, ..
-        } = *self.target;
+        let identity = self.target.identity;
         let tenant = read_claims(aad.expose())
             .and_then(|c| c.tid)
             .or_else(|| identity.tenant().map(str::to_string));
         let left = self.remaining()?;
-        let servers = &self.settings.extra_login_servers;
-        let exchange = exchange::exchange(
-            &self.http,
-            server,
-            servers,
+        let grant = Grant {
+            http: &self.http,
+            server: self.target.server,
+            extra_servers: &self.settings.extra_login_servers,
             identity,
-            tenant.as_deref(),
-            aad,
-        );
-        self.within(left, exchange)
+            tenant: tenant.as_deref(),
+            aad_token: aad,
+        };
+        self.within(left, exchange(&grant))
             .ok_or_else(|| self.timed_out())?
     }
 

@@ -29,6 +29,44 @@ pub(crate) enum Endpoint<'a> {
     AppService { url: &'a str, header: &'a Secret },
 }
 
+impl Endpoint<'_> {
+    /// The endpoint's URL (without a query), its api-version, and the query parameter that
+    /// names a user-assigned identity by ARM resource id.
+    fn protocol(&self) -> (&str, &'static str, &'static str) {
+        match self {
+            Endpoint::Imds => (IMDS_URL, "2018-02-01", "msi_res_id"),
+            Endpoint::AppService { url, .. } => (url, "2019-08-01", "mi_res_id"),
+        }
+    }
+
+    /// The request URL for `scope` as `id`: a client id, or an ARM resource id (a value
+    /// containing `/subscriptions/`).
+    fn url(&self, id: Option<&str>, scope: &str) -> Result<url::Url, String> {
+        let resource = scope.strip_suffix("/.default").unwrap_or(scope);
+        let (url, api_version, resource_id_param) = self.protocol();
+        let mut query = vec![("api-version", api_version), ("resource", resource)];
+        if let Some(id) = id {
+            if id.to_ascii_lowercase().contains("/subscriptions/") {
+                query.push((resource_id_param, id));
+            } else {
+                query.push(("client_id", id));
+            }
+        }
+        url::Url::parse_with_params(url, &query).map_err(|_| format!("{url} is not a URL"))
+    }
+
+    /// A GET of `url` with the header the endpoint requires.
+    fn request(&self, http: &reqwest::Client, url: &url::Url) -> reqwest::RequestBuilder {
+        let request = http.get(url.clone());
+        match self {
+            Endpoint::Imds => request.header("Metadata", "true"),
+            Endpoint::AppService { header, .. } => {
+                request.header("X-IDENTITY-HEADER", header.expose())
+            }
+        }
+    }
+}
+
 /// A token for `scope` from the managed identity `endpoint`; `id` picks a user-assigned identity
 /// by client id, or by ARM resource id (a value containing `/subscriptions/`).
 pub(crate) async fn get_token(
@@ -42,55 +80,46 @@ pub(crate) async fn get_token(
         source_name,
         detail: one_line(&detail),
     };
-    let resource = scope.strip_suffix("/.default").unwrap_or(scope);
-    let (url, api_version, resource_id_param) = match &endpoint {
-        Endpoint::Imds => (IMDS_URL, "2018-02-01", "msi_res_id"),
-        Endpoint::AppService { url, .. } => (*url, "2019-08-01", "mi_res_id"),
-    };
-    let mut query = vec![("api-version", api_version), ("resource", resource)];
-    if let Some(id) = id {
-        if id.to_ascii_lowercase().contains("/subscriptions/") {
-            query.push((resource_id_param, id));
-        } else {
-            query.push(("client_id", id));
-        }
-    }
-    let full = url::Url::parse_with_params(url, &query)
-        .map_err(|_| fail(format!("{url} is not a URL")))?;
-    let attempt = || async {
-        let mut request = http.get(full.clone());
-        request = match &endpoint {
-            Endpoint::Imds => request.header("Metadata", "true"),
-            Endpoint::AppService { header, .. } => {
-                request.header("X-IDENTITY-HEADER", header.expose())
-            }
-        };
-        let response = request.send().await.map_err(|e| {
-            let error = fail(format!("{url}: {}", error_chain(&e)));
-            Attempt::healing_if(e.is_connect() || e.is_timeout(), error)
-        })?;
-        let status = response.status().as_u16();
-        let wait = retry_after(response.headers());
-        let body = read_body(response)
-            .await
-            .map_err(|e| Attempt::Fatal(fail(format!("{url}: {e}"))))?;
-        if status == 200 {
-            return Ok(body);
-        }
-        let error = fail(format!(
-            "{url} answered HTTP {status}{}",
-            error_summary(&body)
-        ));
-        // 404: IMDS is still starting, or the identity is being assigned; 410: the VM boots.
-        if matches!(status, 404 | 410 | 429 | 500 | 502 | 503 | 504) {
-            Err(Attempt::Transient {
-                error,
-                retry_after: wait,
-            })
-        } else {
-            Err(Attempt::Fatal(error))
-        }
-    };
-    let body = with_retries(attempt).await.map_err(Attempt::into_inner)?;
+    let full = endpoint.url(id, scope).map_err(fail)?;
+    let body = with_retries(|| ask(&endpoint, http, &full, &fail))
+        .await
+        .map_err(Attempt::into_inner)?;
+    let url = endpoint.protocol().0;
     token_from_answer(&body).map_err(|why| fail(format!("{url} answered {why}")))
+}
+
+/// One request to the endpoint: the body of a 200 answer, else what the failure means. `fail`
+/// makes the error of a detail.
+async fn ask(
+    endpoint: &Endpoint<'_>,
+    http: &reqwest::Client,
+    full: &url::Url,
+    fail: &impl Fn(String) -> Error,
+) -> Result<Vec<u8>, Attempt> {
+    let url = endpoint.protocol().0;
+    let response = endpoint.request(http, full).send().await.map_err(|e| {
+        let error = fail(format!("{url}: {}", error_chain(&e)));
+        Attempt::healing_if(e.is_connect() || e.is_timeout(), error)
+    })?;
+    let status = response.status().as_u16();
+    let wait = retry_after(response.headers());
+    let body = read_body(response)
+        .await
+        .map_err(|e| Attempt::Fatal(fail(format!("{url}: {e}"))))?;
+    if status == 200 {
+        return Ok(body);
+    }
+    let error = fail(format!(
+        "{url} answered HTTP {status}{}",
+        error_summary(&body)
+    ));
+    // 404: IMDS is still starting, or the identity is being assigned; 410: the VM boots.
+    if matches!(status, 404 | 410 | 429 | 500 | 502 | 503 | 504) {
+        Err(Attempt::Transient {
+            error,
+            retry_after: wait,
+        })
+    } else {
+        Err(Attempt::Fatal(error))
+    }
 }
