@@ -6,17 +6,19 @@
 //!   exclusive lock ─► re-read ─► Entra token (cached per identity+scope, own lock)
 //!                  ─► ACR exchange ─► write entry (temp + rename) ─► answer
 //! ```
-//! The async runtime and the HTTP client are built only on a miss.
+//! The async runtime and the HTTP client are built only on a miss, after the re-read: the steps
+//! from there are [`crate::fetch::Fetch`]'s.
 
-use crate::cache::{self, CACHE_VERSION, Cache, ENTRA_MARGIN, EntraEntry, RefreshEntry};
+use crate::cache::{self, Cache, RefreshEntry};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::error::Error;
 use crate::exchange;
-use crate::identity::{Identity, entra};
+use crate::fetch::{Fetch, Target, network};
+use crate::files::FileLock;
+use crate::identity::Identity;
 use crate::registry::{Cloud, LoginServer, NotAcr};
 use crate::secret::Secret;
-use crate::token::{check_lifetime, check_not_beyond_max, read_claims, within_max_lifetime};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -160,19 +162,16 @@ impl Broker {
         identity: &Identity,
     ) -> Result<Credential, Error> {
         self.check_cloud(server)?;
-        let authority = self.authority();
-        let fingerprint = identity.fingerprint(&authority);
-        let key = cache::key(&[server.host(), &fingerprint]);
+        let target = Target::new(server, identity, self.authority());
         let now = self.clock.now();
-        let cached = self.read_refresh(&key, server);
+        let cached = self.read_refresh(&target.key, server);
         if let Some(e) = &cached
-            && now < e.refresh_at()
-            && e.usable_at(now)
+            && fresh(e, now)
         {
             log::debug!("cache hit for {server}");
             return Ok(Credential::from_entry(e));
         }
-        let result = self.fetch_locked(server, identity, &authority, &fingerprint, &key, true);
+        let result = self.fetch_locked(&target, true);
         match (result, cached) {
             (Ok(c), _) => Ok(c),
             (Err(e), Some(old)) if old.usable_at(self.clock.now()) => {
@@ -190,7 +189,7 @@ impl Broker {
     /// service is. For diagnostics; builds a runtime and a client, so never on the hot path.
     pub fn challenge(&self, server: &LoginServer) -> Result<crate::Challenge, Error> {
         let deadline = self.settings.timeout;
-        let (runtime, http) = self.network()?;
+        let (runtime, http) = network(&self.settings)?;
         runtime
             .block_on(async {
                 tokio::time::timeout(deadline, exchange::challenge(&http, server)).await
@@ -200,18 +199,6 @@ impl Broker {
                 registry: server.host().to_string(),
                 seconds: deadline.as_secs(),
             })?
-    }
-
-    /// What a fetch needs and a cache hit never builds: a single-threaded async runtime and the
-    /// HTTP client.
-    fn network(&self) -> Result<(tokio::runtime::Runtime, reqwest::Client), Error> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| Error::io("cannot start the async runtime", "tokio", e))?;
-        let http = crate::http::client(&self.settings.env, self.settings.timeout)
-            .map_err(Error::InvalidConfig)?;
-        Ok((runtime, http))
     }
 
     /// Removes every cached entry for `server`, whatever the identity, and the cached Entra
@@ -279,221 +266,63 @@ impl Broker {
     /// after a role was removed. For `doctor`; the Entra token may still come from the cache.
     pub fn verify(&self, server: &LoginServer, identity: &Identity) -> Result<Credential, Error> {
         self.check_cloud(server)?;
-        let authority = self.authority();
-        let fingerprint = identity.fingerprint(&authority);
-        let key = cache::key(&[server.host(), &fingerprint]);
-        self.fetch_locked(server, identity, &authority, &fingerprint, &key, false)
+        let target = Target::new(server, identity, self.authority());
+        self.fetch_locked(&target, false)
     }
 
     /// Fetches under the entry's lock; with `reuse`, first takes what another process may have
     /// fetched while this one waited for the lock.
-    fn fetch_locked(
-        &self,
-        server: &LoginServer,
-        identity: &Identity,
-        authority: &str,
-        fingerprint: &str,
-        key: &str,
-        reuse: bool,
-    ) -> Result<Credential, Error> {
+    fn fetch_locked(&self, target: &Target<'_>, reuse: bool) -> Result<Credential, Error> {
         let started = Instant::now();
-        let deadline = self.settings.timeout;
-        let lock_wait = deadline + Duration::from_secs(5);
-        let mut cache = self.usable_cache();
-        let _guard = match cache {
-            Some(c) => match c.lock(&c.refresh_path(key), lock_wait) {
-                Ok(g) => Some(g),
-                Err(e @ Error::LockTimeout { .. }) => return Err(e),
-                Err(e) => {
-                    // A folder we cannot write: one warning, then no more cache writes (or
-                    // locks) in this fetch; every fetch goes to Entra and the registry.
-                    log::warn!("not caching tokens: {e}");
-                    cache = None;
-                    None
-                }
-            },
-            None => None,
-        };
+        let lock_wait = self.settings.timeout + Duration::from_secs(5);
+        let (cache, _guard) = self.lock_entry(&target.key, lock_wait)?;
         // Whoever held the lock before us may have fetched already.
-        if reuse && let Some(e) = self.read_refresh(key, server) {
-            let now = self.clock.now();
-            if now < e.refresh_at() && e.usable_at(now) {
-                log::debug!("{server}: another process refreshed the token");
-                return Ok(Credential::from_entry(&e));
-            }
-        }
-
-        let (runtime, http) = self.network()?;
-        let remaining = |server: &LoginServer| {
-            deadline
-                .checked_sub(started.elapsed())
-                .ok_or_else(|| Error::Timeout {
-                    doing: "getting a token for",
-                    registry: server.host().to_string(),
-                    seconds: deadline.as_secs(),
-                })
-        };
-        let timeout_err = || Error::Timeout {
-            doing: "getting a token for",
-            registry: server.host().to_string(),
-            seconds: deadline.as_secs(),
-        };
-
-        let aad = self.entra_token(
-            cache,
-            identity,
-            authority,
-            fingerprint,
-            &runtime,
-            &http,
-            remaining(server)?,
-            lock_wait,
-        )?;
-        let tenant = read_claims(aad.expose())
-            .and_then(|c| c.tid)
-            .or_else(|| identity.tenant().map(str::to_string));
-        let left = remaining(server)?;
-        let refresh = runtime
-            .block_on(async {
-                tokio::time::timeout(
-                    left,
-                    exchange::exchange(
-                        &http,
-                        server,
-                        &self.settings.extra_login_servers,
-                        identity,
-                        tenant.as_deref(),
-                        &aad,
-                    ),
-                )
-                .await
-            })
-            .map_err(|_| timeout_err())??;
-
-        let now = self.clock.now();
-        let claims = read_claims(refresh.expose()).unwrap_or_default();
-        let expires_at = claims.exp.unwrap_or_else(|| {
-            log::warn!("the refresh token from {server} has no exp claim; assuming 3 hours");
-            now.saturating_add(3 * 3600)
-        });
-        // Its lifetime as issued (from `iat`, else from now) must be sane, and it must not
-        // claim to last longer than any token from now on either.
-        let issued = claims.iat.unwrap_or(now);
-        let lifetime = check_not_beyond_max(expires_at, now)
-            .and_then(|()| check_lifetime(expires_at, issued))
-            .map_err(|why| Error::Exchange {
-                registry: server.host().to_string(),
-                detail: format!("the refresh token it issued {why}"),
-            })?;
-        let entry = RefreshEntry {
-            v: CACHE_VERSION,
-            login_server: server.host().to_string(),
-            identity: identity.describe(),
-            refresh_token: refresh,
-            obtained_at: now,
-            expires_at,
-            lifetime,
-        };
-        if let Some(c) = cache
-            && let Err(e) = c.write(&c.refresh_path(key), &entry)
+        if reuse
+            && let Some(e) = self.read_refresh(&target.key, target.server)
+            && fresh(&e, self.clock.now())
         {
-            log::warn!("not caching the token for {server}: {e}");
+            log::debug!("{}: another process refreshed the token", target.server);
+            return Ok(Credential::from_entry(&e));
         }
-        log::info!(
-            "got a token for {server} as {}, valid until {expires_at}",
-            identity.describe()
-        );
-        Ok(Credential::from_entry(&entry))
+        let (runtime, http) = network(&self.settings)?;
+        let fetch = Fetch {
+            settings: &self.settings,
+            clock: &*self.clock,
+            target,
+            cache,
+            started,
+            lock_wait,
+            runtime,
+            http,
+        };
+        fetch.run().map(|entry| Credential::from_entry(&entry))
     }
 
-    /// An Entra token for the identity and scope, from the cache or from Entra.
-    #[allow(clippy::too_many_arguments)]
-    fn entra_token(
+    /// The cache, made ready, and the lock of `key`'s entry. A folder we cannot write: one
+    /// warning, then no cache (no writes or locks) in this fetch; every fetch goes to Entra and
+    /// the registry.
+    fn lock_entry(
         &self,
-        cache: Option<&Cache>,
-        identity: &Identity,
-        authority: &str,
-        fingerprint: &str,
-        runtime: &tokio::runtime::Runtime,
-        http: &reqwest::Client,
-        left: Duration,
-        lock_wait: Duration,
-    ) -> Result<Secret, Error> {
-        let scope = self.settings.scope;
-        let key = cache::key(&[fingerprint, scope]);
-        let fresh = |e: &EntraEntry| {
-            let now = self.clock.now();
-            now < e.expires_at.saturating_sub(ENTRA_MARGIN)
-                && within_max_lifetime(e.expires_at, now)
+        key: &str,
+        wait: Duration,
+    ) -> Result<(Option<&Cache>, Option<FileLock>), Error> {
+        let Some(cache) = self.usable_cache() else {
+            return Ok((None, None));
         };
-        let path = cache.map(|c| c.entra_path(&key));
-        let _guard = match (cache, &path) {
-            (Some(c), Some(p)) => {
-                if let Some(e) = c.read::<EntraEntry>(p).filter(fresh) {
-                    log::debug!("using the cached Entra token of {}", identity.describe());
-                    return Ok(e.token);
-                }
-                // A folder we cannot write (read-only, full, not ours to write) must not stop the
-                // fetch: go on without the lock, as for the registry entry's lock.
-                match c.lock(p, lock_wait) {
-                    Ok(guard) => {
-                        if let Some(e) = c.read::<EntraEntry>(p).filter(fresh) {
-                            return Ok(e.token);
-                        }
-                        Some(guard)
-                    }
-                    Err(e @ Error::LockTimeout { .. }) => return Err(e),
-                    Err(e) => {
-                        log::debug!("not locking the Entra token's entry: {e}");
-                        None
-                    }
-                }
-            }
-            _ => None,
-        };
-        log::debug!(
-            "asking Entra for a token as {} (scope {scope})",
-            identity.describe()
-        );
-        // Identity endpoints on this machine are reached directly, never through a proxy.
-        let direct;
-        let http = if identity.endpoint_is_local() {
-            direct = crate::http::direct_client(&self.settings.env, self.settings.timeout)
-                .map_err(Error::InvalidConfig)?;
-            &direct
-        } else {
-            http
-        };
-        let token = runtime
-            .block_on(async {
-                tokio::time::timeout(
-                    left,
-                    entra::get_token(identity, scope, authority, http, left),
-                )
-                .await
-            })
-            .map_err(|_| Error::Entra {
-                source_name: identity.source_name(),
-                detail: format!("no answer within {}s", left.as_secs()),
-            })??;
-        // It is used at once, so only a lifetime no token has is refused (one that would stay
-        // cached for ever); a short one is only not reused (see `fresh`).
-        check_not_beyond_max(token.expires_at, self.clock.now()).map_err(|why| Error::Entra {
-            source_name: identity.source_name(),
-            detail: format!("the access token it returned {why}"),
-        })?;
-        if let (Some(c), Some(p)) = (cache, &path) {
-            let entry = EntraEntry {
-                v: CACHE_VERSION,
-                token: token.token.clone(),
-                expires_at: token.expires_at,
-            };
-            if let Err(e) = c.write(p, &entry) {
-                log::warn!("not caching the Entra token: {e}");
+        match cache.lock(&cache.refresh_path(key), wait) {
+            Ok(guard) => Ok((Some(cache), Some(guard))),
+            Err(e @ Error::LockTimeout { .. }) => Err(e),
+            Err(e) => {
+                log::warn!("not caching tokens: {e}");
+                Ok((None, None))
             }
         }
-        Ok(token.token)
     }
+}
+
+/// Whether a cached entry is handed out as it is: before its refresh point, and usable.
+fn fresh(e: &RefreshEntry, now: i64) -> bool {
+    now < e.refresh_at() && e.usable_at(now)
 }
 
 #[cfg(test)]

@@ -6,9 +6,10 @@
 //! host the user did not configure.
 
 use crate::error::{Error, one_line};
-use crate::http::{error_chain, read_body};
+use crate::http::{error_chain, read_body, send_may_heal};
 use crate::identity::Identity;
 use crate::registry::LoginServer;
+use crate::retry::{Attempt, retry_after, with_retries};
 use crate::secret::Secret;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -100,51 +101,67 @@ struct AcrError {
     message: String,
 }
 
-/// Exchanges `aad_token` for an ACR refresh token at `server`.
-pub(crate) async fn exchange(
-    http: &reqwest::Client,
-    server: &LoginServer,
-    extra_servers: &[String],
-    identity: &Identity,
-    tenant: Option<&str>,
-    aad_token: &Secret,
-) -> Result<Secret, Error> {
-    let registry = server.host();
-    let direct = format!("{}/oauth2/exchange", server.base_url());
-    let first = with_retries(|| {
-        post_exchange(http, server, identity, &direct, registry, tenant, aad_token)
-    })
-    .await;
+/// What the exchange requests of one fetch send, and where: an Entra token of `identity` for
+/// `server`'s refresh token.
+pub(crate) struct Grant<'a> {
+    /// The client of the fetch.
+    pub http: &'a reqwest::Client,
+    /// The registry.
+    pub server: &'a LoginServer,
+    /// The configured extra login servers: a challenge realm may point to one of them.
+    pub extra_servers: &'a [String],
+    /// Who the Entra token is for (for refusal messages).
+    pub identity: &'a Identity,
+    /// The tenant sent along, when known.
+    pub tenant: Option<&'a str>,
+    /// The Entra access token.
+    pub aad_token: &'a Secret,
+}
+
+/// Exchanges the grant's Entra token for an ACR refresh token at its registry.
+pub(crate) async fn exchange(grant: &Grant<'_>) -> Result<Secret, Error> {
+    let registry = grant.server.host();
+    let direct = format!("{}/oauth2/exchange", grant.server.base_url());
+    let first = with_retries(|| post_exchange(grant, &direct, registry)).await;
     let detail = match first {
         Ok(token) => return Ok(token),
         Err(Attempt::NotThere(detail)) => detail,
-        Err(other) => return Err(other.into_error(registry)),
+        Err(other) => return Err(into_error(other, registry)),
     };
     log::debug!("{direct}: {detail}; reading the /v2/ challenge");
-    let challenge = with_retries(|| discover(http, server))
+    let challenge = with_retries(|| discover(grant.http, grant.server))
         .await
-        .map_err(|a| a.into_error(registry))?;
-    let realm = challenge.realm;
-    let url = realm_to_exchange(&realm).ok_or_else(|| Error::Exchange {
+        .map_err(|a| into_error(a, registry))?;
+    let url = realm_exchange_url(grant, &challenge.realm)?;
+    let service = challenge.service.unwrap_or_else(|| registry.to_string());
+    with_retries(|| post_exchange(grant, &url, &service))
+        .await
+        .map_err(|a| into_error(a, registry))
+}
+
+/// The exchange URL of a challenge's realm, when the realm is an `https://…/oauth2/token` URL on
+/// the registry's host or another recognised login server: an Entra token goes nowhere else.
+fn realm_exchange_url(grant: &Grant<'_>, realm: &str) -> Result<String, Error> {
+    let registry = grant.server.host();
+    let refuse = |detail: String| Error::Exchange {
         registry: registry.to_string(),
-        detail: format!("challenge realm {realm:?} is not an https://…/oauth2/token URL"),
+        detail,
+    };
+    let url = realm_to_exchange(realm).ok_or_else(|| {
+        refuse(format!(
+            "challenge realm {realm:?} is not an https://…/oauth2/token URL"
+        ))
     })?;
     let realm_host = crate::registry::normalize_host(&url).ok();
     let allowed = realm_host
         .as_deref()
-        .is_some_and(|h| h == registry || LoginServer::parse(h, extra_servers).is_ok());
+        .is_some_and(|h| h == registry || LoginServer::parse(h, grant.extra_servers).is_ok());
     if !allowed {
-        return Err(Error::Exchange {
-            registry: registry.to_string(),
-            detail: format!(
-                "challenge realm {realm:?} is on another host; refusing to send a token there (add it to ACR_LOGIN_SERVERS if you trust it)"
-            ),
-        });
+        return Err(refuse(format!(
+            "challenge realm {realm:?} is on another host; refusing to send a token there (add it to ACR_LOGIN_SERVERS if you trust it)"
+        )));
     }
-    let service = challenge.service.unwrap_or_else(|| registry.to_string());
-    with_retries(|| post_exchange(http, server, identity, &url, &service, tenant, aad_token))
-        .await
-        .map_err(|a| a.into_error(registry))
+    Ok(url)
 }
 
 /// Reads the registry's `/v2/` challenge (with the usual retries), for diagnostics.
@@ -154,165 +171,91 @@ pub(crate) async fn challenge(
 ) -> Result<Challenge, Error> {
     with_retries(|| discover(http, server))
         .await
-        .map_err(|a| a.into_error(server.host()))
+        .map_err(|a| into_error(a, server.host()))
 }
 
-/// The outcome of one failed request.
-pub(crate) enum Attempt {
-    /// The endpoint does not exist here: try discovery.
-    NotThere(String),
-    /// Worth another try after a pause (throttling, 5xx, connection trouble).
-    Transient {
-        error: Error,
-        retry_after: Option<Duration>,
-    },
-    /// Will not heal by retrying (refusals, certificate failures, malformed answers).
-    Fatal(Error),
-}
-
-impl Attempt {
-    /// The error inside (for callers with no discovery step, `NotThere` never happens).
-    pub(crate) fn into_inner(self) -> Error {
-        match self {
-            Attempt::Fatal(e) | Attempt::Transient { error: e, .. } => e,
-            Attempt::NotThere(detail) => Error::InvalidConfig(detail),
-        }
-    }
-
-    fn into_error(self, registry: &str) -> Error {
-        match self {
-            Attempt::Fatal(e) | Attempt::Transient { error: e, .. } => e,
-            Attempt::NotThere(detail) => Error::Exchange {
-                registry: registry.to_string(),
-                detail,
-            },
-        }
-    }
-
-    /// A request that could not be sent or whose answer could not be read.
-    fn from_send(registry: &str, e: &reqwest::Error) -> Attempt {
-        let text = error_chain(e);
-        let error = Error::Exchange {
+/// The error a failed attempt ends with; `NotThere` (after discovery) names the registry.
+fn into_error(attempt: Attempt, registry: &str) -> Error {
+    match attempt {
+        Attempt::NotThere(detail) => Error::Exchange {
             registry: registry.to_string(),
-            detail: one_line(&text),
-        };
-        // Connection trouble and timeouts may heal; a certificate that does not verify will not.
-        let lower = text.to_ascii_lowercase();
-        if (e.is_connect() || e.is_timeout() || e.is_request() || e.is_body())
-            && !lower.contains("certificate")
-        {
-            Attempt::Transient {
-                error,
-                retry_after: None,
-            }
-        } else {
-            Attempt::Fatal(error)
-        }
-    }
-
-    /// An unexpected status: transient for 408, 429 and 5xx gateway/availability answers.
-    fn from_status(
-        registry: &str,
-        status: u16,
-        body: &[u8],
-        retry_after: Option<Duration>,
-    ) -> Attempt {
-        let error = Error::Exchange {
-            registry: registry.to_string(),
-            detail: match acr_message(body) {
-                Some(m) => format!("HTTP {status}: {m}"),
-                None => format!("HTTP {status}"),
-            },
-        };
-        if matches!(status, 408 | 429 | 500 | 502 | 503 | 504) {
-            Attempt::Transient { error, retry_after }
-        } else {
-            Attempt::Fatal(error)
-        }
+            detail,
+        },
+        other => other.into_inner(),
     }
 }
 
-/// Longest `Retry-After` the broker waits for; a longer one ends the attempt with the error.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(20);
-
-/// Runs `op` until it succeeds, fails for good, or four retries have been spent, pausing with
-/// exponential backoff and jitter, or as long as the server's `Retry-After` says. The caller's
-/// overall deadline bounds the whole.
-pub(crate) async fn with_retries<T, F, Fut>(op: F) -> Result<T, Attempt>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, Attempt>>,
-{
-    use backon::Retryable;
-    let backoff = backon::ExponentialBuilder::default()
-        .with_jitter()
-        .with_min_delay(Duration::from_millis(200))
-        .with_max_delay(Duration::from_secs(4))
-        .with_max_times(4);
-    op.retry(backoff)
-        .sleep(tokio::time::sleep)
-        .when(|a| matches!(a, Attempt::Transient { .. }))
-        .adjust(|a, backoff| match a {
-            Attempt::Transient {
-                retry_after: Some(wait),
-                ..
-            } => (*wait <= MAX_RETRY_AFTER).then_some(*wait),
-            _ => backoff,
-        })
-        .notify(|a, wait| {
-            if let Attempt::Transient { error, .. } = a {
-                log::info!("{error}; retrying in {} ms", wait.as_millis());
-            }
-        })
-        .await
+/// A request that could not be sent or whose answer could not be read: connection trouble and
+/// timeouts may heal; a certificate that does not verify will not.
+fn send_failed(registry: &str, e: &reqwest::Error) -> Attempt {
+    let error = Error::Exchange {
+        registry: registry.to_string(),
+        detail: one_line(&error_chain(e)),
+    };
+    Attempt::healing_if(send_may_heal(e), error)
 }
 
-/// `Retry-After` in seconds (the HTTP-date form is not used by Azure's token services).
-fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
-    v.trim().parse::<u64>().ok().map(Duration::from_secs)
+/// An unexpected status: transient for 408, 429 and 5xx gateway/availability answers.
+fn status_failed(
+    registry: &str,
+    status: u16,
+    body: &[u8],
+    retry_after: Option<Duration>,
+) -> Attempt {
+    let error = Error::Exchange {
+        registry: registry.to_string(),
+        detail: match acr_message(body) {
+            Some(m) => format!("HTTP {status}: {m}"),
+            None => format!("HTTP {status}"),
+        },
+    };
+    if matches!(status, 408 | 429 | 500 | 502 | 503 | 504) {
+        Attempt::Transient { error, retry_after }
+    } else {
+        Attempt::Fatal(error)
+    }
 }
 
-async fn post_exchange(
-    http: &reqwest::Client,
-    server: &LoginServer,
-    identity: &Identity,
-    url: &str,
-    service: &str,
-    tenant: Option<&str>,
-    aad_token: &Secret,
-) -> Result<Secret, Attempt> {
-    let registry = server.host();
+/// One exchange request to `url` for `service`.
+async fn post_exchange(grant: &Grant<'_>, url: &str, service: &str) -> Result<Secret, Attempt> {
+    let registry = grant.server.host();
     let mut form = vec![
         ("grant_type", "access_token"),
         ("service", service),
-        ("access_token", aad_token.expose()),
+        ("access_token", grant.aad_token.expose()),
     ];
-    if let Some(t) = tenant {
+    if let Some(t) = grant.tenant {
         form.push(("tenant", t));
     }
-    let response = http
+    let response = grant
+        .http
         .post(url)
         .form(&form)
         .send()
         .await
-        .map_err(|e| Attempt::from_send(registry, &e))?;
+        .map_err(|e| send_failed(registry, &e))?;
     let status = response.status().as_u16();
     let wait = retry_after(response.headers());
     let body = read_body(response).await.map_err(|e| {
+        // A body cut short is connection trouble: worth a retry.
+        let heals = matches!(e, crate::http::BodyError::Read(_));
         let error = Error::Exchange {
             registry: registry.to_string(),
             detail: e.to_string(),
         };
-        match e {
-            // A body cut short is connection trouble: worth a retry.
-            crate::http::BodyError::Read(_) => Attempt::Transient {
-                error,
-                retry_after: None,
-            },
-            crate::http::BodyError::TooLarge => Attempt::Fatal(error),
-        }
+        Attempt::healing_if(heals, error)
     })?;
+    read_answer(grant, status, &body, wait)
+}
+
+/// The refresh token in an exchange answer, or what its status means.
+fn read_answer(
+    grant: &Grant<'_>,
+    status: u16,
+    body: &[u8],
+    wait: Option<Duration>,
+) -> Result<Secret, Attempt> {
+    let registry = grant.server.host();
     let fatal = |detail: String| {
         Attempt::Fatal(Error::Exchange {
             registry: registry.to_string(),
@@ -321,7 +264,7 @@ async fn post_exchange(
     };
     match status {
         200 => {
-            let parsed: ExchangeResponse = serde_json::from_slice(&body)
+            let parsed: ExchangeResponse = serde_json::from_slice(body)
                 .map_err(|e| fatal(format!("malformed exchange response: {e}")))?;
             match parsed.refresh_token {
                 Some(t) if !t.is_empty() => Ok(t),
@@ -330,12 +273,12 @@ async fn post_exchange(
         }
         401 | 403 => Err(Attempt::Fatal(Error::ExchangeRefused {
             registry: registry.to_string(),
-            identity: identity.describe(),
+            identity: grant.identity.describe(),
             status,
-            message: acr_message(&body),
+            message: acr_message(body),
         })),
         404 | 405 => Err(Attempt::NotThere(format!("HTTP {status}"))),
-        _ => Err(Attempt::from_status(registry, status, &body, wait)),
+        _ => Err(status_failed(registry, status, body, wait)),
     }
 }
 
@@ -359,7 +302,7 @@ async fn discover(http: &reqwest::Client, server: &LoginServer) -> Result<Challe
         .get(&url)
         .send()
         .await
-        .map_err(|e| Attempt::from_send(registry, &e))?;
+        .map_err(|e| send_failed(registry, &e))?;
     let status = response.status().as_u16();
     let header = response
         .headers()
@@ -370,7 +313,7 @@ async fn discover(http: &reqwest::Client, server: &LoginServer) -> Result<Challe
         Some(c) => Ok(c),
         None if matches!(status, 408 | 429 | 500 | 502 | 503 | 504) => {
             let wait = retry_after(response.headers());
-            Err(Attempt::from_status(registry, status, b"", wait))
+            Err(status_failed(registry, status, b"", wait))
         }
         None => Err(Attempt::Fatal(Error::Exchange {
             registry: registry.to_string(),

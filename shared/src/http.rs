@@ -7,6 +7,8 @@
 //! the process grow without bound.
 
 use crate::config::Env;
+use std::error::Error as StdError;
+use std::net::IpAddr;
 use std::time::Duration;
 
 /// Largest response body read from any token endpoint.
@@ -128,4 +130,146 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
         cause = c.source();
     }
     msg
+}
+
+/// Whether a request that failed before its answer was read may succeed if sent again: the
+/// connection could not be made or was cut, or it timed out; never when the server's certificate
+/// does not verify (see [`is_certificate_failure`]).
+pub fn send_may_heal(e: &reqwest::Error) -> bool {
+    (e.is_connect() || e.is_timeout() || e.is_request() || e.is_body())
+        && !is_certificate_failure(e)
+}
+
+/// Whether `e`, or an error it was caused by, is TLS refusing the peer's certificate (unknown
+/// issuer, expired, wrong name, none presented, or the peer's alert about one): a failure that
+/// no retry heals. Read from the error types in the chain, never from their text. rustls errors
+/// reach here inside `std::io::Error`s, whose `source()` skips the error they wrap, so those are
+/// opened with `get_ref()`.
+pub fn is_certificate_failure(e: &(dyn StdError + 'static)) -> bool {
+    use rustls::AlertDescription as Alert;
+    let mut next = Some(e);
+    while let Some(error) = next {
+        if let Some(tls) = error.downcast_ref::<rustls::Error>() {
+            let refused = match tls {
+                rustls::Error::InvalidCertificate(_)
+                | rustls::Error::NoCertificatesPresented
+                | rustls::Error::InvalidCertRevocationList(_) => true,
+                rustls::Error::AlertReceived(alert) => matches!(
+                    alert,
+                    Alert::BadCertificate
+                        | Alert::UnsupportedCertificate
+                        | Alert::CertificateRevoked
+                        | Alert::CertificateExpired
+                        | Alert::CertificateUnknown
+                        | Alert::UnknownCA
+                ),
+                _ => false,
+            };
+            if refused {
+                return true;
+            }
+        }
+        let wrapped = error
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref);
+        if let Some(inner) = wrapped
+            && is_certificate_failure(inner)
+        {
+            return true;
+        }
+        next = error.source();
+    }
+    false
+}
+
+/// Whether `url` names a host on this machine (loopback, link-local or `localhost`): such
+/// endpoints are reached directly, never through a proxy.
+pub fn is_local(url: &str) -> bool {
+    let Ok(u) = url::Url::parse(url) else {
+        return false;
+    };
+    match u.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback() || ip.is_link_local(),
+        Some(url::Host::Ipv6(ip)) => {
+            ip.is_loopback() || IpAddr::V6(ip).to_canonical().is_loopback() || {
+                let first = ip.segments()[0];
+                first & 0xffc0 == 0xfe80
+            }
+        }
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use acr_tests::emulator::{Emulator, EmulatorConfig};
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    /// A real TLS handshake with a server whose CA the client does not trust is a certificate
+    /// failure, seen through reqwest's error and through azure_core's wrapping of it; a refused
+    /// connection is not, and may heal.
+    #[test]
+    fn certificate_failures_are_told_apart_by_type() {
+        use azure_core::http::HttpClient;
+        let emu = Emulator::start(EmulatorConfig::default()).unwrap();
+        // No SSL_CERT_FILE: the emulator's CA is not trusted.
+        let http = client(
+            &Env::from_pairs([("PATH", "/nonexistent")]),
+            Duration::from_secs(10),
+        )
+        .unwrap();
+        let url = format!("{}/v2/", emu.base_url());
+        let rt = runtime();
+        let e = rt
+            .block_on(async { http.get(&url).send().await })
+            .unwrap_err();
+        assert!(is_certificate_failure(&e), "{}", error_chain(&e));
+        assert!(!send_may_heal(&e), "{}", error_chain(&e));
+        let request =
+            azure_core::http::Request::new(url.parse().unwrap(), azure_core::http::Method::Get);
+        let e = rt
+            .block_on(async { http.execute_request(&request).await })
+            .unwrap_err();
+        assert!(is_certificate_failure(&e), "{}", error_chain(&e));
+
+        // A port nobody listens on: refused, transient.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let e = rt
+            .block_on(async { http.get(format!("https://127.0.0.1:{port}/")).send().await })
+            .unwrap_err();
+        assert!(!is_certificate_failure(&e), "{}", error_chain(&e));
+        assert!(send_may_heal(&e), "{}", error_chain(&e));
+    }
+
+    #[test]
+    fn local_endpoints() {
+        for url in [
+            "http://169.254.169.254/metadata/identity/oauth2/token",
+            "http://127.0.0.1:41741/msi/token",
+            "https://localhost:443/msi/token",
+            "http://[::1]:8081/msi/token",
+            "http://[fe80::1]/msi/token",
+        ] {
+            assert!(is_local(url), "{url}");
+        }
+        for url in [
+            "https://10.0.0.4/msi/token",
+            "https://login.microsoftonline.com/",
+            "https://localhost.evil.example/",
+            "not a url",
+        ] {
+            assert!(!is_local(url), "{url}");
+        }
+    }
 }

@@ -24,12 +24,14 @@ mod config;
 pub mod doctor;
 mod error;
 mod exchange;
+mod fetch;
 pub mod files;
 mod http;
 mod identity;
 pub mod logging;
 mod platform;
 mod registry;
+mod retry;
 mod secret;
 pub mod token;
 

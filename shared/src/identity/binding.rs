@@ -8,9 +8,9 @@
 //! `{"access_token", "expires_in"}`. It never goes through a proxy: the API server is on the
 //! node's own network, and a proxy would see the pod's token.
 
-use super::entra::{EntraToken, error_summary, token_from_answer};
+use super::answer::{EntraToken, error_summary, token_from_answer};
 use crate::error::{Error, one_line};
-use crate::http::{error_chain, read_body};
+use crate::http::{error_chain, is_certificate_failure, read_body};
 use crate::secret::Secret;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
@@ -58,7 +58,7 @@ pub(crate) async fn get_token(req: Request<'_>, deadline: Duration) -> Result<En
         .await
         .map_err(|e| {
             let chain = error_chain(&e);
-            let hint = if chain.to_ascii_lowercase().contains("certificate") {
+            let hint = if is_certificate_failure(&e) {
                 format!(
                     "; check that {} is the cluster CA and --ib-sni-name names the authority",
                     req.ca_file.display()

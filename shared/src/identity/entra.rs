@@ -4,7 +4,8 @@
 //! and a bounded retry policy, so one fetch fits the overall deadline. The certificate source signs
 //! its own client assertion from a PEM file (certificate + RSA key), which avoids OpenSSL.
 
-use super::Identity;
+use super::answer::EntraToken;
+use super::{Identity, TokenRequest};
 use crate::error::{Error, one_line};
 use crate::secret::Secret;
 use azure_core::cloud::{CloudConfiguration, CustomConfiguration};
@@ -17,207 +18,132 @@ use azure_identity::{
     ClientAssertionCredentialOptions, ClientSecretCredential, ClientSecretCredentialOptions,
     WorkloadIdentityCredential, WorkloadIdentityCredentialOptions,
 };
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// An Entra access token and when it expires.
-#[derive(Debug, Clone)]
-pub(crate) struct EntraToken {
-    pub token: Secret,
-    /// Unix seconds.
-    pub expires_at: i64,
-}
-
-/// An OAuth token endpoint's answer read as an [`EntraToken`]: `access_token`, expiring at the
-/// token's own `exp`, else `expires_on` (Unix seconds), else now + `expires_in` (numbers or
-/// strings, as the managed identity endpoints send them). The error completes "answered ...".
-pub(crate) fn token_from_answer(body: &[u8]) -> Result<EntraToken, &'static str> {
-    #[derive(serde::Deserialize)]
-    struct Answer {
-        access_token: String,
-        #[serde(default)]
-        expires_on: Option<serde_json::Value>,
-        #[serde(default)]
-        expires_in: Option<serde_json::Value>,
-    }
-    let answer: Answer = serde_json::from_slice(body).map_err(|_| "without an access_token")?;
-    let number = |v: &Option<serde_json::Value>| match v {
-        Some(serde_json::Value::Number(n)) => n.as_i64(),
-        Some(serde_json::Value::String(s)) => s.trim().parse::<i64>().ok(),
-        _ => None,
-    };
-    let token = Secret::new(answer.access_token);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-    let expires_at = crate::token::read_claims(token.expose())
-        .and_then(|c| c.exp)
-        .or_else(|| number(&answer.expires_on))
-        .or_else(|| number(&answer.expires_in).and_then(|s| now.checked_add(s)))
-        .ok_or("a token with no expiry")?;
-    Ok(EntraToken { token, expires_at })
-}
-
-/// `: <error>: <error_description>` (or `message`) of an error body, its first 200 characters,
-/// or nothing: for one-line messages that never quote anything else of the body.
-pub(crate) fn error_summary(body: &[u8]) -> String {
-    let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else {
-        return String::new();
-    };
-    let text = [&v["error"], &v["error_description"], &v["message"]]
-        .iter()
-        .filter_map(|f| f.as_str())
-        .collect::<Vec<_>>()
-        .join(": ");
-    if text.is_empty() {
-        String::new()
-    } else {
-        format!(": {}", text.chars().take(200).collect::<String>())
-    }
-}
-
-/// Asks Entra (or the managed identity endpoint, or the CLI) for a token for `scope`.
-pub(crate) async fn get_token(
-    identity: &Identity,
-    scope: &str,
-    authority: &str,
-    http: &reqwest::Client,
-    deadline: Duration,
-) -> Result<EntraToken, Error> {
-    let name = identity.source_name();
+/// Asks Entra (or the CLI) for a token for `scope` through an `azure_identity` credential: the
+/// service principal, workload, federated and Azure CLI sources.
+pub(crate) async fn get_token(request: &TokenRequest<'_>) -> Result<EntraToken, Error> {
     let fail = |detail: String| Error::Entra {
-        source_name: name,
+        source_name: request.identity.source_name(),
         detail: one_line(&detail),
     };
-    let options = client_options(http, authority, deadline);
-    let credential: Arc<dyn TokenCredential> = match identity {
-        Identity::ClientSecret {
-            tenant,
-            client_id,
-            secret,
-        } => ClientSecretCredential::new(
-            tenant,
-            client_id.clone(),
-            azure_core::credentials::Secret::new(secret.expose().to_string()),
-            Some(ClientSecretCredentialOptions {
-                client_options: options,
-            }),
-        )
-        .map_err(|e| fail(e.to_string()))?,
-        Identity::ClientCertificate {
-            tenant,
-            client_id,
-            path,
-        } => {
-            let pem = std::fs::read(path)
-                .map_err(|e| fail(format!("cannot read certificate {}: {e}", path.display())))?;
-            let endpoint = format!(
-                "{}/{tenant}/oauth2/v2.0/token",
-                authority.trim_end_matches('/')
-            );
-            let assertion = CertificateAssertion::from_pem(&pem, client_id, endpoint)
-                .map_err(|e| fail(format!("certificate {}: {e}", path.display())))?;
-            ClientAssertionCredential::new(
-                tenant.clone(),
-                client_id.clone(),
-                assertion,
-                Some(ClientAssertionCredentialOptions {
-                    client_options: options,
-                }),
-            )
-            .map_err(|e| fail(e.to_string()))?
-        }
-        Identity::Workload {
-            tenant,
-            client_id,
-            token_file,
-        } => {
-            if !token_file.exists() {
-                return Err(fail(format!(
-                    "federated token file {} does not exist",
-                    token_file.display()
-                )));
-            }
-            WorkloadIdentityCredential::new(Some(WorkloadIdentityCredentialOptions {
-                credential_options: ClientAssertionCredentialOptions {
-                    client_options: options,
-                },
-                client_id: Some(client_id.clone()),
-                tenant_id: Some(tenant.clone()),
-                token_file_path: Some(token_file.clone()),
-            }))
-            .map_err(|e| fail(e.to_string()))?
-        }
-        Identity::Federated {
-            tenant,
-            client_id,
-            assertion,
-        } => ClientAssertionCredential::new(
-            tenant.clone(),
-            client_id.clone(),
-            StaticAssertion(assertion.clone()),
-            Some(ClientAssertionCredentialOptions {
-                client_options: options,
-            }),
-        )
-        .map_err(|e| fail(e.to_string()))?,
-        // Called directly: the broker's choice of endpoint, from its Env, never through a proxy.
-        Identity::AppService {
-            endpoint,
-            header,
-            client_id,
-        } => {
-            let endpoint = super::managed::Endpoint::AppService {
-                url: endpoint,
-                header,
-            };
-            return super::managed::get_token(endpoint, client_id.as_deref(), scope, name, http)
-                .await;
-        }
-        Identity::Imds { client_id } => {
-            return super::managed::get_token(
-                super::managed::Endpoint::Imds,
-                client_id.as_deref(),
-                scope,
-                name,
-                http,
-            )
-            .await;
-        }
-        Identity::IdentityBinding {
-            sni_name,
-            apiserver,
-            ca_file,
-            client_id,
-            assertion,
-            ..
-        } => {
-            let request = super::binding::Request {
-                sni_name,
-                apiserver,
-                ca_file,
-                client_id,
-                assertion,
-                scope,
-            };
-            return super::binding::get_token(request, deadline).await;
-        }
-        Identity::AzureCli { tenant, .. } => {
-            AzureCliCredential::new(Some(AzureCliCredentialOptions {
-                tenant_id: tenant.clone(),
-                ..Default::default()
-            }))
-            .map_err(|e| fail(e.to_string()))?
-        }
-    };
+    let credential = credential(request).map_err(fail)?;
     let token = credential
-        .get_token(&[scope], None)
+        .get_token(&[request.scope], None)
         .await
         .map_err(|e| fail(describe_azure_error(&e)))?;
     Ok(EntraToken {
         token: Secret::new(token.token.secret().to_string()),
         expires_at: token.expires_on.unix_timestamp(),
     })
+}
+
+/// The `azure_identity` credential for the request's identity, on the broker's client, authority
+/// and retry bounds. The error is the detail of an [`Error::Entra`].
+fn credential(request: &TokenRequest<'_>) -> Result<Arc<dyn TokenCredential>, String> {
+    let options = client_options(request.http, request.authority, request.deadline);
+    let credential: Arc<dyn TokenCredential> = match request.identity {
+        Identity::ClientSecret {
+            tenant,
+            client_id,
+            secret,
+        } => {
+            let secret = azure_core::credentials::Secret::new(secret.expose().to_string());
+            let options = ClientSecretCredentialOptions {
+                client_options: options,
+            };
+            ClientSecretCredential::new(tenant, client_id.clone(), secret, Some(options))
+                .map_err(sdk)?
+        }
+        Identity::ClientCertificate {
+            tenant,
+            client_id,
+            path,
+        } => {
+            let assertion =
+                CertificateAssertion::from_file(path, tenant, client_id, request.authority)?;
+            assertion_credential(tenant, client_id, assertion, options)?
+        }
+        Identity::Workload {
+            tenant,
+            client_id,
+            token_file,
+        } => workload_credential(tenant, client_id, token_file, options)?,
+        Identity::Federated {
+            tenant,
+            client_id,
+            assertion,
+        } => assertion_credential(
+            tenant,
+            client_id,
+            StaticAssertion(assertion.clone()),
+            options,
+        )?,
+        Identity::AzureCli { tenant, .. } => {
+            AzureCliCredential::new(Some(AzureCliCredentialOptions {
+                tenant_id: tenant.clone(),
+                ..Default::default()
+            }))
+            .map_err(sdk)?
+        }
+        // Not `azure_identity` credentials: `super::token` sends these to their own modules.
+        Identity::AppService { .. } | Identity::Imds { .. } | Identity::IdentityBinding { .. } => {
+            return Err("this source is not asked through azure_identity".into());
+        }
+    };
+    Ok(credential)
+}
+
+/// An SDK error as the detail of an [`Error::Entra`].
+fn sdk(e: azure_core::Error) -> String {
+    e.to_string()
+}
+
+/// A client-assertion credential: a certificate's signed assertion or a federated token.
+fn assertion_credential(
+    tenant: &str,
+    client_id: &str,
+    assertion: impl ClientAssertion + 'static,
+    options: ClientOptions,
+) -> Result<Arc<dyn TokenCredential>, String> {
+    let options = ClientAssertionCredentialOptions {
+        client_options: options,
+    };
+    let credential = ClientAssertionCredential::new(
+        tenant.to_string(),
+        client_id.to_string(),
+        assertion,
+        Some(options),
+    )
+    .map_err(sdk)?;
+    Ok(credential)
+}
+
+/// The workload identity credential, reading its token from `token_file` (which must exist).
+fn workload_credential(
+    tenant: &str,
+    client_id: &str,
+    token_file: &Path,
+    options: ClientOptions,
+) -> Result<Arc<dyn TokenCredential>, String> {
+    if !token_file.exists() {
+        return Err(format!(
+            "federated token file {} does not exist",
+            token_file.display()
+        ));
+    }
+    let credential = WorkloadIdentityCredential::new(Some(WorkloadIdentityCredentialOptions {
+        credential_options: ClientAssertionCredentialOptions {
+            client_options: options,
+        },
+        client_id: Some(client_id.to_string()),
+        tenant_id: Some(tenant.to_string()),
+        token_file_path: Some(token_file.to_path_buf()),
+    }))
+    .map_err(sdk)?;
+    Ok(credential)
 }
 
 /// Pipeline options: our HTTP client as transport, the authority, bounded retries.
@@ -254,8 +180,8 @@ impl azure_core::http::HttpClient for BoundedTransport {
         let response = self.0.execute_request(request).await.map_err(|e| {
             // A certificate that does not verify will not on retry: report it as a kind the
             // retry policy leaves alone (it retries I/O and connection errors).
-            let text = describe_azure_error(&e);
-            if text.to_ascii_lowercase().contains("certificate") {
+            if crate::http::is_certificate_failure(&e) {
+                let text = describe_azure_error(&e);
                 azure_core::Error::with_message(azure_core::error::ErrorKind::Other, text)
             } else {
                 e
@@ -332,6 +258,24 @@ impl std::fmt::Debug for CertificateAssertion {
 }
 
 impl CertificateAssertion {
+    /// The assertion for `client_id` in `tenant`, from the PEM file at `path`, for the token
+    /// endpoint at `authority`.
+    fn from_file(
+        path: &Path,
+        tenant: &str,
+        client_id: &str,
+        authority: &str,
+    ) -> Result<Self, String> {
+        let pem = std::fs::read(path)
+            .map_err(|e| format!("cannot read certificate {}: {e}", path.display()))?;
+        let endpoint = format!(
+            "{}/{tenant}/oauth2/v2.0/token",
+            authority.trim_end_matches('/')
+        );
+        CertificateAssertion::from_pem(&pem, client_id, endpoint)
+            .map_err(|e| format!("certificate {}: {e}", path.display()))
+    }
+
     fn from_pem(pem: &[u8], client_id: &str, audience: String) -> Result<Self, String> {
         use base64::Engine;
         use rustls_pki_types::CertificateDer;

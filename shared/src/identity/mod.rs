@@ -4,12 +4,15 @@
 //! with certificate, workload identity, managed identity (App Service endpoint, else IMDS on an
 //! Azure VM), Azure CLI. A source whose settings are absent is skipped with a reason; when every
 //! source is skipped, [`Error::NoIdentity`] lists them all. The order is the table `CHAIN`, one
-//! entry a source. Getting a token is in [`entra`] (Entra through `azure_identity`), `managed`
-//! (IMDS and App Service, called directly) and `binding` (AKS identity bindings).
+//! entry a source. Getting a token is [`token::entra_token`], which sends each identity to its
+//! source: `entra` (Entra through `azure_identity`), `managed` (IMDS and App Service, called
+//! directly) or `binding` (AKS identity bindings); `answer` reads the token endpoints' answers.
 
+pub(crate) mod answer;
 mod binding;
-pub(crate) mod entra;
+mod entra;
 mod managed;
+pub(crate) mod token;
 
 pub use binding::{IB_SCOPE_AUDIENCE, KUBERNETES_CA_FILE, probe_identity_binding};
 
@@ -17,6 +20,7 @@ use crate::config::{Settings, SourceChoice};
 use crate::error::{Error, Skipped};
 use crate::secret::Secret;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Azure's chassis asset tag, present on every Azure VM (and so on AKS nodes): its presence
 /// tells, without network I/O, that IMDS can be there.
@@ -153,7 +157,7 @@ impl Identity {
     pub fn endpoint_is_local(&self) -> bool {
         match self {
             Identity::Imds { .. } => true,
-            Identity::AppService { endpoint, .. } => managed::is_local(endpoint),
+            Identity::AppService { endpoint, .. } => crate::http::is_local(endpoint),
             _ => false,
         }
     }
@@ -259,6 +263,17 @@ impl Identity {
     }
 }
 
+/// What asking a source for an Entra token needs: who asks, for which scope, at which
+/// authority, through which client, and within how long.
+#[derive(Clone, Copy)]
+pub(crate) struct TokenRequest<'a> {
+    pub identity: &'a Identity,
+    pub scope: &'a str,
+    pub authority: &'a str,
+    pub http: &'a reqwest::Client,
+    pub deadline: Duration,
+}
+
 const SOURCE_SECRET: &str = "service principal (secret)";
 const SOURCE_CERT: &str = "service principal (certificate)";
 const SOURCE_WORKLOAD: &str = "workload identity";
@@ -346,29 +361,32 @@ fn client_secret(settings: &Settings, _: Option<SourceChoice>) -> Result<Identit
 }
 
 fn client_certificate(settings: &Settings, _: Option<SourceChoice>) -> Result<Identity, String> {
-    let path = settings
-        .env
-        .get("AZURE_CLIENT_CERTIFICATE_PATH")
-        .ok_or("AZURE_CLIENT_CERTIFICATE_PATH is not set")?;
-    let (tenant, client_id) = tenant_and_client(settings, "AZURE_CLIENT_CERTIFICATE_PATH")?;
+    let (tenant, client_id, path) = app_with_file(settings, "AZURE_CLIENT_CERTIFICATE_PATH")?;
     Ok(Identity::ClientCertificate {
         tenant,
         client_id,
-        path: PathBuf::from(path),
+        path,
     })
 }
 
 fn workload(settings: &Settings, _: Option<SourceChoice>) -> Result<Identity, String> {
-    let token_file = settings
-        .env
-        .get("AZURE_FEDERATED_TOKEN_FILE")
-        .ok_or("AZURE_FEDERATED_TOKEN_FILE is not set")?;
-    let (tenant, client_id) = tenant_and_client(settings, "AZURE_FEDERATED_TOKEN_FILE")?;
+    let (tenant, client_id, token_file) = app_with_file(settings, "AZURE_FEDERATED_TOKEN_FILE")?;
     Ok(Identity::Workload {
         tenant,
         client_id,
-        token_file: PathBuf::from(token_file),
+        token_file,
     })
+}
+
+/// The tenant, the client id and the file the variable `file` names: what the certificate and
+/// workload sources read.
+fn app_with_file(settings: &Settings, file: &str) -> Result<(String, String, PathBuf), String> {
+    let path = settings
+        .env
+        .get(file)
+        .ok_or_else(|| format!("{file} is not set"))?;
+    let (tenant, client_id) = tenant_and_client(settings, file)?;
+    Ok((tenant, client_id, PathBuf::from(path)))
 }
 
 fn app_service(settings: &Settings, _: Option<SourceChoice>) -> Result<Identity, String> {
