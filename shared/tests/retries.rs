@@ -317,3 +317,66 @@ fn a_slow_service_ends_at_the_overall_deadline() {
         "bounded by the deadline, not the server"
     );
 }
+
+/// A TCP relay to `to` that counts the connections made through it.
+fn counting_relay(
+    to: std::net::SocketAddr,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let count = std::sync::Arc::new(AtomicUsize::new(0));
+    let seen = count.clone();
+    std::thread::spawn(move || {
+        for client in l.incoming().flatten() {
+            seen.fetch_add(1, Ordering::SeqCst);
+            let Ok(server) = std::net::TcpStream::connect(to) else {
+                continue;
+            };
+            let (mut c2, mut s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            let (mut c, mut s) = (client, server);
+            std::thread::spawn(move || std::io::copy(&mut c2, &mut s2));
+            std::thread::spawn(move || std::io::copy(&mut s, &mut c));
+        }
+    });
+    (addr.to_string(), count)
+}
+
+#[test]
+fn a_managed_identity_endpoint_with_an_untrusted_certificate_is_asked_once() {
+    let emu = Emulator::start(EmulatorConfig::default()).unwrap();
+    let registry = format!("localhost:{}", emu.port());
+    emu.add_registry(&registry);
+    emu.add_managed_identity(None);
+    let (endpoint, header) = emu.app_service_endpoint();
+    let (relay, connections) = counting_relay(emu.local_addr());
+    let endpoint = endpoint.replace(&format!("localhost:{}", emu.port()), &relay);
+    assert!(
+        endpoint.starts_with("https://") && endpoint.contains(&relay),
+        "{endpoint}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    // No SSL_CERT_FILE: the emulator's certificate does not verify.
+    let env = Env::from_pairs([
+        ("PATH", "/nonexistent".to_string()),
+        ("ACR_IDENTITY", "app-service".to_string()),
+        ("IDENTITY_ENDPOINT", endpoint),
+        ("IDENTITY_HEADER", header),
+        ("AZURE_AUTHORITY_HOST", emu.base_url()),
+        ("ACR_LOGIN_SERVERS", registry.clone()),
+        (
+            "ACR_CACHE_DIR",
+            dir.path().join("cache").to_str().unwrap().to_string(),
+        ),
+    ]);
+    let broker = Broker::new(Settings::from_env(env, None).unwrap());
+    let server = broker.login_server(&registry).unwrap();
+    let e = broker.credential(&server).unwrap_err().to_string();
+    assert!(e.to_ascii_lowercase().contains("certificate"), "{e}");
+    assert_eq!(
+        connections.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "a certificate that does not verify is not retried"
+    );
+    assert_eq!(emu.counters().total(), 0, "no request got through TLS");
+}

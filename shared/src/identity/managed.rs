@@ -99,7 +99,8 @@ async fn ask(
     let url = endpoint.protocol().0;
     let response = endpoint.request(http, full).send().await.map_err(|e| {
         let error = fail(format!("{url}: {}", error_chain(&e)));
-        Attempt::healing_if(e.is_connect() || e.is_timeout(), error)
+        let heals = (e.is_connect() || e.is_timeout()) && !crate::http::is_certificate_failure(&e);
+        Attempt::healing_if(heals, error)
     })?;
     let status = response.status().as_u16();
     let wait = retry_after(response.headers());
