@@ -7,16 +7,16 @@
 //! what pod identities would use. It reads nothing on stdin.
 
 use crate::azure_json::{AzureJson, AzureJsonError};
-use crate::bindings::BindingFlags;
-use crate::cli::DEFAULT_CACHE_DIR;
-use crate::mirror::Mirrors;
+use crate::bindings::IdentityBindings;
+use crate::mirror::{MirrorError, Mirrors};
+use crate::node::{NodeConfig, NodeFlags};
 use crate::provider::{
     CLIENT_ID_ANNOTATION, TENANT_ID_ANNOTATION, check_mirror, image_registry, node_setup,
 };
 use acr_broker::doctor::{self, Checks, ChosenIdentity, Report, Section};
-use acr_broker::{Broker, Env, Settings};
+use acr_broker::{Broker, Env};
 use serde_json::{Map, Value, json};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Advice for an unusable cache folder: a node without a cache asks Entra and the registry for
 /// every pull the kubelet has not cached itself.
@@ -28,61 +28,53 @@ const NOT_ACR_HINT: &str = "the provider answers with no credentials for it and 
 /// The provider's arguments, as the kubelet would pass them, and what to check.
 #[derive(Debug, Default)]
 pub struct DoctorArgs {
-    /// The AZURE_JSON argument.
-    pub azure_json: Option<PathBuf>,
-    /// Every `--registry-mirror` value.
-    pub registry_mirror: Vec<String>,
-    /// `--cache-dir`.
-    pub cache_dir: Option<PathBuf>,
-    /// `--fallback-to-node-identity`.
-    pub fallback_to_node_identity: bool,
+    /// The flags that configure the node.
+    pub node: NodeFlags,
     /// An image reference or registry host to check the challenge and a token with.
     pub target: Option<String>,
-    /// The `--ib-*` flags.
-    pub identity_bindings: BindingFlags,
 }
 
 /// Runs the checks with `env` (the kubelet's environment for the provider) and `args`.
 pub fn doctor(env: Env, args: &DoctorArgs) -> Report {
     let config = doctor::settings_listing(&env);
-    let mut env = env;
-    if let Some(dir) = &args.cache_dir {
-        env.set("ACR_CACHE_DIR", dir.to_string_lossy());
-    }
-    let loaded = args.azure_json.as_deref().map(AzureJson::load);
-    let mut settings = match Settings::from_env(env, Some(PathBuf::from(DEFAULT_CACHE_DIR))) {
+    let NodeConfig {
+        settings,
+        azure_json,
+        mirrors,
+        identity_bindings,
+        fallback_to_node_identity,
+    } = NodeConfig::from_flags(&args.node, env);
+    let azure_json = azure_json
+        .as_ref()
+        .map(|(path, file)| (path.as_path(), file));
+    let mut settings = match settings {
         Ok(s) => s,
         Err(e) => {
-            let sections = vec![azure_json_section(
-                args.azure_json.as_deref(),
-                loaded.as_ref(),
-                None,
-            )];
+            let sections = vec![azure_json_section(azure_json, None)];
             return Report::config_error(config, sections, &e.to_string());
         }
     };
-    let file = loaded.as_ref().and_then(|r| r.as_ref().ok());
+    let file = azure_json.and_then(|(_, file)| file.as_ref().ok());
     let setup = node_setup(&mut settings, file);
     let mut sections = vec![azure_json_section(
-        args.azure_json.as_deref(),
-        loaded.as_ref(),
+        azure_json,
         setup.unknown_cloud.as_deref(),
     )];
-    let identity = match (&args.azure_json, &loaded, setup.identity) {
-        (Some(path), Some(Err(e)), _) => Some(ChosenIdentity {
+    let identity = match (azure_json, setup.identity) {
+        (Some((path, Err(e))), _) => Some(ChosenIdentity {
             identity: Err(format!(
                 "none, the node identity comes from azure.json: {e}"
             )),
             origin: path.display().to_string(),
         }),
-        (Some(path), _, Some(identity)) => Some(ChosenIdentity {
+        (Some((path, _)), Some(identity)) => Some(ChosenIdentity {
             identity,
             origin: path.display().to_string(),
         }),
         _ => None,
     };
     let broker = Broker::new(settings);
-    let (mirrors, section) = mirrors_section(&broker, &args.registry_mirror);
+    let (mirrors, section) = mirrors_section(&broker, mirrors);
     sections.extend(section);
     let mut registry = None;
     if let Some(target) = args
@@ -97,10 +89,10 @@ pub fn doctor(env: Env, args: &DoctorArgs) -> Report {
     }
     sections.push(pods_section(
         setup.pod_tenant.as_deref(),
-        args.fallback_to_node_identity,
+        fallback_to_node_identity,
     ));
     sections.push(bindings_section(
-        &args.identity_bindings,
+        identity_bindings,
         setup.pod_tenant.as_deref(),
         broker.settings().timeout,
     ));
@@ -123,12 +115,11 @@ pub fn doctor(env: Env, args: &DoctorArgs) -> Report {
 /// The azure.json the provider was given: its path and the fields it read, or why it cannot be
 /// read; `null` when none was given.
 fn azure_json_section(
-    path: Option<&Path>,
-    loaded: Option<&Result<AzureJson, AzureJsonError>>,
+    azure_json: Option<(&Path, &Result<AzureJson, AzureJsonError>)>,
     unknown_cloud: Option<&str>,
 ) -> Section {
-    let (value, line, ok) = match (path, loaded) {
-        (Some(path), Some(Ok(file))) => {
+    let (value, line, ok) = match azure_json {
+        Some((path, Ok(file))) => {
             let fields: Map<String, Value> = file
                 .fields()
                 .into_iter()
@@ -154,14 +145,14 @@ fn azure_json_section(
             });
             (value, line, true)
         }
-        (Some(path), Some(Err(e))) => (
+        Some((path, Err(e))) => (
             json!({"path": path.display().to_string(), "error": e.to_string()}),
             format!(
                 "azure.json: ERROR {e}; fix the file or the AZURE_JSON argument of the provider's CredentialProviderConfig entry"
             ),
             false,
         ),
-        _ => (
+        None => (
             Value::Null,
             "azure.json: none given (no AZURE_JSON argument); the node identity comes from the environment".into(),
             true,
@@ -176,8 +167,11 @@ fn azure_json_section(
 }
 
 /// The `--registry-mirror` mappings, each with whether its destination is a login server.
-fn mirrors_section(broker: &Broker, values: &[String]) -> (Mirrors, Option<Section>) {
-    let mirrors = match Mirrors::parse(values) {
+fn mirrors_section(
+    broker: &Broker,
+    mirrors: Result<Mirrors, MirrorError>,
+) -> (Mirrors, Option<Section>) {
+    let mirrors = match mirrors {
         Ok(m) => m,
         Err(e) => {
             let section = Section {
@@ -257,11 +251,11 @@ fn image_section(target: &str, mirrors: &Mirrors) -> (Option<String>, Section) {
 /// Identity bindings: the settings and whether the local authority answers over TLS with the
 /// cluster CA (a request without a token: no secret is sent).
 fn bindings_section(
-    flags: &BindingFlags,
+    identity_bindings: Result<Option<IdentityBindings>, String>,
     pod_tenant: Option<&str>,
     timeout: std::time::Duration,
 ) -> Section {
-    let ib = match flags.check() {
+    let ib = match identity_bindings {
         Ok(None) => {
             return Section {
                 key: "identity_bindings",

@@ -8,5 +8,6 @@ pub mod bindings;
 pub mod cli;
 pub mod doctor;
 pub mod mirror;
+pub mod node;
 pub mod protocol;
 pub mod provider;
