@@ -43,26 +43,18 @@ struct Cli {
     /// Pull images on SRC with the credentials of the ACR login server DST, with the node's
     /// identity; each side is host or host:port (e.g. mcr.microsoft.com:myregistry.azurecr.io).
     /// Repeatable.
-    #[arg(
-        short = 'r',
-        long = "registry-mirror",
-        value_name = "SRC:DST[,SRC:DST]"
-    )]
+    #[arg(short = 'r', long, value_name = "SRC:DST[,SRC:DST]")]
     registry_mirror: Vec<String>,
 
     /// Identity bindings: the TLS server name of the cluster's local token authority (AKS
     /// service-account image pull). Pods then pull as the client id their service account's
     /// kubernetes.azure.com/acr-client-id annotation names.
-    #[arg(
-        long = "ib-sni-name",
-        overrides_with = "ib_sni_name",
-        value_name = "NAME"
-    )]
+    #[arg(long, overrides_with = "ib_sni_name", value_name = "NAME")]
     ib_sni_name: Option<String>,
 
     /// Identity bindings: the client id for service accounts without the annotation.
     #[arg(
-        long = "ib-default-client-id",
+        long,
         overrides_with = "ib_default_client_id",
         value_name = "CLIENT_ID"
     )]
@@ -71,27 +63,19 @@ struct Cli {
     /// Identity bindings: the tenant for service accounts without the
     /// kubernetes.azure.com/acr-tenant-id annotation [default: azure.json's tenantId].
     #[arg(
-        long = "ib-default-tenant-id",
+        long,
         overrides_with = "ib_default_tenant_id",
         value_name = "TENANT_ID"
     )]
     ib_default_tenant_id: Option<String>,
 
     /// Identity bindings: the API server's address (IP or name), reached on port 443.
-    #[arg(
-        long = "ib-apiserver-ip",
-        overrides_with = "ib_apiserver_ip",
-        value_name = "ADDRESS"
-    )]
+    #[arg(long, overrides_with = "ib_apiserver_ip", value_name = "ADDRESS")]
     ib_apiserver_ip: Option<String>,
 
     /// Identity bindings: the cluster CA bundle, the only roots trusted for the local authority
     /// [default: /etc/kubernetes/certs/ca.crt].
-    #[arg(
-        long = "ib-ca-file",
-        overrides_with = "ib_ca_file",
-        value_name = "FILE"
-    )]
+    #[arg(long, overrides_with = "ib_ca_file", value_name = "FILE")]
     ib_ca_file: Option<PathBuf>,
 
     /// Kubernetes log verbosity (accepted as the AKS plugin does): 0-1 warnings, 2-3 info,
@@ -105,20 +89,12 @@ struct Cli {
     verbosity: Option<u8>,
 
     /// Kubernetes per-file log verbosity; accepted for compatibility and ignored.
-    #[arg(
-        long = "vmodule",
-        overrides_with = "vmodule",
-        value_name = "PATTERN=N,..."
-    )]
+    #[arg(long, overrides_with = "vmodule", value_name = "PATTERN=N,...")]
     vmodule: Option<String>,
 
     /// Kubernetes log flush interval; accepted for compatibility and ignored (every line is
     /// written at once).
-    #[arg(
-        long = "log-flush-frequency",
-        overrides_with = "log_flush_frequency",
-        value_name = "DURATION"
-    )]
+    #[arg(long, overrides_with = "log_flush_frequency", value_name = "DURATION")]
     log_flush_frequency: Option<String>,
 
     /// Token cache folder [default: $ACR_CACHE_DIR, else /var/lib/kubelet/acr-credential-provider].

@@ -9,8 +9,8 @@
 mod sections;
 
 pub use sections::{
-    AzureJsonPart, BindingsPart, CustomCloudPart, ImagePart, MirrorCheck, MirrorsPart, NodeParts,
-    PodsPart,
+    ActiveBindings, AzureJsonPart, BindingsPart, CustomCloudPart, ImagePart, MirrorCheck,
+    MirrorsPart, NodeParts, PodsPart,
 };
 
 use crate::azure_json::{AzureJson, AzureJsonError, CustomCloud};
@@ -206,7 +206,7 @@ fn bindings_part(
     };
     let authority =
         acr_broker::probe_identity_binding(&ib.sni_name, &ib.apiserver, &ib.ca_file, timeout);
-    BindingsPart::On {
+    BindingsPart::On(ActiveBindings {
         default_tenant_id: ib
             .default_tenant_id
             .or_else(|| pod_tenant.map(str::to_string)),
@@ -215,7 +215,7 @@ fn bindings_part(
         apiserver: ib.apiserver,
         default_client_id: ib.default_client_id,
         authority,
-    }
+    })
 }
 
 /// `cloud: AzureStackCloud`: the environment file and what it set.

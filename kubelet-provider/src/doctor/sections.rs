@@ -269,92 +269,91 @@ pub enum BindingsPart {
     /// The `--ib-*` flags do not go together: why.
     Invalid(String),
     /// On.
-    On {
-        /// `--ib-sni-name`.
-        sni_name: String,
-        /// `--ib-apiserver-ip`.
-        apiserver: String,
-        /// The cluster CA bundle.
-        ca_file: String,
-        /// `--ib-default-client-id`.
-        default_client_id: Option<String>,
-        /// The tenant for unannotated service accounts.
-        default_tenant_id: Option<String>,
-        /// The local authority's answer to a request without a token (HTTP status), or why it
-        /// cannot be reached over TLS verified with the cluster CA.
-        authority: Result<u16, String>,
-    },
+    On(ActiveBindings),
+}
+
+/// Identity bindings that are on.
+#[derive(Debug, Serialize)]
+pub struct ActiveBindings {
+    /// `--ib-sni-name`.
+    pub sni_name: String,
+    /// `--ib-apiserver-ip`.
+    pub apiserver: String,
+    /// The cluster CA bundle.
+    pub ca_file: String,
+    /// `--ib-default-client-id`.
+    pub default_client_id: Option<String>,
+    /// The tenant for unannotated service accounts.
+    pub default_tenant_id: Option<String>,
+    /// The local authority's answer to a request without a token (HTTP status), or why it
+    /// cannot be reached over TLS verified with the cluster CA.
+    #[serde(serialize_with = "authority_json")]
+    pub authority: Result<u16, String>,
+}
+
+/// The JSON of [`BindingsPart`]: `enabled`, then the error or the settings.
+#[derive(Serialize)]
+struct BindingsLayout<'a> {
+    enabled: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+    #[serde(flatten)]
+    on: Option<&'a ActiveBindings>,
 }
 
 impl Serialize for BindingsPart {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(None)?;
-        m.serialize_entry("enabled", &!matches!(self, BindingsPart::Off))?;
-        match self {
-            BindingsPart::Off => {}
-            BindingsPart::Invalid(error) => m.serialize_entry("error", error)?,
-            BindingsPart::On {
-                sni_name,
-                apiserver,
-                ca_file,
-                default_client_id,
-                default_tenant_id,
-                authority,
-            } => {
-                m.serialize_entry("sni_name", sni_name)?;
-                m.serialize_entry("apiserver", apiserver)?;
-                m.serialize_entry("ca_file", ca_file)?;
-                m.serialize_entry("default_client_id", default_client_id)?;
-                m.serialize_entry("default_tenant_id", default_tenant_id)?;
-                m.serialize_entry("authority", &AuthorityProbe(authority))?;
-            }
+        let (error, on) = match self {
+            BindingsPart::Off => (None, None),
+            BindingsPart::Invalid(e) => (Some(e.as_str()), None),
+            BindingsPart::On(on) => (None, Some(on)),
+        };
+        BindingsLayout {
+            enabled: !matches!(self, BindingsPart::Off),
+            error,
+            on,
         }
-        m.end()
+        .serialize(s)
     }
 }
 
-/// The authority probe's JSON: `{"reachable": true, "status": N}` or `{"reachable": false,
-/// "error": "..."}`.
-struct AuthorityProbe<'a>(&'a Result<u16, String>);
-
-impl Serialize for AuthorityProbe<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(Some(2))?;
-        m.serialize_entry("reachable", &self.0.is_ok())?;
-        match self.0 {
-            Ok(status) => m.serialize_entry("status", status)?,
-            Err(e) => m.serialize_entry("error", e)?,
-        }
-        m.end()
+/// The authority probe as `{"reachable": true, "status": N}` or `{"reachable": false, "error":
+/// "..."}`.
+fn authority_json<S: Serializer>(probe: &Result<u16, String>, s: S) -> Result<S::Ok, S::Error> {
+    let mut m = s.serialize_map(Some(2))?;
+    m.serialize_entry("reachable", &probe.is_ok())?;
+    match probe {
+        Ok(status) => m.serialize_entry("status", status)?,
+        Err(e) => m.serialize_entry("error", e)?,
     }
+    m.end()
 }
 
 impl fmt::Display for BindingsPart {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let BindingsPart::On {
-            sni_name,
-            apiserver,
-            ca_file,
-            default_client_id,
-            default_tenant_id,
-            authority,
-        } = self
-        else {
-            return match self {
-                BindingsPart::Invalid(e) => write!(f, "identity bindings: ERROR {e}"),
-                _ => f.write_str("identity bindings: off (no --ib-sni-name)"),
-            };
-        };
+        match self {
+            BindingsPart::Off => f.write_str("identity bindings: off (no --ib-sni-name)"),
+            BindingsPart::Invalid(e) => write!(f, "identity bindings: ERROR {e}"),
+            BindingsPart::On(on) => on.fmt(f),
+        }
+    }
+}
+
+impl fmt::Display for ActiveBindings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "identity bindings: pods pull through https://{sni_name} at {apiserver}:443 (cluster CA {ca_file}); client id from {CLIENT_ID_ANNOTATION}, else {}; tenant from {TENANT_ID_ANNOTATION}, else {}",
-            default_client_id.as_deref().map_or(
+            "identity bindings: pods pull through https://{} at {}:443 (cluster CA {}); client id from {CLIENT_ID_ANNOTATION}, else {}; tenant from {TENANT_ID_ANNOTATION}, else {}",
+            self.sni_name,
+            self.apiserver,
+            self.ca_file,
+            self.default_client_id.as_deref().map_or(
                 "none: unannotated service accounts are refused".to_string(),
                 |c| format!("--ib-default-client-id {c}")
             ),
-            default_tenant_id.as_deref().unwrap_or("none"),
+            self.default_tenant_id.as_deref().unwrap_or("none"),
         )?;
-        match authority {
+        match &self.authority {
             Ok(status) => write!(
                 f,
                 "\nidentity bindings: the local authority answered over verified TLS (HTTP {status} to a request without a token)"
@@ -372,7 +371,7 @@ impl Section for BindingsPart {
         match self {
             BindingsPart::Off => true,
             BindingsPart::Invalid(_) => false,
-            BindingsPart::On { authority, .. } => authority.is_ok(),
+            BindingsPart::On(on) => on.authority.is_ok(),
         }
     }
 }
