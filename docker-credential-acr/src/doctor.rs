@@ -5,7 +5,7 @@
 //! expiry, and, for a registry, whether its challenge answers and whether a token can be had. It
 //! never prints a secret, and exits non-zero when a pull would fail. The checks and the report are
 //! [`acr_broker::doctor`]'s, shared with the kubelet provider; the helper adds one part, its
-//! stored `docker login` credentials ([`Stored`]).
+//! stored `docker login` credentials (`Stored`).
 
 use crate::store::{Backend, Store};
 use acr_broker::doctor::{self, Checks, Diagnosis, FrontEnd, Section};

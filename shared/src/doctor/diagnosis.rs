@@ -1,5 +1,5 @@
 //! What a diagnosis found, as data: each part a type whose `Serialize` is the `--json` report
-//! (the text is [`super::text`]'s). A front end adds its own parts through [`FrontEnd`].
+//! (the text is `text.rs`'s). A front end adds its own parts through [`FrontEnd`].
 
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};

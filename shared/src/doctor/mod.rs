@@ -8,7 +8,7 @@
 //! [`FrontEnd`] (the helper's stored credentials, the kubelet provider's azure.json and mirrors).
 //! Nothing in a diagnosis is ever a secret.
 //!
-//! The findings are typed data ([`diagnosis`]); how they read as text is [`text`]'s alone, and the
+//! The findings are typed data ([`diagnosis`]); how they read as text is `text`'s alone, and the
 //! JSON is their `Serialize`. The broker itself knows nothing of this module: presentation stays
 //! out of the token library's core.
 
