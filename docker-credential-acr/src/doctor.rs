@@ -4,56 +4,174 @@
 //! each earlier one was skipped, tenant and client id, the cache folder and its entries with their
 //! expiry, and, for a registry, whether its challenge answers and whether a token can be had. It
 //! never prints a secret, and exits non-zero when a pull would fail. The checks and the report are
-//! [`acr_broker::doctor`]'s, shared with the kubelet provider.
+//! [`acr_broker::doctor`]'s, shared with the kubelet provider; the helper adds one part, its
+//! stored `docker login` credentials (`Stored`).
 
 use crate::store::{Backend, Store};
-use acr_broker::doctor::{self, Checks, Report, Section};
+use acr_broker::doctor::{self, Checks, Diagnosis, FrontEnd, Section};
 use acr_broker::{Broker, Env, Settings};
-use serde_json::json;
+use serde::Serialize;
+use serde::ser::{SerializeMap, Serializer};
+use std::fmt;
 
 /// Runs the checks; returns the report and whether everything needed for a pull works.
 pub fn doctor(env: Env, registry: Option<&str>, as_json: bool) -> (String, bool) {
     let config = doctor::settings_listing(&env);
-    let sections = vec![stored_credentials(&env, registry)];
+    let front = HelperParts {
+        stored: stored_credentials(&env, registry),
+    };
     let report = match Settings::from_env(env, None) {
-        Err(e) => Report::config_error(config, sections, &e.to_string()),
+        Err(e) => Diagnosis::unusable(config, front, e.to_string()),
         Ok(settings) => doctor::check(
             &Broker::new(settings),
             Checks {
                 config,
-                sections,
                 registry: registry.map(str::to_string),
                 not_acr_hint: "add it to ACR_LOGIN_SERVERS if it is an ACR under another name"
                     .into(),
                 ..Checks::default()
             },
+            front,
         ),
     };
     (report.render(as_json), report.ok())
 }
 
+/// The helper's own part of the report.
+#[derive(Debug, Serialize)]
+struct HelperParts {
+    stored: Stored,
+}
+
+impl FrontEnd for HelperParts {
+    fn sections(&self) -> Vec<&dyn Section> {
+        vec![&self.stored]
+    }
+}
+
+/// Where `docker login` secrets go and what is stored.
+#[derive(Debug)]
+enum Stored {
+    /// No folder for the credentials file (neither HOME nor XDG_CONFIG_HOME).
+    NoFolder,
+    /// The store cannot be opened or listed: why.
+    Unreadable(String),
+    /// The store and its entries.
+    Listed {
+        /// The credentials file.
+        file: String,
+        /// Where new secrets go, described.
+        backend: &'static str,
+        /// The stored entries (never a secret).
+        entries: Vec<StoredEntry>,
+        /// The registry asked about, when stored credentials answer `get` for it.
+        registry: Option<StoredRegistry>,
+    },
+}
+
+/// One stored entry.
+#[derive(Debug, Serialize)]
+struct StoredEntry {
+    server_url: String,
+    username: String,
+    /// `keychain` or `file`.
+    secret_in: &'static str,
+}
+
+/// Whether the stored credentials of the registry asked about can really be read: they win
+/// over the identity.
+#[derive(Debug)]
+struct StoredRegistry {
+    /// The registry as given.
+    input: String,
+    /// `Err`: why `get` fails for it (`ERROR <cause and fix>`).
+    status: Result<(), String>,
+}
+
+impl fmt::Display for StoredRegistry {
+    /// The status alone (the JSON value); the text line prefixes the registry.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.status {
+            Ok(()) => {
+                f.write_str("ok: docker login's credentials are used for it, not the identity")
+            }
+            Err(e) => f.write_str(e),
+        }
+    }
+}
+
+impl Serialize for Stored {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        match self {
+            Stored::NoFolder => m.serialize_entry("file", &())?,
+            Stored::Unreadable(error) => m.serialize_entry("error", error)?,
+            Stored::Listed {
+                file,
+                backend,
+                entries,
+                registry,
+            } => {
+                m.serialize_entry("file", file)?;
+                m.serialize_entry("backend", backend)?;
+                m.serialize_entry("entries", entries)?;
+                if let Some(r) = registry {
+                    m.serialize_entry("registry", &r.to_string())?;
+                }
+            }
+        }
+        m.end()
+    }
+}
+
+impl fmt::Display for Stored {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (file, backend, entries, registry) = match self {
+            Stored::NoFolder => {
+                return f.write_str(
+                    "stored credentials: none (neither HOME nor XDG_CONFIG_HOME is set)",
+                );
+            }
+            Stored::Unreadable(e) => return write!(f, "stored credentials: ERROR {e}"),
+            Stored::Listed {
+                file,
+                backend,
+                entries,
+                registry,
+            } => (file, backend, entries, registry),
+        };
+        write!(f, "stored credentials: {file} (new secrets: {backend})")?;
+        for e in entries {
+            write!(
+                f,
+                "\n  {} as {} (secret in the {})",
+                e.server_url, e.username, e.secret_in
+            )?;
+        }
+        if let Some(r) = registry {
+            write!(f, "\n  {}: {r}", r.input)?;
+        }
+        Ok(())
+    }
+}
+
+impl Section for Stored {
+    fn ok(&self) -> bool {
+        match self {
+            Stored::NoFolder => true,
+            Stored::Unreadable(_) => false,
+            Stored::Listed { registry, .. } => registry.as_ref().is_none_or(|r| r.status.is_ok()),
+        }
+    }
+}
+
 /// Where `docker login` secrets go, what is stored, and whether the registry's stored
 /// credentials (which win over the identity) can be read.
-fn stored_credentials(env: &Env, registry: Option<&str>) -> Section {
-    let error = |what: String| Section {
-        key: "stored",
-        value: json!({"error": what}),
-        lines: vec![format!("stored credentials: ERROR {what}")],
-        ok: false,
-    };
+fn stored_credentials(env: &Env, registry: Option<&str>) -> Stored {
     let store = match Store::from_env(env) {
         Ok(Some(store)) => store,
-        Ok(None) => {
-            return Section {
-                key: "stored",
-                value: json!({"file": null}),
-                lines: vec![
-                    "stored credentials: none (neither HOME nor XDG_CONFIG_HOME is set)".into(),
-                ],
-                ok: true,
-            };
-        }
-        Err(e) => return error(e.to_string()),
+        Ok(None) => return Stored::NoFolder,
+        Err(e) => return Stored::Unreadable(e.to_string()),
     };
     let backend = match store.backend() {
         Backend::Auto => "auto (the OS keychain when one answers, else the file)",
@@ -62,50 +180,36 @@ fn stored_credentials(env: &Env, registry: Option<&str>) -> Section {
     };
     let listed = match store.list() {
         Ok(listed) => listed,
-        Err(e) => return error(format!("{e}; get fails until it is fixed")),
+        Err(e) => return Stored::Unreadable(format!("{e}; get fails until it is fixed")),
     };
-    let mut lines = vec![format!(
-        "stored credentials: {} (new secrets: {backend})",
-        store.path().display()
-    )];
-    let mut entries = Vec::new();
-    for l in &listed {
-        let place = if l.in_keychain { "keychain" } else { "file" };
-        lines.push(format!(
-            "  {} as {} (secret in the {place})",
-            l.server_url, l.username
-        ));
-        entries
-            .push(json!({"server_url": l.server_url, "username": l.username, "secret_in": place}));
-    }
-    let mut value =
-        json!({"file": store.path().display().to_string(), "backend": backend, "entries": entries});
-    let mut ok = true;
-    if let Some(r) = registry.filter(|r| {
-        let key = Store::key(r);
-        listed.iter().any(|l| Store::key(&l.server_url) == key)
-    }) {
-        // Stored credentials answer `get` for this host: check they can really be read.
-        let status = match store.get(r) {
-            Ok(Some(_)) => {
-                "ok: docker login's credentials are used for it, not the identity".to_string()
-            }
-            Ok(None) => {
-                ok = false;
-                "ERROR the OS keychain no longer holds its secret; run docker login again".into()
-            }
-            Err(e) => {
-                ok = false;
-                format!("ERROR {e}")
-            }
-        };
-        lines.push(format!("  {r}: {status}"));
-        value["registry"] = json!(status);
-    }
-    Section {
-        key: "stored",
-        value,
-        lines,
-        ok,
+    let registry = registry
+        .filter(|r| {
+            let key = Store::key(r);
+            listed.iter().any(|l| Store::key(&l.server_url) == key)
+        })
+        .map(|r| StoredRegistry {
+            input: r.to_string(),
+            // Stored credentials answer `get` for this host: check they can really be read.
+            status: match store.get(r) {
+                Ok(Some(_)) => Ok(()),
+                Ok(None) => Err(
+                    "ERROR the OS keychain no longer holds its secret; run docker login again"
+                        .into(),
+                ),
+                Err(e) => Err(format!("ERROR {e}")),
+            },
+        });
+    Stored::Listed {
+        file: store.path().display().to_string(),
+        backend,
+        entries: listed
+            .into_iter()
+            .map(|l| StoredEntry {
+                secret_in: if l.in_keychain { "keychain" } else { "file" },
+                server_url: l.server_url,
+                username: l.username,
+            })
+            .collect(),
+        registry,
     }
 }

@@ -4,13 +4,12 @@
 //! With `--doctor[=IMAGE_OR_REGISTRY]` it reads no request and prints a report of the node's setup
 //! instead (exit 1 when a pull would fail).
 
-use crate::azure_json::AzureJson;
 use crate::bindings::BindingFlags;
 use crate::doctor::DoctorArgs;
-use crate::mirror::Mirrors;
-use crate::protocol::parse_request;
-use crate::provider::{Options, Provider};
-use acr_broker::{Env, Settings, SystemClock};
+use crate::node::{NodeConfig, NodeError, NodeFlags};
+use crate::protocol::{ProtocolError, parse_request};
+use crate::provider::{Provider, ProviderError};
+use acr_broker::{Env, SystemClock};
 use clap::Parser;
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -18,8 +17,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 const PROGRAM: &str = "acr-credential-provider";
-/// Where tokens are cached unless `--cache-dir` or `ACR_CACHE_DIR` says otherwise.
-pub const DEFAULT_CACHE_DIR: &str = "/var/lib/kubelet/acr-credential-provider";
 /// Largest request read from stdin.
 const MAX_REQUEST: u64 = 1024 * 1024;
 
@@ -46,26 +43,18 @@ struct Cli {
     /// Pull images on SRC with the credentials of the ACR login server DST, with the node's
     /// identity; each side is host or host:port (e.g. mcr.microsoft.com:myregistry.azurecr.io).
     /// Repeatable.
-    #[arg(
-        short = 'r',
-        long = "registry-mirror",
-        value_name = "SRC:DST[,SRC:DST]"
-    )]
+    #[arg(short = 'r', long, value_name = "SRC:DST[,SRC:DST]")]
     registry_mirror: Vec<String>,
 
     /// Identity bindings: the TLS server name of the cluster's local token authority (AKS
     /// service-account image pull). Pods then pull as the client id their service account's
     /// kubernetes.azure.com/acr-client-id annotation names.
-    #[arg(
-        long = "ib-sni-name",
-        overrides_with = "ib_sni_name",
-        value_name = "NAME"
-    )]
+    #[arg(long, overrides_with = "ib_sni_name", value_name = "NAME")]
     ib_sni_name: Option<String>,
 
     /// Identity bindings: the client id for service accounts without the annotation.
     #[arg(
-        long = "ib-default-client-id",
+        long,
         overrides_with = "ib_default_client_id",
         value_name = "CLIENT_ID"
     )]
@@ -74,27 +63,19 @@ struct Cli {
     /// Identity bindings: the tenant for service accounts without the
     /// kubernetes.azure.com/acr-tenant-id annotation [default: azure.json's tenantId].
     #[arg(
-        long = "ib-default-tenant-id",
+        long,
         overrides_with = "ib_default_tenant_id",
         value_name = "TENANT_ID"
     )]
     ib_default_tenant_id: Option<String>,
 
     /// Identity bindings: the API server's address (IP or name), reached on port 443.
-    #[arg(
-        long = "ib-apiserver-ip",
-        overrides_with = "ib_apiserver_ip",
-        value_name = "ADDRESS"
-    )]
+    #[arg(long, overrides_with = "ib_apiserver_ip", value_name = "ADDRESS")]
     ib_apiserver_ip: Option<String>,
 
     /// Identity bindings: the cluster CA bundle, the only roots trusted for the local authority
     /// [default: /etc/kubernetes/certs/ca.crt].
-    #[arg(
-        long = "ib-ca-file",
-        overrides_with = "ib_ca_file",
-        value_name = "FILE"
-    )]
+    #[arg(long, overrides_with = "ib_ca_file", value_name = "FILE")]
     ib_ca_file: Option<PathBuf>,
 
     /// Kubernetes log verbosity (accepted as the AKS plugin does): 0-1 warnings, 2-3 info,
@@ -108,20 +89,12 @@ struct Cli {
     verbosity: Option<u8>,
 
     /// Kubernetes per-file log verbosity; accepted for compatibility and ignored.
-    #[arg(
-        long = "vmodule",
-        overrides_with = "vmodule",
-        value_name = "PATTERN=N,..."
-    )]
+    #[arg(long, overrides_with = "vmodule", value_name = "PATTERN=N,...")]
     vmodule: Option<String>,
 
     /// Kubernetes log flush interval; accepted for compatibility and ignored (every line is
     /// written at once).
-    #[arg(
-        long = "log-flush-frequency",
-        overrides_with = "log_flush_frequency",
-        value_name = "DURATION"
-    )]
+    #[arg(long, overrides_with = "log_flush_frequency", value_name = "DURATION")]
     log_flush_frequency: Option<String>,
 
     /// Token cache folder [default: $ACR_CACHE_DIR, else /var/lib/kubelet/acr-credential-provider].
@@ -151,15 +124,53 @@ struct Cli {
 }
 
 impl Cli {
-    fn binding_flags(&self) -> BindingFlags {
-        BindingFlags {
-            sni_name: self.ib_sni_name.clone(),
-            default_client_id: self.ib_default_client_id.clone(),
-            default_tenant_id: self.ib_default_tenant_id.clone(),
-            apiserver: self.ib_apiserver_ip.clone(),
-            ca_file: self.ib_ca_file.clone(),
+    /// The flags that configure the node, for [`NodeConfig::from_flags`].
+    fn node_flags(self) -> NodeFlags {
+        NodeFlags {
+            azure_json: self.azure_json,
+            registry_mirror: self.registry_mirror,
+            cache_dir: self.cache_dir,
+            fallback_to_node_identity: self.fallback_to_node_identity,
+            identity_bindings: BindingFlags {
+                sni_name: self.ib_sni_name,
+                default_client_id: self.ib_default_client_id,
+                default_tenant_id: self.ib_default_tenant_id,
+                apiserver: self.ib_apiserver_ip,
+                ca_file: self.ib_ca_file,
+            },
         }
     }
+}
+
+/// Why a run fails; printed once, as one line on stderr, by [`fail`].
+#[derive(Debug, thiserror::Error)]
+enum CliError {
+    /// The command line cannot be parsed (clap's message, as one line).
+    #[error("{0}; run with --help for usage")]
+    Usage(String),
+    /// stdin cannot be read.
+    #[error("cannot read the request on stdin: {0}")]
+    ReadRequest(std::io::Error),
+    /// stdin holds more than a request can be.
+    #[error("the request on stdin is larger than 1 MiB")]
+    RequestTooLarge,
+    /// The node's configuration cannot serve a request.
+    #[error(transparent)]
+    Node(#[from] NodeError),
+    /// The request is not one the provider reads.
+    #[error(transparent)]
+    Request(#[from] ProtocolError),
+    /// No credential can be given.
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+    /// stdout cannot be written.
+    #[error("cannot write the {what}: {source}")]
+    Write {
+        /// `response` or `report`.
+        what: &'static str,
+        /// The OS error.
+        source: std::io::Error,
+    },
 }
 
 /// The log level `-v N` means, as ACR_LOG would name it.
@@ -202,50 +213,53 @@ pub fn run() -> ExitCode {
                 .collect::<Vec<_>>()
                 .join(" ");
             let first = first.trim_start_matches("error: ");
-            return fail(&format!("{first}; run with --help for usage"));
+            return fail(&CliError::Usage(first.to_string()));
         }
     };
     if let Some(target) = cli.doctor.clone() {
         return doctor(cli, env, target);
     }
+    match read_request().and_then(|input| serve(cli, env, &input)) {
+        Ok(json) => match print(&json, "response") {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(&e),
+        },
+        Err(e) => fail(&e),
+    }
+}
+
+/// The request on stdin, at most [`MAX_REQUEST`] bytes.
+fn read_request() -> Result<Vec<u8>, CliError> {
     let mut input = Vec::new();
-    if let Err(e) = std::io::stdin()
+    std::io::stdin()
         .lock()
         .take(MAX_REQUEST + 1)
         .read_to_end(&mut input)
-    {
-        return fail(&format!("cannot read the request on stdin: {e}"));
-    }
+        .map_err(CliError::ReadRequest)?;
     if input.len() as u64 > MAX_REQUEST {
-        return fail("the request on stdin is larger than 1 MiB");
+        return Err(CliError::RequestTooLarge);
     }
-    match serve(cli, env, &input) {
-        Ok(json) => {
-            let mut out = std::io::stdout().lock();
-            match writeln!(out, "{json}").and_then(|()| out.flush()) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => fail(&format!("cannot write the response: {e}")),
-            }
-        }
-        Err(message) => fail(&message),
-    }
+    Ok(input)
+}
+
+/// Writes `text` and a newline on stdout; `what` names it in the error.
+fn print(text: &str, what: &'static str) -> Result<(), CliError> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{text}")
+        .and_then(|()| out.flush())
+        .map_err(|source| CliError::Write { what, source })
 }
 
 /// Prints the `--doctor` report on stdout; failure when a pull would fail.
 fn doctor(cli: Cli, env: Env, target: String) -> ExitCode {
     let as_json = cli.json;
     let args = DoctorArgs {
-        identity_bindings: cli.binding_flags(),
-        azure_json: cli.azure_json,
-        registry_mirror: cli.registry_mirror,
-        cache_dir: cli.cache_dir,
-        fallback_to_node_identity: cli.fallback_to_node_identity,
+        node: cli.node_flags(),
         target: Some(target).filter(|t| !t.trim().is_empty()),
     };
     let report = crate::doctor::doctor(env, &args);
-    let mut out = std::io::stdout().lock();
-    if let Err(e) = writeln!(out, "{}", report.render(as_json)).and_then(|()| out.flush()) {
-        return fail(&format!("cannot write the report: {e}"));
+    if let Err(e) = print(&report.render(as_json), "report") {
+        return fail(&e);
     }
     if report.ok() {
         ExitCode::SUCCESS
@@ -255,39 +269,19 @@ fn doctor(cli: Cli, env: Env, target: String) -> ExitCode {
 }
 
 /// Builds the provider from flags and environment, then answers the request.
-fn serve(cli: Cli, mut env: Env, input: &[u8]) -> Result<String, String> {
-    if let Some(dir) = &cli.cache_dir {
-        env.set("ACR_CACHE_DIR", dir.to_string_lossy());
-    }
-    let settings = Settings::from_env(env, Some(PathBuf::from(DEFAULT_CACHE_DIR)))
-        .map_err(|e| e.to_string())?;
-    let azure_json = cli
-        .azure_json
-        .as_deref()
-        .map(AzureJson::load)
-        .transpose()
-        .map_err(|e| e.to_string())?;
-    let mirrors = Mirrors::parse(&cli.registry_mirror).map_err(|e| e.to_string())?;
-    let identity_bindings = cli.binding_flags().check()?;
-    let provider = Provider::new(
-        settings,
-        Options {
-            azure_json,
-            mirrors,
-            fallback_to_node_identity: cli.fallback_to_node_identity,
-            identity_bindings,
-        },
-        Arc::new(SystemClock),
-    )
-    .map_err(|e| e.to_string())?;
-    let request = parse_request(input).map_err(|e| e.to_string())?;
-    let response = provider.respond(&request).map_err(|e| e.to_string())?;
+fn serve(cli: Cli, env: Env, input: &[u8]) -> Result<String, CliError> {
+    let (settings, options) = NodeConfig::from_flags(&cli.node_flags(), env).into_options()?;
+    let provider = Provider::new(settings, options, Arc::new(SystemClock))?;
+    let request = parse_request(input)?;
+    let response = provider.respond(&request)?;
     Ok(response.to_json())
 }
 
-/// Prints `message` as one line on stderr and returns the failure status.
-fn fail(message: &str) -> ExitCode {
-    let line = message.split_whitespace().collect::<Vec<_>>().join(" ");
+/// Prints `error` as one line on stderr and returns the failure status: the one place a run's
+/// error is shown.
+fn fail(error: &CliError) -> ExitCode {
+    let text = error.to_string();
+    let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
     eprintln!("{PROGRAM}: error: {line}");
     ExitCode::FAILURE
 }

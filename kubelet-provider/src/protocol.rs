@@ -280,14 +280,16 @@ mod tests {
     const V1: &str = "credentialprovider.kubelet.k8s.io/v1";
     const V1BETA1: &str = "credentialprovider.kubelet.k8s.io/v1beta1";
     const V1ALPHA1: &str = "credentialprovider.kubelet.k8s.io/v1alpha1";
+    /// Every version, as written on the wire and as parsed.
+    const VERSIONS: [(&str, ApiVersion); 3] = [
+        (V1, ApiVersion::V1),
+        (V1BETA1, ApiVersion::V1beta1),
+        (V1ALPHA1, ApiVersion::V1alpha1),
+    ];
 
     #[test]
     fn requests_of_every_version_parse_with_exact_field_names() {
-        for (wire, version) in [
-            (V1, ApiVersion::V1),
-            (V1BETA1, ApiVersion::V1beta1),
-            (V1ALPHA1, ApiVersion::V1alpha1),
-        ] {
+        for (wire, version) in VERSIONS {
             let doc = format!(
                 r#"{{"apiVersion":"{wire}","kind":"CredentialProviderRequest","image":"myregistry.azurecr.io/app:1.0"}}"#
             );
@@ -350,11 +352,7 @@ mod tests {
 
     #[test]
     fn responses_of_every_version_serialise_exactly() {
-        for (wire, version) in [
-            (V1, ApiVersion::V1),
-            (V1BETA1, ApiVersion::V1beta1),
-            (V1ALPHA1, ApiVersion::V1alpha1),
-        ] {
+        for (wire, version) in VERSIONS {
             let mut r = CredentialProviderResponse::new(version);
             r.cache_duration = Some(GoDuration(7140));
             r.auth.insert(

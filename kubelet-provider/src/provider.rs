@@ -700,61 +700,44 @@ mod tests {
         let p = provider(Options::default()).unwrap();
         let token =
             jwt(r#"{"iss":"https://oidc.example/","sub":"system:serviceaccount:shop:web"}"#);
-        let e = p
-            .respond(&request(
-                "myregistry.azurecr.io/app",
+        let client = (CLIENT_ID_ANNOTATION, "c");
+        // The token, the annotations, and what the error must say.
+        type Case<'a> = (Option<Secret>, &'a [(&'a str, &'a str)], &'a [&'a str]);
+        let cases: [Case; 5] = [
+            (
                 Some(token.clone()),
                 &[],
-            ))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("service account shop/web has no kubernetes.azure.com/acr-client-id"),
-            "{e}"
-        );
-        assert!(e.contains("--fallback-to-node-identity"), "{e}");
-        let e = p
-            .respond(&request(
-                "myregistry.azurecr.io/app",
-                None,
-                &[(CLIENT_ID_ANNOTATION, "c")],
-            ))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("sent no service-account token"), "{e}");
-        let e = p
-            .respond(&request(
-                "myregistry.azurecr.io/app",
-                Some(token.clone()),
-                &[(CLIENT_ID_ANNOTATION, "c")],
-            ))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("no tenant for service account shop/web"), "{e}");
-        let e = p
-            .respond(&request(
-                "myregistry.azurecr.io/app",
-                Some(token),
                 &[
-                    (CLIENT_ID_ANNOTATION, "c"),
-                    (TENANT_ID_ANNOTATION, "../evil"),
+                    "service account shop/web has no kubernetes.azure.com/acr-client-id",
+                    "--fallback-to-node-identity",
                 ],
-            ))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("kubernetes.azure.com/acr-tenant-id annotation may hold only"),
-            "{e}"
-        );
-        let e = p
-            .respond(&request(
-                "myregistry.azurecr.io/app",
+            ),
+            (None, &[client], &["sent no service-account token"]),
+            (
+                Some(token.clone()),
+                &[client],
+                &["no tenant for service account shop/web"],
+            ),
+            (
+                Some(token),
+                &[client, (TENANT_ID_ANNOTATION, "../evil")],
+                &["kubernetes.azure.com/acr-tenant-id annotation may hold only"],
+            ),
+            (
                 Some(Secret::new("not-a-jwt")),
-                &[(CLIENT_ID_ANNOTATION, "c"), (TENANT_ID_ANNOTATION, "t")],
-            ))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("not a JWT"), "{e}");
+                &[client, (TENANT_ID_ANNOTATION, "t")],
+                &["not a JWT"],
+            ),
+        ];
+        for (token, annotations, wants) in cases {
+            let e = p
+                .respond(&request("myregistry.azurecr.io/app", token, annotations))
+                .unwrap_err()
+                .to_string();
+            for want in wants {
+                assert!(e.contains(want), "{want:?} in {e}");
+            }
+        }
     }
 
     #[test]

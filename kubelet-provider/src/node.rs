@@ -1,0 +1,103 @@
+//! The node's configuration, as the provider's flags and the kubelet's environment make it: the
+//! broker's settings (with `--cache-dir` and the default cache folder), the azure.json it was
+//! given, the registry mirrors and the identity-binding flags.
+//!
+//! A request ([`crate::cli`]) and `--doctor` ([`crate::doctor`]) both start from
+//! [`NodeConfig::from_flags`], so the report checks exactly what a request would use. Each part is
+//! kept as read or with why it cannot be used: a request stops at the first unusable part
+//! ([`NodeConfig::into_options`]), the report shows them all.
+
+use crate::azure_json::{AzureJson, AzureJsonError};
+use crate::bindings::{BindingFlags, IdentityBindings};
+use crate::mirror::{MirrorError, Mirrors};
+use crate::provider::Options;
+use acr_broker::{Env, Settings};
+use std::path::PathBuf;
+
+/// Where tokens are cached unless `--cache-dir` or `ACR_CACHE_DIR` says otherwise.
+pub const DEFAULT_CACHE_DIR: &str = "/var/lib/kubelet/acr-credential-provider";
+
+/// The flags that configure the node, as the kubelet passes them from the provider's
+/// `CredentialProviderConfig` entry.
+#[derive(Debug, Clone, Default)]
+pub struct NodeFlags {
+    /// The AZURE_JSON argument.
+    pub azure_json: Option<PathBuf>,
+    /// Every `--registry-mirror` value.
+    pub registry_mirror: Vec<String>,
+    /// `--cache-dir`.
+    pub cache_dir: Option<PathBuf>,
+    /// `--fallback-to-node-identity`.
+    pub fallback_to_node_identity: bool,
+    /// The `--ib-*` flags.
+    pub identity_bindings: BindingFlags,
+}
+
+/// Why the node's configuration cannot serve a request; each message names what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The environment's settings are unusable.
+    #[error(transparent)]
+    Settings(#[from] acr_broker::Error),
+    /// The azure.json cannot be read or parsed.
+    #[error(transparent)]
+    AzureJson(#[from] AzureJsonError),
+    /// A `--registry-mirror` value cannot be read.
+    #[error(transparent)]
+    Mirror(#[from] MirrorError),
+    /// The `--ib-*` flags do not go together.
+    #[error("{0}")]
+    IdentityBindings(String),
+}
+
+/// Each part of the node's configuration, as read or with why it cannot be used.
+#[derive(Debug)]
+pub struct NodeConfig {
+    /// The broker's settings, `--cache-dir` applied.
+    pub settings: Result<Settings, acr_broker::Error>,
+    /// The AZURE_JSON argument and the file read from it; `None` when none was given.
+    pub azure_json: Option<(PathBuf, Result<AzureJson, AzureJsonError>)>,
+    /// The `--registry-mirror` mappings.
+    pub mirrors: Result<Mirrors, MirrorError>,
+    /// The identity-binding settings; `Ok(None)` when off. The error is one line naming a flag.
+    pub identity_bindings: Result<Option<IdentityBindings>, String>,
+    /// `--fallback-to-node-identity`.
+    pub fallback_to_node_identity: bool,
+}
+
+impl NodeConfig {
+    /// Reads every part from `flags` and `env` (the kubelet's environment for the provider).
+    pub fn from_flags(flags: &NodeFlags, mut env: Env) -> NodeConfig {
+        if let Some(dir) = &flags.cache_dir {
+            env.set("ACR_CACHE_DIR", dir.to_string_lossy());
+        }
+        NodeConfig {
+            settings: Settings::from_env(env, Some(PathBuf::from(DEFAULT_CACHE_DIR))),
+            azure_json: flags
+                .azure_json
+                .as_ref()
+                .map(|path| (path.clone(), AzureJson::load(path))),
+            mirrors: Mirrors::parse(&flags.registry_mirror),
+            identity_bindings: flags.identity_bindings.check(),
+            fallback_to_node_identity: flags.fallback_to_node_identity,
+        }
+    }
+
+    /// The settings and options a [`crate::provider::Provider`] is built from; the first part
+    /// that cannot be used is the error (settings, azure.json, mirrors, identity bindings).
+    pub fn into_options(self) -> Result<(Settings, Options), NodeError> {
+        let settings = self.settings?;
+        let azure_json = self.azure_json.map(|(_, file)| file).transpose()?;
+        let mirrors = self.mirrors?;
+        let identity_bindings = self
+            .identity_bindings
+            .map_err(NodeError::IdentityBindings)?;
+        let options = Options {
+            azure_json,
+            mirrors,
+            fallback_to_node_identity: self.fallback_to_node_identity,
+            identity_bindings,
+        };
+        Ok((settings, options))
+    }
+}

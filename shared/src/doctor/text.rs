@@ -1,0 +1,131 @@
+//! A diagnosis as text for a person: one line per fact, problems as `<what>: ERROR <cause and
+//! fix>`, and a last line saying whether a pull would work.
+
+use super::diagnosis::{
+    CacheCheck, CacheState, ChallengeCheck, Checked, Diagnosis, FrontEnd, IdentityCheck, Outcome,
+    RegistryCheck, TokenCheck,
+};
+use std::fmt;
+
+impl<F: FrontEnd> fmt::Display for Diagnosis<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Outcome::Unusable(e) = &self.outcome {
+            writeln!(f, "configuration: ERROR {e}")?;
+        }
+        if self.settings.is_empty() {
+            writeln!(f, "settings: none of ACR_* / AZURE_* set")?;
+        } else {
+            writeln!(f, "settings:")?;
+            for s in &self.settings {
+                writeln!(f, "  {}={}", s.name, s.value)?;
+            }
+        }
+        for section in self.front.sections() {
+            writeln!(f, "{section}")?;
+        }
+        if let Outcome::Checked(checked) = &self.outcome {
+            checked.fmt(f)?;
+        }
+        f.write_str(if self.ok() {
+            "result: ok"
+        } else {
+            "result: a pull would fail; see the ERROR lines"
+        })
+    }
+}
+
+impl fmt::Display for Checked {
+    /// The lines from the cache folder to the registry, each ending in a newline.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{}", self.cache)?;
+        for k in &self.skipped {
+            writeln!(f, "skipped {}: {}", k.source, k.reason)?;
+        }
+        writeln!(f, "{}", self.identity)?;
+        for c in &self.cached {
+            writeln!(
+                f,
+                "cached: {} as {}, expires in {} min",
+                c.login_server, c.identity, c.expires_in_minutes
+            )?;
+        }
+        if let Some(r) = &self.registry {
+            writeln!(f, "{r}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for CacheCheck {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // A folder the settings do not name shows as `null`, as it always has.
+        let dir = self.dir.as_deref().unwrap_or("null");
+        match &self.state {
+            CacheState::Failed(e) => write!(f, "cache folder: {dir}: ERROR {e}"),
+            CacheState::Usable => write!(f, "cache folder: {dir} (ok)"),
+            CacheState::NotUsable => write!(
+                f,
+                "cache folder: {dir} (NOT USABLE (tokens will not be cached))"
+            ),
+        }
+    }
+}
+
+impl fmt::Display for IdentityCheck {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IdentityCheck::Missing { error, .. } => write!(f, "identity: ERROR {error}"),
+            IdentityCheck::Found {
+                source,
+                client_id,
+                tenant,
+                from,
+            } => {
+                write!(
+                    f,
+                    "identity: {source} (client id {}, tenant {})",
+                    client_id.as_deref().unwrap_or("-"),
+                    tenant.as_deref().unwrap_or("from the token")
+                )?;
+                match from {
+                    Some(from) => write!(f, ", from {from}"),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+}
+
+impl fmt::Display for RegistryCheck {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (login_server, authority, challenge, token) = match self {
+            RegistryCheck::NotAcr { input, error } => {
+                return write!(f, "registry {input}: ERROR {error}");
+            }
+            RegistryCheck::Checked {
+                login_server,
+                authority,
+                challenge,
+                token,
+                ..
+            } => (login_server, authority, challenge, token),
+        };
+        write!(f, "registry: {login_server} (Entra authority {authority})")?;
+        match challenge {
+            ChallengeCheck::Answered { realm, .. } => {
+                write!(f, "\n  challenge: ok, token service {realm}")?
+            }
+            ChallengeCheck::Failed { error } => write!(f, "\n  challenge: ERROR {error}")?,
+        }
+        match token {
+            Some(TokenCheck::Exchanged {
+                expires_in_minutes, ..
+            }) => write!(
+                f,
+                "\n  token: ok, expires in {expires_in_minutes} min (a new exchange, not the cache)"
+            ),
+            Some(TokenCheck::Failed(e)) => write!(f, "\n  token: ERROR {e}"),
+            None => Ok(()),
+        }
+    }
+}
