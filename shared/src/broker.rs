@@ -325,14 +325,20 @@ fn fresh(e: &RefreshEntry, now: i64) -> bool {
     now < e.refresh_at() && e.usable_at(now)
 }
 
+/// A broker on the settings `pairs` make, for unit tests.
+#[cfg(test)]
+pub(crate) fn test_broker(pairs: &[(&str, &str)]) -> Broker {
+    #[allow(clippy::unwrap_used)]
+    Broker::new(
+        Settings::from_env(crate::config::Env::from_pairs(pairs.iter().copied()), None).unwrap(),
+    )
+}
+
 #[cfg(test)]
 mod cloud_tests {
+    use super::test_broker as broker;
     use super::*;
     use crate::config::Env;
-
-    fn broker(pairs: &[(&str, &str)]) -> Broker {
-        Broker::new(Settings::from_env(Env::from_pairs(pairs.iter().copied()), None).unwrap())
-    }
 
     #[test]
     fn the_identitys_cloud_not_the_registrys_chooses_the_authority() {

@@ -387,11 +387,7 @@ mod tests {
         );
         assert!(read_following(&data, 10).is_err(), "a folder");
         let fifo = d.path().join("fifo");
-        let made = std::process::Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap();
-        assert!(made.success());
+        mkfifo(&fifo);
         let start = Instant::now();
         assert!(read_following(&fifo, 10).is_err(), "a FIFO");
         assert!(start.elapsed() < Duration::from_secs(5), "without waiting");
@@ -419,6 +415,15 @@ mod tests {
         }
     }
 
+    /// Makes a FIFO at `path`.
+    fn mkfifo(path: &Path) {
+        let made = std::process::Command::new("mkfifo")
+            .arg(path)
+            .status()
+            .unwrap();
+        assert!(made.success());
+    }
+
     #[test]
     fn reads_refuse_symlinks_and_oversize() {
         let d = tempfile::tempdir().unwrap();
@@ -431,11 +436,7 @@ mod tests {
         assert!(read_private(&link, 10).is_err());
         // A FIFO where the file should be: refused at once, not waited on.
         let fifo = d.path().join("fifo");
-        let made = std::process::Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap();
-        assert!(made.success());
+        mkfifo(&fifo);
         let e = read_private(&fifo, 10).unwrap_err().to_string();
         assert!(e.contains("not a regular file"), "{e}");
         assert!(read_private(d.path(), 10).is_err(), "a folder");

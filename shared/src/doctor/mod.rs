@@ -231,13 +231,9 @@ pub fn check<F: FrontEnd>(broker: &Broker, checks: Checks, front: F) -> Diagnosi
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Settings;
+    use crate::broker::test_broker as broker;
     use serde::Serialize;
     use serde_json::{Value, json};
-
-    fn broker(pairs: &[(&str, &str)]) -> Broker {
-        Broker::new(Settings::from_env(Env::from_pairs(pairs.iter().copied()), None).unwrap())
-    }
 
     #[test]
     fn user_info_in_urls_is_hidden() {

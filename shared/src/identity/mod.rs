@@ -361,32 +361,42 @@ fn client_secret(settings: &Settings, _: Option<SourceChoice>) -> Result<Identit
 }
 
 fn client_certificate(settings: &Settings, _: Option<SourceChoice>) -> Result<Identity, String> {
-    let (tenant, client_id, path) = app_with_file(settings, "AZURE_CLIENT_CERTIFICATE_PATH")?;
-    Ok(Identity::ClientCertificate {
-        tenant,
-        client_id,
-        path,
-    })
+    app_with_file(
+        settings,
+        "AZURE_CLIENT_CERTIFICATE_PATH",
+        |tenant, client_id, path| Identity::ClientCertificate {
+            tenant,
+            client_id,
+            path,
+        },
+    )
 }
 
 fn workload(settings: &Settings, _: Option<SourceChoice>) -> Result<Identity, String> {
-    let (tenant, client_id, token_file) = app_with_file(settings, "AZURE_FEDERATED_TOKEN_FILE")?;
-    Ok(Identity::Workload {
-        tenant,
-        client_id,
-        token_file,
-    })
+    app_with_file(
+        settings,
+        "AZURE_FEDERATED_TOKEN_FILE",
+        |tenant, client_id, token_file| Identity::Workload {
+            tenant,
+            client_id,
+            token_file,
+        },
+    )
 }
 
-/// The tenant, the client id and the file the variable `file` names: what the certificate and
-/// workload sources read.
-fn app_with_file(settings: &Settings, file: &str) -> Result<(String, String, PathBuf), String> {
+/// The identity `make` builds from the tenant, the client id and the file the variable `file`
+/// names: what the certificate and workload sources read.
+fn app_with_file(
+    settings: &Settings,
+    file: &str,
+    make: fn(String, String, PathBuf) -> Identity,
+) -> Result<Identity, String> {
     let path = settings
         .env
         .get(file)
         .ok_or_else(|| format!("{file} is not set"))?;
     let (tenant, client_id) = tenant_and_client(settings, file)?;
-    Ok((tenant, client_id, PathBuf::from(path)))
+    Ok(make(tenant, client_id, PathBuf::from(path)))
 }
 
 fn app_service(settings: &Settings, _: Option<SourceChoice>) -> Result<Identity, String> {
