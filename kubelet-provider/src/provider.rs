@@ -559,6 +559,8 @@ mod tests {
             secret: Secret::new("rt"),
             expires_at,
             refresh_at,
+            lifetime: 3 * 3600,
+            audience: None,
         }
     }
 

@@ -61,6 +61,7 @@ fn refresh_entry(expires_at: i64) -> Vec<u8> {
         obtained_at: expires_at - 3 * HOUR,
         expires_at,
         lifetime: 3 * HOUR,
+        audience: None,
     })
     .unwrap()
 }

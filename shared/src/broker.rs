@@ -9,6 +9,7 @@
 //! The async runtime and the HTTP client are built only on a miss, after the re-read: the steps
 //! from there are [`crate::fetch::Fetch`]'s.
 
+use crate::audience::Audience;
 use crate::cache::{self, Cache, RefreshEntry};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
@@ -19,6 +20,7 @@ use crate::files::FileLock;
 use crate::identity::Identity;
 use crate::registry::{Cloud, LoginServer, NotAcr};
 use crate::secret::Secret;
+use crate::validity::MinValidity;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -36,26 +38,34 @@ pub struct Credential {
     pub secret: Secret,
     /// When the token expires (Unix seconds).
     pub expires_at: i64,
-    /// When the broker will start refreshing it (Unix seconds); callers that cache (the
+    /// When the broker will start refreshing it (Unix seconds): a third of its lifetime before
+    /// expiry, or sooner to keep to the minimum validity in force; callers that cache (the
     /// kubelet) should not keep it past this.
     pub refresh_at: i64,
+    /// Its lifetime as issued, seconds.
+    pub lifetime: i64,
+    /// The audience of the Entra token the registry took for it, when known.
+    pub audience: Option<Audience>,
 }
 
 impl Credential {
     /// Until when a caller that caches answers (the kubelet) may keep this credential: its
-    /// refresh point, and never closer to its expiry than the broker's hand-out margin.
+    /// refresh point (which keeps to the minimum validity), and never closer to its expiry than
+    /// the broker's hand-out margin.
     pub fn keep_until(&self) -> i64 {
         self.refresh_at
             .min(self.expires_at.saturating_sub(cache::EXPIRY_MARGIN))
     }
 
-    fn from_entry(e: &RefreshEntry) -> Credential {
+    fn from_entry(e: &RefreshEntry, min: MinValidity) -> Credential {
         Credential {
             login_server: e.login_server.clone(),
             username: ACR_USERNAME.to_string(),
             secret: e.refresh_token.clone(),
             expires_at: e.expires_at,
-            refresh_at: e.refresh_at(),
+            refresh_at: e.refresh_at_for(min),
+            lifetime: e.lifetime,
+            audience: e.audience,
         }
     }
 }
@@ -155,7 +165,9 @@ impl Broker {
         self.credential_for(server, &identity)
     }
 
-    /// A credential for `server` as `identity`: from the cache when fresh, else fetched.
+    /// A credential for `server` as `identity`: from the cache when fresh, else fetched. A
+    /// cached token with less than the minimum validity left is never handed out when the
+    /// minimum was set explicitly; with the default, it is (with a warning) when a refresh fails.
     pub fn credential_for(
         &self,
         server: &LoginServer,
@@ -163,23 +175,33 @@ impl Broker {
     ) -> Result<Credential, Error> {
         self.check_cloud(server)?;
         let target = Target::new(server, identity, self.authority());
+        let min = self.settings.min_validity_for(server);
         let now = self.clock.now();
         let cached = self.read_refresh(&target.key, server);
         if let Some(e) = &cached
-            && fresh(e, now)
+            && fresh(e, now, min)
         {
             log::debug!("cache hit for {server}");
-            return Ok(Credential::from_entry(e));
+            return Ok(Credential::from_entry(e, min));
         }
         let result = self.fetch_locked(&target, true);
+        let now = self.clock.now();
         match (result, cached) {
             (Ok(c), _) => Ok(c),
-            (Err(e), Some(old)) if old.usable_at(self.clock.now()) => {
+            (Err(e), Some(old)) if old.usable_at(now) => {
+                let left = old.expires_at.saturating_sub(now) / 60;
+                if min.strict() && !old.meets(min, now) {
+                    return Err(Error::BelowMinValidity {
+                        registry: server.host().to_string(),
+                        minutes_left: left,
+                        min_minutes: min.effective(old.lifetime) / 60,
+                        cause: Box::new(e),
+                    });
+                }
                 log::warn!(
-                    "refreshing the token for {server} failed ({e}); using the cached one, valid for {} more minutes",
-                    old.expires_at.saturating_sub(self.clock.now()) / 60
+                    "refreshing the token for {server} failed ({e}); using the cached one, valid for {left} more minutes"
                 );
-                Ok(Credential::from_entry(&old))
+                Ok(Credential::from_entry(&old, min))
             }
             (Err(e), _) => Err(e),
         }
@@ -275,14 +297,16 @@ impl Broker {
     fn fetch_locked(&self, target: &Target<'_>, reuse: bool) -> Result<Credential, Error> {
         let started = Instant::now();
         let lock_wait = self.settings.timeout + Duration::from_secs(5);
+        let min = self.settings.min_validity_for(target.server);
         let (cache, _guard) = self.lock_entry(&target.key, lock_wait)?;
+        let current = self.read_refresh(&target.key, target.server);
         // Whoever held the lock before us may have fetched already.
         if reuse
-            && let Some(e) = self.read_refresh(&target.key, target.server)
-            && fresh(&e, self.clock.now())
+            && let Some(e) = &current
+            && fresh(e, self.clock.now(), min)
         {
             log::debug!("{}: another process refreshed the token", target.server);
-            return Ok(Credential::from_entry(&e));
+            return Ok(Credential::from_entry(e, min));
         }
         let (runtime, http) = network(&self.settings)?;
         let fetch = Fetch {
@@ -294,8 +318,11 @@ impl Broker {
             lock_wait,
             runtime,
             http,
+            audience: self.settings.audience_for(target.server),
+            remembered: current.and_then(|e| e.audience),
+            min_validity: min,
         };
-        fetch.run().map(|entry| Credential::from_entry(&entry))
+        fetch.run().map(|entry| Credential::from_entry(&entry, min))
     }
 
     /// The cache, made ready, and the lock of `key`'s entry. A folder we cannot write: one
@@ -320,9 +347,10 @@ impl Broker {
     }
 }
 
-/// Whether a cached entry is handed out as it is: before its refresh point, and usable.
-fn fresh(e: &RefreshEntry, now: i64) -> bool {
-    now < e.refresh_at() && e.usable_at(now)
+/// Whether a cached entry is handed out as it is: before its refresh point under `min`, and
+/// usable. Arithmetic on the entry already read: the cache-hit path does no more work for it.
+fn fresh(e: &RefreshEntry, now: i64, min: MinValidity) -> bool {
+    now < e.refresh_at_for(min) && e.usable_at(now)
 }
 
 /// A broker on the settings `pairs` make, for unit tests.

@@ -30,10 +30,12 @@
 //! A write removes at most 64 files; a pass that reaches that bound removes the marker so that
 //! the next write goes on.
 
+use crate::audience::Audience;
 use crate::error::Error;
 use crate::files::{self, FileLock};
 use crate::platform;
 use crate::secret::Secret;
+use crate::validity::MinValidity;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -79,6 +81,10 @@ pub struct RefreshEntry {
     pub expires_at: i64,
     /// Its lifetime as issued (`exp - iat`), seconds.
     pub lifetime: i64,
+    /// The audience of the Entra token the registry took for it: the next refresh asks for this
+    /// one first. Absent in entries of older versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<Audience>,
 }
 
 /// Seconds before `exp` at which a token is no longer handed out: it must stay valid for the
@@ -90,6 +96,20 @@ impl RefreshEntry {
     pub fn refresh_at(&self) -> i64 {
         self.expires_at
             .saturating_sub(self.lifetime.clamp(0, crate::token::MAX_LIFETIME) / 3)
+    }
+
+    /// When to start refreshing under `min`: when a third of the lifetime remains, or when less
+    /// than the minimum (as a token of this lifetime can be held to) would remain, if sooner.
+    /// Plain arithmetic on the entry's fields: the cache-hit path reads nothing more for it.
+    pub fn refresh_at_for(&self, min: MinValidity) -> i64 {
+        self.refresh_at()
+            .min(self.expires_at.saturating_sub(min.effective(self.lifetime)))
+    }
+
+    /// Whether the token has at least the minimum left at `now` (as a token of this lifetime can
+    /// be held to).
+    pub fn meets(&self, min: MinValidity, now: i64) -> bool {
+        self.expires_at.saturating_sub(now) >= min.effective(self.lifetime)
     }
 
     /// Whether the token may still be handed out at `now`.
@@ -473,6 +493,7 @@ mod tests {
             obtained_at: 1000,
             expires_at: 1000 + 3 * 3600,
             lifetime: 3 * 3600,
+            audience: None,
         }
     }
 

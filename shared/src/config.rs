@@ -4,16 +4,19 @@
 //! |---|---|
 //! | `ACR_IDENTITY` | force one identity source: `secret`, `certificate`, `workload`, `managed` (`app-service` or `imds`), `cli` |
 //! | `ACR_LOGIN_SERVERS` | extra login servers to serve, comma-separated `host[:port]` or `*.<suffix>` (custom domains, custom clouds, test hosts) |
-//! | `ACR_AUDIENCE` | `acr` (default, `https://containerregistry.azure.net/.default`) or `arm` (`https://management.azure.com/.default`) |
+//! | `ACR_AUDIENCE` | `acr` (`https://containerregistry.azure.net/.default`) or `arm` (`https://management.azure.com/.default`): only this one is tried. Unset: ACR's first, then ARM's once if the registry refuses the audience (remembered per registry and identity) |
+//! | `ACR_MIN_VALIDITY` | the least life a handed-out token has left, e.g. `90m`, `2h`, `3600s` (default 60 minutes, best effort; set, it is strict); see [`crate::validity`] |
 //! | `ACR_CACHE_DIR` | cache folder (default `$XDG_CACHE_HOME/docker-credential-acr`, else `~/.cache/docker-credential-acr`) |
 //! | `ACR_TIMEOUT` | overall deadline of one fetch in seconds (default 30) |
 //! | `ACR_DMI_ASSET_TAG_FILE` | where the machine's DMI chassis asset tag is read (default `/sys/class/dmi/id/chassis_asset_tag`): IMDS is chosen when it holds Azure's tag. Tests point it elsewhere so that they behave alike on and off Azure VMs |
 //! | `ACR_CLOUD` | the cloud the identity belongs to: `public` (default), `china`, `usgov`; its credential goes only to that cloud's authority |
 //! | `AZURE_TENANT_ID`, `AZURE_CLIENT_ID`, `AZURE_CLIENT_SECRET`, `AZURE_CLIENT_CERTIFICATE_PATH`, `AZURE_FEDERATED_TOKEN_FILE`, `AZURE_AUTHORITY_HOST`, `IDENTITY_ENDPOINT`, `IDENTITY_HEADER` | the conventional Azure settings |
 
+use crate::audience::{Audience, AudiencePolicy};
 use crate::error::Error;
-use crate::registry::{Cloud, normalize_host};
+use crate::registry::{Cloud, LoginServer, normalize_host};
 use crate::secret::Secret;
+use crate::validity::MinValidity;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -157,8 +160,10 @@ pub struct Settings {
     pub forced_source: Option<SourceChoice>,
     /// Extra login servers, normalised.
     pub extra_login_servers: Vec<String>,
-    /// The Entra scope to ask for.
-    pub scope: &'static str,
+    /// `ACR_AUDIENCE`, when set: the one audience asked for (see [`Settings::audience_for`]).
+    pub audience: Option<Audience>,
+    /// `ACR_MIN_VALIDITY`, else the default (see [`Settings::min_validity_for`]).
+    pub min_validity: MinValidity,
     /// The cache folder, or `None` when no home folder is known (then nothing is cached).
     pub cache_dir: Option<PathBuf>,
     /// Overall deadline of one fetch.
@@ -205,18 +210,18 @@ impl Settings {
                 })?);
             }
         }
-        let scope = match env
-            .get("ACR_AUDIENCE")
-            .map(|s| s.trim().to_ascii_lowercase())
-        {
-            None => ACR_SCOPE,
-            Some(a) if a == "acr" => ACR_SCOPE,
-            Some(a) if a == "arm" => ARM_SCOPE,
-            Some(a) => {
-                return Err(Error::InvalidConfig(format!(
-                    "ACR_AUDIENCE={a:?} is not `acr` or `arm`"
-                )));
-            }
+        let audience = match env.get("ACR_AUDIENCE") {
+            None => None,
+            Some(a) => Some(Audience::parse(a).ok_or_else(|| {
+                Error::InvalidConfig(format!(
+                    "ACR_AUDIENCE={:?} is not `acr` or `arm`",
+                    a.trim().to_ascii_lowercase()
+                ))
+            })?),
+        };
+        let min_validity = match env.get("ACR_MIN_VALIDITY") {
+            None => MinValidity::default(),
+            Some(v) => MinValidity::parse(v).map_err(Error::InvalidConfig)?,
         };
         let cache_dir = env
             .get("ACR_CACHE_DIR")
@@ -269,13 +274,29 @@ impl Settings {
             env,
             forced_source,
             extra_login_servers,
-            scope,
+            audience,
+            min_validity,
             cache_dir,
             timeout,
             authority_host,
             cloud,
             asset_tag_file,
         })
+    }
+
+    /// The audience policy for `server`: `ACR_AUDIENCE` forces one; else ACR's first, with
+    /// ARM's as the fallback. (One place a per-registry setting can override.)
+    pub fn audience_for(&self, _server: &LoginServer) -> AudiencePolicy {
+        AudiencePolicy {
+            first: self.audience.unwrap_or(Audience::Acr),
+            forced: self.audience.is_some(),
+        }
+    }
+
+    /// The minimum remaining life of tokens handed out for `server`. (One place a per-registry
+    /// setting can override.)
+    pub fn min_validity_for(&self, _server: &LoginServer) -> MinValidity {
+        self.min_validity
     }
 
     /// A secret setting from the environment.
@@ -291,7 +312,8 @@ mod tests {
     #[test]
     fn defaults() {
         let s = Settings::from_env(Env::from_pairs([("HOME", "/home/u")]), None).unwrap();
-        assert_eq!(s.scope, ACR_SCOPE);
+        assert_eq!(s.audience, None);
+        assert_eq!(s.min_validity, MinValidity::default());
         assert_eq!(
             s.cache_dir.unwrap(),
             PathBuf::from("/home/u/.cache/docker-credential-acr")
@@ -324,7 +346,7 @@ mod tests {
             s.extra_login_servers,
             vec!["localhost:8443", "registry.example.com"]
         );
-        assert_eq!(s.scope, ARM_SCOPE);
+        assert_eq!(s.audience, Some(Audience::Arm));
         assert_eq!(s.forced_source, Some(SourceChoice::Cli));
         let s = Settings::from_env(
             Env::from_pairs([("ACR_CACHE_DIR", "/c")]),
@@ -339,6 +361,7 @@ mod tests {
         for (k, v) in [
             ("ACR_IDENTITY", "magic"),
             ("ACR_AUDIENCE", "graph"),
+            ("ACR_MIN_VALIDITY", "soon"),
             ("ACR_TIMEOUT", "soon"),
             ("AZURE_AUTHORITY_HOST", "http://login.example"),
             ("ACR_LOGIN_SERVERS", "user@host"),

@@ -66,6 +66,39 @@ pub enum Error {
         message: Option<String>,
     },
 
+    /// The registry refused the token of one audience as the wrong audience, and the attempt
+    /// with the other audience failed too.
+    #[error(
+        "{registry} refused the {first}-audience token ({refusal}), and the {second}-audience attempt failed: {error}"
+    )]
+    BothAudiences {
+        /// Login server.
+        registry: String,
+        /// The audience tried first, `ACR` or `ARM`.
+        first: &'static str,
+        /// The registry's refusal of it, one line.
+        refusal: String,
+        /// The audience tried second.
+        second: &'static str,
+        /// Why that failed.
+        error: Box<Error>,
+    },
+
+    /// A refresh failed and the cached token has less life left than `ACR_MIN_VALIDITY` demands.
+    #[error(
+        "refreshing the token for {registry} failed ({cause}); the cached one has only {minutes_left} min left, less than ACR_MIN_VALIDITY ({min_minutes} min); fix the cause or lower ACR_MIN_VALIDITY"
+    )]
+    BelowMinValidity {
+        /// Login server.
+        registry: String,
+        /// Whole minutes the cached token has left.
+        minutes_left: i64,
+        /// The minimum in force, whole minutes.
+        min_minutes: i64,
+        /// Why the refresh failed.
+        cause: Box<Error>,
+    },
+
     /// The registry's token service failed in another way.
     #[error("token exchange with {registry} failed: {detail}")]
     Exchange {

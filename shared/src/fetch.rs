@@ -2,10 +2,12 @@
 //!
 //! ```text
 //! Entra token (cached per identity+scope, own lock) ─► ACR exchange ─► checks ─► write entry
+//!                        └─ the registry refuses the audience: once more with the other one
 //! ```
 //! The broker takes the registry entry's lock and re-reads it first; the async runtime and the
 //! HTTP client a `Fetch` holds are built only then, never on a cache hit.
 
+use crate::audience::{Audience, AudiencePolicy, is_audience_refusal};
 use crate::cache::{self, CACHE_VERSION, Cache, ENTRA_MARGIN, EntraEntry, RefreshEntry};
 use crate::clock::Clock;
 use crate::config::Settings;
@@ -18,6 +20,7 @@ use crate::identity::{Identity, TokenRequest};
 use crate::registry::LoginServer;
 use crate::secret::Secret;
 use crate::token::{check_lifetime, check_not_beyond_max, read_claims, within_max_lifetime};
+use crate::validity::MinValidity;
 use std::future::Future;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -85,6 +88,12 @@ pub(crate) struct Fetch<'a> {
     pub runtime: tokio::runtime::Runtime,
     /// The client for Entra and the registry.
     pub http: reqwest::Client,
+    /// Which audience to ask for, and whether the other may be tried.
+    pub audience: AudiencePolicy,
+    /// The audience the cache entry remembers as the one the registry took, if any.
+    pub remembered: Option<Audience>,
+    /// The minimum remaining life in force for the registry (for the clamp warning).
+    pub min_validity: MinValidity,
 }
 
 /// The Entra token entry as found: a fresh token, or its lock (none when it cannot be taken).
@@ -94,11 +103,48 @@ enum EntraCached {
 }
 
 impl Fetch<'_> {
-    /// Entra token, exchange, checks, and the new entry written to the cache.
+    /// Entra token, exchange, checks, and the new entry written to the cache; when the registry
+    /// refuses the audience (and none is forced), once more with the other one.
     pub(crate) fn run(&self) -> Result<RefreshEntry, Error> {
-        let aad = self.entra_token()?;
+        let first = self.audience.start(self.remembered);
+        let refusal = match self.attempt(first) {
+            Err(Error::ExchangeRefused {
+                message, status, ..
+            }) if !self.audience.forced && is_audience_refusal(message.as_deref()) => {
+                message.unwrap_or_else(|| format!("HTTP {status}"))
+            }
+            other => return other,
+        };
+        let (server, second) = (self.target.server, first.other());
+        log::info!(
+            "{server} refused the {}-audience token ({refusal}); trying the {} audience",
+            first.name(),
+            second.name()
+        );
+        match self.attempt(second) {
+            Ok(entry) => {
+                log::info!(
+                    "{server} takes {}-audience tokens of {}: asking for that audience first from now on",
+                    second.name(),
+                    self.target.identity.describe()
+                );
+                Ok(entry)
+            }
+            Err(error) => Err(Error::BothAudiences {
+                registry: server.host().to_string(),
+                first: first.name(),
+                refusal,
+                second: second.name(),
+                error: Box::new(error),
+            }),
+        }
+    }
+
+    /// One try with an Entra token of `audience`.
+    fn attempt(&self, audience: Audience) -> Result<RefreshEntry, Error> {
+        let aad = self.entra_token(audience.scope())?;
         let refresh = self.exchange(&aad)?;
-        let entry = self.entry(refresh)?;
+        let entry = self.entry(refresh, audience)?;
         self.store(&entry);
         Ok(entry)
     }
@@ -127,9 +173,9 @@ impl Fetch<'_> {
     }
 
     /// An Entra token for the identity and scope, from the cache or from Entra (then cached).
-    fn entra_token(&self) -> Result<Secret, Error> {
+    fn entra_token(&self, scope: &'static str) -> Result<Secret, Error> {
         let left = self.remaining()?;
-        let key = cache::key(&[&self.target.fingerprint, self.settings.scope]);
+        let key = cache::key(&[&self.target.fingerprint, scope]);
         let path = self.cache.map(|c| c.entra_path(&key));
         let _guard = match (self.cache, &path) {
             (Some(c), Some(p)) => match self.cached_entra(c, p)? {
@@ -138,7 +184,7 @@ impl Fetch<'_> {
             },
             _ => None,
         };
-        let token = self.ask_entra(left)?;
+        let token = self.ask_entra(scope, left)?;
         if let (Some(c), Some(p)) = (self.cache, &path) {
             let entry = EntraEntry {
                 v: CACHE_VERSION,
@@ -184,10 +230,9 @@ impl Fetch<'_> {
         }
     }
 
-    /// A new Entra token from the identity's source, within `left`.
-    fn ask_entra(&self, left: Duration) -> Result<EntraToken, Error> {
+    /// A new Entra token for `scope` from the identity's source, within `left`.
+    fn ask_entra(&self, scope: &'static str, left: Duration) -> Result<EntraToken, Error> {
         let identity = self.target.identity;
-        let scope = self.settings.scope;
         log::debug!(
             "asking Entra for a token as {} (scope {scope})",
             identity.describe()
@@ -242,8 +287,9 @@ impl Fetch<'_> {
             .ok_or_else(|| self.timed_out())?
     }
 
-    /// The cache entry for a new refresh token, once its lifetime is checked.
-    fn entry(&self, refresh: Secret) -> Result<RefreshEntry, Error> {
+    /// The cache entry for a new refresh token (from an Entra token of `audience`), once its
+    /// lifetime is checked.
+    fn entry(&self, refresh: Secret, audience: Audience) -> Result<RefreshEntry, Error> {
         let server = self.target.server;
         let now = self.clock.now();
         let claims = read_claims(refresh.expose()).unwrap_or_default();
@@ -260,7 +306,16 @@ impl Fetch<'_> {
                 registry: server.host().to_string(),
                 detail: format!("the refresh token it issued {why}"),
             })?;
-        Ok(RefreshEntry {
+        let min = self.min_validity;
+        if min.clamped(lifetime) {
+            log::warn!(
+                "ACR_MIN_VALIDITY ({} min) is more than tokens of {server} can meet (they live {} min); holding them to {} min",
+                min.seconds / 60,
+                lifetime / 60,
+                min.effective(lifetime) / 60
+            );
+        }
+        let entry = RefreshEntry {
             v: CACHE_VERSION,
             login_server: server.host().to_string(),
             identity: self.target.identity.describe(),
@@ -268,7 +323,17 @@ impl Fetch<'_> {
             obtained_at: now,
             expires_at,
             lifetime,
-        })
+            audience: Some(audience),
+        };
+        if !entry.meets(min, now) {
+            // Only a clock far off the registry's can make a new token fall short.
+            log::warn!(
+                "the new token for {server} has {} min left, less than the {} min minimum; is the clock right?",
+                expires_at.saturating_sub(now) / 60,
+                min.effective(lifetime) / 60
+            );
+        }
+        Ok(entry)
     }
 
     /// Writes `entry` to the cache, when there is one (a failure only warns).

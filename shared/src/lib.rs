@@ -17,6 +17,7 @@
 //! A cache hit reads one small file: no async runtime, HTTP client, child process or network.
 #![deny(missing_docs)]
 
+pub mod audience;
 mod broker;
 pub mod cache;
 mod clock;
@@ -34,6 +35,7 @@ mod registry;
 mod retry;
 mod secret;
 pub mod token;
+pub mod validity;
 
 pub use broker::{ACR_USERNAME, Broker, Credential};
 pub use clock::{Clock, ManualClock, SystemClock};

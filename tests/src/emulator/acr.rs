@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use super::crypto::{Jwt, secs, unix_now};
 use super::lock;
-use super::model::{EndpointKind, Role};
+use super::model::{EndpointKind, RegistryAudiences, Role};
 use super::proxy;
 use super::server::{Form, either, json, request_host};
 use super::state::{ConnCtl, Shared};
@@ -34,6 +34,13 @@ pub(crate) const REFRESH_TOKEN_USER: &str = "00000000-0000-0000-0000-00000000000
 const EXCHANGE_AUDIENCES: &[&str] = &[
     "https://containerregistry.azure.net",
     "https://containerregistry.azure.net/",
+    "https://management.azure.com",
+    "https://management.azure.com/",
+    "https://management.core.windows.net",
+    "https://management.core.windows.net/",
+];
+/// The ARM audiences among [`EXCHANGE_AUDIENCES`].
+const ARM_AUDIENCES: &[&str] = &[
     "https://management.azure.com",
     "https://management.azure.com/",
     "https://management.core.windows.net",
@@ -268,6 +275,19 @@ fn exchange_inner(shared: &Shared, host: &str, form: &Form) -> Result<Response, 
             "the access token's audience '{}' is not accepted; request a token for https://containerregistry.azure.net/.default",
             jwt.audience_text()
         )));
+    }
+    // Real ACR with ARM-audience authentication disabled answers an ARM-audience token with
+    // 401 {"errors":[{"code":"UNAUTHORIZED","message":"arm aad token disallowed"}]} (Azure SDK for
+    // Go, sdk/containers/azcontainerregistry/TROUBLESHOOTING.md, "ARM access token is disabled").
+    // No refusal of an ACR-audience token is documented: the same shape, by symmetry, stands in.
+    let arm = jwt.audience_in(ARM_AUDIENCES);
+    let refused = match lock(&shared.dir).audiences(host) {
+        RegistryAudiences::Both => None,
+        RegistryAudiences::AcrOnly => arm.then_some("arm aad token disallowed"),
+        RegistryAudiences::ArmOnly => (!arm).then_some("acr aad token disallowed"),
+    };
+    if let Some(message) = refused {
+        return Err(unauthorized(message));
     }
     // `tenant` is optional and not checked: its exact effect on the real service is not
     // documented, and the token's own `tid` is what identifies the tenant.

@@ -46,7 +46,9 @@ mod tests;
 
 pub use binding::{IDENTITY_BINDING_AUDIENCE, IdentityBindingAuthority};
 pub use crypto::libtrust_key_id;
-pub use model::{CertPair, Counters, EndpointKind, Fault, FaultAction, Principal, Role};
+pub use model::{
+    CertPair, Counters, EndpointKind, Fault, FaultAction, Principal, RegistryAudiences, Role,
+};
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -356,6 +358,13 @@ impl Emulator {
     /// multi-tenant app whose service principal in the registry's tenant holds a role.
     pub fn set_registry_tenant(&self, registry: &str, tenant: &str) {
         lock(&self.shared.dir).set_owner(registry, tenant);
+    }
+
+    /// Which Entra token audiences a registry's `/oauth2/exchange` takes (default: both). A token
+    /// of another audience is refused with 401 as real ACR refuses an ARM-audience token when
+    /// ARM-audience authentication is disabled (see [`RegistryAudiences`]).
+    pub fn set_registry_audiences(&self, registry: &str, audiences: RegistryAudiences) {
+        lock(&self.shared.dir).set_audiences(registry, audiences);
     }
 
     /// Enable the admin user of a registry (on ACR the username is the registry's name): Basic

@@ -24,6 +24,24 @@ pub struct CertPair {
     pub key_pem: String,
 }
 
+/// Which Entra token audiences a registry's `/oauth2/exchange` takes.
+///
+/// Real ACR takes both unless ARM-audience authentication is disabled
+/// (`az acr config authentication-as-arm update --status disabled`, or the Azure Policy
+/// "Container registries should have ARM audience token authentication disabled"); then only
+/// ACR-audience tokens work. `ArmOnly` stands for a registry or identity that takes only
+/// ARM-audience tokens (Azure/azure-cli #33698, issue 14).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum RegistryAudiences {
+    /// ACR's and ARM's (the default).
+    #[default]
+    Both,
+    /// ACR's only: ARM-audience authentication disabled.
+    AcrOnly,
+    /// ARM's only.
+    ArmOnly,
+}
+
 /// A role assignment on a registry, as in Azure RBAC.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Role {

@@ -17,7 +17,9 @@ use tokio::sync::Notify;
 use super::crypto::{Keys, Thumbprints};
 use super::host;
 use super::lock;
-use super::model::{Counters, EndpointKind, Fault, FaultAction, Principal, Role};
+use super::model::{
+    Counters, EndpointKind, Fault, FaultAction, Principal, RegistryAudiences, Role,
+};
 use super::proxy::Upstream;
 
 /// Everything the handlers share.
@@ -70,6 +72,8 @@ pub(crate) struct Directory {
     /// The tenant that owns a registry, by normalized host; registries without one take tokens
     /// of any tenant.
     owners: HashMap<String, String>,
+    /// The audiences a registry takes, by normalized host; absent: both.
+    audiences: HashMap<String, RegistryAudiences>,
     /// The ARM resource id of a user-assigned identity, lowercase (ARM ids are
     /// case-insensitive) → its client id.
     resource_ids: HashMap<String, String>,
@@ -293,6 +297,19 @@ impl Directory {
             host::normalize(registry),
             (username.to_owned(), password.to_owned()),
         );
+    }
+
+    /// Set the Entra token audiences a registry takes.
+    pub(crate) fn set_audiences(&mut self, registry: &str, audiences: RegistryAudiences) {
+        self.audiences.insert(host::normalize(registry), audiences);
+    }
+
+    /// The Entra token audiences a registry takes.
+    pub(crate) fn audiences(&self, registry: &str) -> RegistryAudiences {
+        self.audiences
+            .get(&host::normalize(registry))
+            .copied()
+            .unwrap_or_default()
     }
 
     /// Make `tenant` the owner of a registry (replacing an earlier owner).

@@ -1,0 +1,122 @@
+//! The two Entra audiences ACR's `/oauth2/exchange` takes, and the policy that picks one per
+//! registry: which to ask Entra for first, and whether the other may be tried once when the
+//! registry refuses the first as the wrong audience.
+
+use crate::config::{ACR_SCOPE, ARM_SCOPE};
+use serde::{Deserialize, Serialize};
+
+/// An audience of the Entra token exchanged at the registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Audience {
+    /// ACR's own (`https://containerregistry.azure.net/.default`), the default.
+    Acr,
+    /// Azure Resource Manager's (`https://management.azure.com/.default`).
+    Arm,
+}
+
+impl Audience {
+    /// The `ACR_AUDIENCE` value, `acr` or `arm`; `None` for anything else.
+    pub fn parse(value: &str) -> Option<Audience> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "acr" => Some(Audience::Acr),
+            "arm" => Some(Audience::Arm),
+            _ => None,
+        }
+    }
+
+    /// The Entra scope to ask for.
+    pub fn scope(self) -> &'static str {
+        match self {
+            Audience::Acr => ACR_SCOPE,
+            Audience::Arm => ARM_SCOPE,
+        }
+    }
+
+    /// The name messages use: `ACR` or `ARM`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Audience::Acr => "ACR",
+            Audience::Arm => "ARM",
+        }
+    }
+
+    /// The other one.
+    pub fn other(self) -> Audience {
+        match self {
+            Audience::Acr => Audience::Arm,
+            Audience::Arm => Audience::Acr,
+        }
+    }
+}
+
+/// The audience policy for one registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AudiencePolicy {
+    /// The audience asked for first (when the cache remembers none for the registry).
+    pub first: Audience,
+    /// Set explicitly (`ACR_AUDIENCE`): only this one is tried, and a remembered one is ignored.
+    pub forced: bool,
+}
+
+impl AudiencePolicy {
+    /// The audience to try first, given the one the cache remembers for the registry and identity.
+    pub fn start(self, remembered: Option<Audience>) -> Audience {
+        match remembered {
+            Some(a) if !self.forced => a,
+            _ => self.first,
+        }
+    }
+}
+
+/// Whether a registry's refusal message (`code: message`) says the token's audience is not one
+/// it takes, rather than that the identity lacks a role.
+///
+/// Real ACR answers an ARM-audience token on a registry with ARM-audience authentication
+/// disabled (`az acr config authentication-as-arm update --status disabled`) with
+/// `401 {"errors":[{"code":"UNAUTHORIZED","message":"arm aad token disallowed"}]}` (Azure SDK for
+/// Go, `sdk/containers/azcontainerregistry/TROUBLESHOOTING.md`, "ARM access token is disabled").
+/// No answer for an ACR-audience token refused is documented; a message naming the audience is
+/// taken as one. A missing role is a 401 too, with another message: it is not matched.
+pub(crate) fn is_audience_refusal(message: Option<&str>) -> bool {
+    message.is_some_and(|m| {
+        let m = m.to_ascii_lowercase();
+        m.contains("aad token disallowed") || m.contains("audience")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_forced_audience_ignores_the_remembered_one() {
+        let free = AudiencePolicy {
+            first: Audience::Acr,
+            forced: false,
+        };
+        assert_eq!(free.start(None), Audience::Acr);
+        assert_eq!(free.start(Some(Audience::Arm)), Audience::Arm);
+        let forced = AudiencePolicy {
+            first: Audience::Acr,
+            forced: true,
+        };
+        assert_eq!(forced.start(Some(Audience::Arm)), Audience::Acr);
+    }
+
+    #[test]
+    fn only_audience_refusals_are_recognised() {
+        assert!(is_audience_refusal(Some(
+            "UNAUTHORIZED: arm aad token disallowed"
+        )));
+        assert!(is_audience_refusal(Some(
+            "UNAUTHORIZED: the access token's audience 'x' is not accepted"
+        )));
+        assert!(!is_audience_refusal(Some(
+            "UNAUTHORIZED: principal 'p' has no role assignment on registry 'r'"
+        )));
+        assert!(!is_audience_refusal(None));
+        assert_eq!(Audience::parse(" ARM "), Some(Audience::Arm));
+        assert_eq!(Audience::parse("graph"), None);
+    }
+}
