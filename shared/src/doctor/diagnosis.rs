@@ -103,6 +103,8 @@ pub struct Checked {
     pub skipped: Vec<SkippedSource>,
     /// The cached tokens still usable.
     pub cached: Vec<CachedToken>,
+    /// The minimum remaining validity of handed-out tokens.
+    pub min_validity: MinValidityCheck,
     /// The registry asked about, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub registry: Option<RegistryCheck>,
@@ -197,6 +199,24 @@ pub struct CachedToken {
     pub expires_in_minutes: i64,
 }
 
+/// The minimum remaining validity in force and where it comes from.
+#[derive(Debug, Clone, Serialize)]
+pub struct MinValidityCheck {
+    /// Whole minutes.
+    pub minutes: i64,
+    /// `default` or `ACR_MIN_VALIDITY`.
+    pub origin: &'static str,
+}
+
+/// A minimum validity a registry's tokens cannot meet, and what it is held to.
+#[derive(Debug, Clone, Serialize)]
+pub struct Clamped {
+    /// The lifetime of the registry's tokens, whole minutes.
+    pub lifetime_minutes: i64,
+    /// The minimum they are held to, whole minutes.
+    pub held_to_minutes: i64,
+}
+
 /// The registry asked about.
 #[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
@@ -266,6 +286,11 @@ pub enum TokenCheck {
         expires_at: i64,
         /// Whole minutes until then.
         expires_in_minutes: i64,
+        /// The audience of the Entra token it took, `ACR` or `ARM` (remembered for later
+        /// refreshes).
+        audience: Option<&'static str>,
+        /// Set when the minimum validity is more than its tokens can meet.
+        min_validity_clamped: Option<Clamped>,
     },
     /// It did not: why.
     Failed(String),
@@ -278,11 +303,19 @@ impl Serialize for TokenCheck {
             TokenCheck::Exchanged {
                 expires_at,
                 expires_in_minutes,
+                audience,
+                min_validity_clamped,
             } => {
                 m.serialize_entry("ok", &true)?;
                 m.serialize_entry("exchanged", &true)?;
                 m.serialize_entry("expires_at", expires_at)?;
                 m.serialize_entry("expires_in_minutes", expires_in_minutes)?;
+                if let Some(a) = audience {
+                    m.serialize_entry("audience", a)?;
+                }
+                if let Some(c) = min_validity_clamped {
+                    m.serialize_entry("min_validity_clamped", c)?;
+                }
             }
             TokenCheck::Failed(error) => {
                 m.serialize_entry("ok", &false)?;

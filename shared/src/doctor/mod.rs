@@ -16,8 +16,9 @@ pub mod diagnosis;
 mod text;
 
 pub use diagnosis::{
-    CacheCheck, CacheState, CachedToken, ChallengeCheck, Checked, Diagnosis, FrontEnd,
-    IdentityCheck, Outcome, RegistryCheck, Section, Setting, SkippedSource, TokenCheck,
+    CacheCheck, CacheState, CachedToken, ChallengeCheck, Checked, Clamped, Diagnosis, FrontEnd,
+    IdentityCheck, MinValidityCheck, Outcome, RegistryCheck, Section, Setting, SkippedSource,
+    TokenCheck,
 };
 
 use crate::{Broker, Clock, Env, Identity, SystemClock};
@@ -28,6 +29,7 @@ pub const SETTINGS: &[(&str, bool)] = &[
     ("ACR_IDENTITY", false),
     ("ACR_LOGIN_SERVERS", false),
     ("ACR_AUDIENCE", false),
+    ("ACR_MIN_VALIDITY", false),
     ("ACR_CACHE_DIR", false),
     ("ACR_TIMEOUT", false),
     ("ACR_ANONYMOUS_FALLBACK", false),
@@ -195,10 +197,18 @@ pub fn check<F: FrontEnd>(broker: &Broker, checks: Checks, front: F) -> Diagnosi
             .as_ref()
             .ok()
             .map(|id| match broker.verify(&server, id) {
-                Ok(c) => TokenCheck::Exchanged {
-                    expires_at: c.expires_at,
-                    expires_in_minutes: (c.expires_at - now) / 60,
-                },
+                Ok(c) => {
+                    let min = broker.settings().min_validity_for(&server);
+                    TokenCheck::Exchanged {
+                        expires_at: c.expires_at,
+                        expires_in_minutes: (c.expires_at - now) / 60,
+                        audience: c.audience.map(|a| a.name()),
+                        min_validity_clamped: min.clamped(c.lifetime).then(|| Clamped {
+                            lifetime_minutes: c.lifetime / 60,
+                            held_to_minutes: min.effective(c.lifetime) / 60,
+                        }),
+                    }
+                }
                 Err(e) => TokenCheck::Failed(e.to_string()),
             });
         RegistryCheck::Checked {
@@ -223,6 +233,10 @@ pub fn check<F: FrontEnd>(broker: &Broker, checks: Checks, front: F) -> Diagnosi
                 })
                 .collect(),
             cached,
+            min_validity: MinValidityCheck {
+                minutes: broker.settings().min_validity.seconds / 60,
+                origin: broker.settings().min_validity.origin(),
+            },
             registry,
         })),
     }
@@ -345,6 +359,7 @@ mod tests {
                 "identity",
                 "skipped",
                 "cached",
+                "min_validity",
                 "ok"
             ]
         );

@@ -49,6 +49,15 @@ impl fmt::Display for Checked {
                 c.login_server, c.identity, c.expires_in_minutes
             )?;
         }
+        let m = &self.min_validity;
+        match m.origin {
+            "default" => writeln!(
+                f,
+                "minimum validity: {} min (default, at most a third of a token's lifetime; set ACR_MIN_VALIDITY to require more)",
+                m.minutes
+            )?,
+            origin => writeln!(f, "minimum validity: {} min ({origin})", m.minutes)?,
+        }
         if let Some(r) = &self.registry {
             writeln!(f, "{r}")?;
         }
@@ -119,11 +128,30 @@ impl fmt::Display for RegistryCheck {
         }
         match token {
             Some(TokenCheck::Exchanged {
-                expires_in_minutes, ..
-            }) => write!(
-                f,
-                "\n  token: ok, expires in {expires_in_minutes} min (a new exchange, not the cache)"
-            ),
+                expires_in_minutes,
+                audience,
+                min_validity_clamped,
+                ..
+            }) => {
+                write!(
+                    f,
+                    "\n  token: ok, expires in {expires_in_minutes} min (a new exchange, not the cache)"
+                )?;
+                if let Some(a) = audience {
+                    write!(
+                        f,
+                        "\n  audience: {a} (the registry took this one; asked for first from now on)"
+                    )?;
+                }
+                match min_validity_clamped {
+                    Some(c) => write!(
+                        f,
+                        "\n  minimum validity: clamped to {} min: this registry's tokens live {} min",
+                        c.held_to_minutes, c.lifetime_minutes
+                    ),
+                    None => Ok(()),
+                }
+            }
             Some(TokenCheck::Failed(e)) => write!(f, "\n  token: ERROR {e}"),
             None => Ok(()),
         }
