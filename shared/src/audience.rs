@@ -2,8 +2,12 @@
 //! registry: which to ask Entra for first, and whether the other may be tried once when the
 //! registry refuses the first as the wrong audience.
 
-use crate::config::{ACR_SCOPE, ARM_SCOPE};
 use serde::{Deserialize, Serialize};
+
+/// The ACR audience scope for Entra tokens.
+pub const ACR_SCOPE: &str = "https://containerregistry.azure.net/.default";
+/// The Azure Resource Manager audience scope (what `az login` tokens carry).
+pub const ARM_SCOPE: &str = "https://management.azure.com/.default";
 
 /// An audience of the Entra token exchanged at the registry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -21,10 +21,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// The ACR audience scope for Entra tokens.
-pub const ACR_SCOPE: &str = "https://containerregistry.azure.net/.default";
-/// The Azure Resource Manager audience scope (what `az login` tokens carry).
-pub const ARM_SCOPE: &str = "https://management.azure.com/.default";
+pub use crate::audience::{ACR_SCOPE, ARM_SCOPE};
 
 /// A snapshot of environment variables; the only way the broker reads the environment.
 #[derive(Clone, Default)]

@@ -472,6 +472,41 @@ fn acr_access(
 }
 
 #[test]
+fn a_registry_audience_policy_refuses_the_other_audience_as_acr_does() -> TestResult {
+    let emu = start()?;
+    let host = registry_host(&emu);
+    emu.add_registry(&host);
+    let c = client(&emu, &[REGISTRY])?;
+    let hour = std::time::Duration::from_secs(3600);
+    let p = emu.add_secret_principal(TENANT, "audiences", "p");
+    let acr = emu.mint_entra_token(&p, "https://containerregistry.azure.net", hour);
+    let arm = emu.mint_entra_token(&p, "https://management.azure.com/", hour);
+    // Audiences are checked before roles: no role yet, and still the audience refusal.
+    emu.set_registry_audiences(&host, RegistryAudiences::AcrOnly);
+    let (status, err) = exchange(&c, &emu, &arm)?;
+    assert_eq!(
+        (status, &err["errors"][0]["message"]),
+        (401, &serde_json::json!("arm aad token disallowed"))
+    );
+    emu.grant(&p.client_id, &host, Role::AcrPull);
+    assert_eq!(exchange(&c, &emu, &acr)?.0, 200);
+    assert_eq!(exchange(&c, &emu, &arm)?.0, 401);
+    emu.set_registry_audiences(&host, RegistryAudiences::ArmOnly);
+    let (status, err) = exchange(&c, &emu, &acr)?;
+    assert_eq!(
+        (status, &err["errors"][0]["code"]),
+        (401, &serde_json::json!("UNAUTHORIZED"))
+    );
+    assert_eq!(exchange(&c, &emu, &arm)?.0, 200);
+    emu.set_registry_audiences(&host, RegistryAudiences::Both);
+    assert_eq!(
+        (exchange(&c, &emu, &acr)?.0, exchange(&c, &emu, &arm)?.0),
+        (200, 200)
+    );
+    Ok(())
+}
+
+#[test]
 fn challenge_exchange_and_token_filter_by_role() -> TestResult {
     let emu = start()?;
     emu.add_registry(&registry_host(&emu));
