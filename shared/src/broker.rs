@@ -11,13 +11,14 @@
 
 use crate::cache::{self, Cache, RefreshEntry};
 use crate::clock::{Clock, SystemClock};
-use crate::config::Settings;
+use crate::config::{Env, Settings};
 use crate::error::Error;
 use crate::exchange;
 use crate::fetch::{Fetch, Target, network};
 use crate::files::FileLock;
 use crate::identity::Identity;
 use crate::registry::{Cloud, LoginServer, NotAcr};
+use crate::rules::{Rule, Rules};
 use crate::secret::Secret;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -65,6 +66,7 @@ pub struct Broker {
     settings: Settings,
     clock: Arc<dyn Clock>,
     cache: Option<Cache>,
+    rules: Option<Rules>,
 }
 
 impl Broker {
@@ -80,7 +82,35 @@ impl Broker {
             settings,
             clock,
             cache,
+            rules: None,
         }
+    }
+
+    /// A broker on the settings of `env` and the per-registry rules of the user's config file
+    /// (see [`crate::rules`]), as `docker-credential-acr` runs; the kubelet provider reads no
+    /// config file.
+    pub fn with_config_file(env: Env) -> Result<Broker, Error> {
+        let settings = Settings::from_env(env, None)?;
+        let rules = Rules::load(&settings.env)?;
+        Ok(Broker::new(settings).with_rules(rules))
+    }
+
+    /// This broker with per-registry `rules`; the hosts they name are served as login servers.
+    pub fn with_rules(mut self, rules: Option<Rules>) -> Broker {
+        if let Some(rules) = &rules {
+            for rule in &rules.rules {
+                if !self.settings.extra_login_servers.contains(&rule.pattern) {
+                    self.settings.extra_login_servers.push(rule.pattern.clone());
+                }
+            }
+        }
+        self.rules = rules;
+        self
+    }
+
+    /// The per-registry rules in force, when a config file was read.
+    pub fn rules(&self) -> Option<&Rules> {
+        self.rules.as_ref()
     }
 
     /// The settings in force.
@@ -150,9 +180,48 @@ impl Broker {
     }
 
     /// A credential for `server` as the configured identity.
+    /// A credential for `server` as the configured identity: the config file's rule for it when
+    /// one matches (see [`Broker::for_registry`]), else the environment's.
     pub fn credential(&self, server: &LoginServer) -> Result<Credential, Error> {
+        if let Some((broker, server)) = self.for_registry(server)? {
+            let identity = broker.identity()?;
+            return broker.credential_for(&server, &identity);
+        }
         let identity = self.identity()?;
         self.credential_for(server, &identity)
+    }
+
+    /// The config file's rule that matches `server`, if any.
+    pub fn rule_for(&self, server: &LoginServer) -> Option<&Rule> {
+        self.rules.as_ref()?.matching(server.host())
+    }
+
+    /// When a config file rule matches `server`: a broker with that rule's settings (same
+    /// clock and cache folder), and the login server whose token `server` uses (the rule's
+    /// `login_server`, else `server`). `None` when no rule matches.
+    pub fn for_registry(
+        &self,
+        server: &LoginServer,
+    ) -> Result<Option<(Broker, LoginServer)>, Error> {
+        let Some(rule) = self.rule_for(server) else {
+            return Ok(None);
+        };
+        let mut settings = Settings::from_env(rule.env(&self.settings.env)?, None)?;
+        settings.cache_dir = self.settings.cache_dir.clone();
+        settings.extra_login_servers = self.settings.extra_login_servers.clone();
+        let target = match &rule.login_server {
+            None => server.clone(),
+            Some(name) => LoginServer::parse(name, &settings.extra_login_servers).map_err(|e| {
+                Error::InvalidConfig(format!(
+                    "the config file's rule for {} (line {}): login_server = {name:?} is {e}",
+                    rule.pattern, rule.line
+                ))
+            })?,
+        };
+        Ok(Some((
+            Broker::with_clock(settings, self.clock.clone()),
+            target,
+        )))
     }
 
     /// A credential for `server` as `identity`: from the cache when fresh, else fetched.

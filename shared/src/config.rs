@@ -99,6 +99,16 @@ impl Env {
             .filter(|v| !v.trim().is_empty())
     }
 
+    /// A variable that a setting names (a config file's `secret_env`), which [`relevant`] cannot
+    /// list: read from the process when this snapshot was taken from it, else from the pairs.
+    /// Empty counts as unset.
+    pub fn named(&self, key: &str) -> Option<String> {
+        if self.filtered && !relevant(key) {
+            return std::env::var(key).ok().filter(|v| !v.trim().is_empty());
+        }
+        self.get(key).map(str::to_string)
+    }
+
     /// Sets a variable (for callers that add settings from flags).
     pub fn set(&mut self, key: &str, value: impl Into<String>) {
         self.vars.insert(key.to_string(), value.into());
@@ -130,7 +140,12 @@ pub enum SourceChoice {
 }
 
 impl SourceChoice {
-    fn parse(s: &str) -> Result<Self, Error> {
+    /// The names `ACR_IDENTITY` (and a config file's `identity`) take, for messages.
+    pub const NAMES: &'static str =
+        "secret, certificate, workload, managed, app-service, imds, cli";
+
+    /// The source `s` names (see [`SourceChoice::NAMES`]).
+    pub fn parse(s: &str) -> Result<Self, Error> {
         Ok(match s.trim().to_ascii_lowercase().as_str() {
             "secret" | "client-secret" => SourceChoice::Secret,
             "certificate" | "cert" | "client-certificate" => SourceChoice::Certificate,
@@ -141,7 +156,8 @@ impl SourceChoice {
             "cli" | "azure-cli" | "az" => SourceChoice::Cli,
             other => {
                 return Err(Error::InvalidConfig(format!(
-                    "ACR_IDENTITY={other:?} is not one of secret, certificate, workload, managed, app-service, imds, cli"
+                    "ACR_IDENTITY={other:?} is not one of {}",
+                    SourceChoice::NAMES
                 )));
             }
         })

@@ -16,8 +16,9 @@ pub mod diagnosis;
 mod text;
 
 pub use diagnosis::{
-    CacheCheck, CacheState, CachedToken, ChallengeCheck, Checked, Diagnosis, FrontEnd,
-    IdentityCheck, Outcome, RegistryCheck, Section, Setting, SkippedSource, TokenCheck,
+    CacheCheck, CacheState, CachedToken, ChallengeCheck, Checked, ConfigFileCheck, Diagnosis,
+    FrontEnd, IdentityCheck, Outcome, RegistryCheck, RuleMatch, Section, Setting, SkippedSource,
+    TokenCheck,
 };
 
 use crate::{Broker, Clock, Env, Identity, SystemClock};
@@ -51,6 +52,7 @@ pub const SETTINGS: &[(&str, bool)] = &[
     ("all_proxy", false),
     ("NO_PROXY", false),
     ("no_proxy", false),
+    ("ACR_CONFIG", false),
     ("ACR_CREDENTIAL_STORE", false),
     ("ACR_CREDENTIALS_FILE", false),
 ];
@@ -123,17 +125,9 @@ pub struct Checks {
     pub cache_required: Option<String>,
 }
 
-/// Runs the checks with `broker` (built from the same settings a real request uses); `front` is
-/// the front end's own parts.
-pub fn check<F: FrontEnd>(broker: &Broker, checks: Checks, front: F) -> Diagnosis<F> {
-    let (chosen, skipped, from) = match checks.identity {
-        Some(c) => (c.identity, Vec::new(), Some(c.origin)),
-        None => {
-            let (chosen, skipped) = Identity::select(broker.settings());
-            (chosen.map_err(|e| e.to_string()), skipped, None)
-        }
-    };
-    let identity = match &chosen {
+/// What the report says of an identity the chain (or the front end, `from`) chose.
+fn identity_check(chosen: &Result<Identity, String>, from: Option<String>) -> IdentityCheck {
+    match chosen {
         Ok(id) => IdentityCheck::Found {
             source: id.source_name(),
             client_id: id.client_id().map(str::to_string),
@@ -144,7 +138,20 @@ pub fn check<F: FrontEnd>(broker: &Broker, checks: Checks, front: F) -> Diagnosi
             error: error.clone(),
             from,
         },
+    }
+}
+
+/// Runs the checks with `broker` (built from the same settings a real request uses); `front` is
+/// the front end's own parts.
+pub fn check<F: FrontEnd>(broker: &Broker, checks: Checks, front: F) -> Diagnosis<F> {
+    let (chosen, skipped, from) = match checks.identity {
+        Some(c) => (c.identity, Vec::new(), Some(c.origin)),
+        None => {
+            let (chosen, skipped) = Identity::select(broker.settings());
+            (chosen.map_err(|e| e.to_string()), skipped, None)
+        }
     };
+    let identity = identity_check(&chosen, from);
     let now = SystemClock.now();
     let cached = broker
         .cached_servers()
@@ -189,31 +196,73 @@ pub fn check<F: FrontEnd>(broker: &Broker, checks: Checks, front: F) -> Diagnosi
                 error: e.to_string(),
             },
         };
+        // A config file rule: its own broker and identity serve this registry, with the token
+        // of its login server.
+        let mut ruled = None;
+        let mut rule_error = None;
+        let rule = broker.rule_for(&server).map(|r| {
+            let identity = match broker.for_registry(&server) {
+                Ok(Some((b, target))) => {
+                    let id = Identity::select(b.settings()).0.map_err(|e| e.to_string());
+                    let check = identity_check(&id, None);
+                    ruled = Some((b, target, id));
+                    check
+                }
+                Ok(None) => identity_check(&Err("no rule".into()), None),
+                Err(e) => {
+                    rule_error = Some(e.to_string());
+                    identity_check(&Err(e.to_string()), None)
+                }
+            };
+            Box::new(RuleMatch {
+                file: broker
+                    .rules()
+                    .map(|f| f.path.display().to_string())
+                    .unwrap_or_default(),
+                line: r.line,
+                pattern: r.pattern.clone(),
+                login_server: r.login_server.clone(),
+                identity,
+            })
+        });
+        let (verifier, target, chosen) = match &ruled {
+            Some((b, target, id)) => (b, target, id),
+            None => (broker, &server, &chosen),
+        };
         // A new exchange, not the cache: a role removed since the cached token was fetched
         // must show.
-        let token = chosen
-            .as_ref()
-            .ok()
-            .map(|id| match broker.verify(&server, id) {
-                Ok(c) => TokenCheck::Exchanged {
-                    expires_at: c.expires_at,
-                    expires_in_minutes: (c.expires_at - now) / 60,
-                },
-                Err(e) => TokenCheck::Failed(e.to_string()),
-            });
+        let token = match rule_error {
+            Some(e) => Some(TokenCheck::Failed(e)),
+            _ => chosen
+                .as_ref()
+                .ok()
+                .map(|id| match verifier.verify(target, id) {
+                    Ok(c) => TokenCheck::Exchanged {
+                        expires_at: c.expires_at,
+                        expires_in_minutes: (c.expires_at - now) / 60,
+                    },
+                    Err(e) => TokenCheck::Failed(e.to_string()),
+                }),
+        };
         RegistryCheck::Checked {
             input,
             login_server: server.host().to_string(),
-            authority: broker.authority(),
+            authority: verifier.authority(),
+            rule,
             challenge,
             token,
         }
+    });
+    let config_file = broker.rules().map(|r| ConfigFileCheck {
+        path: r.path.display().to_string(),
+        rules: r.rules.len(),
     });
     Diagnosis {
         settings: checks.config,
         front,
         outcome: Outcome::Checked(Box::new(Checked {
             cache,
+            config_file,
             identity,
             skipped: skipped
                 .into_iter()
