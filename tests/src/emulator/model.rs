@@ -79,6 +79,11 @@ pub enum EndpointKind {
     Exchange,
     /// `GET|POST /oauth2/token` on a registry host.
     AcrToken,
+    /// `GET /actions/{job}/idtoken` (GitHub Actions OIDC tokens), keyed by job id.
+    #[serde(rename = "github_oidc")]
+    GitHubOidc,
+    /// `POST /pipelines/{job}/oidctoken` (Azure Pipelines OIDC tokens), keyed by job id.
+    PipelinesOidc,
     /// In a [`Fault`], matches every kind; no request is ever counted under it.
     Any,
 }
@@ -265,6 +270,16 @@ impl Counters {
     /// `/oauth2/exchange` requests to one registry host.
     pub fn exchange_for(&self, registry: &str) -> usize {
         self.kind_for(EndpointKind::Exchange, &super::host::normalize(registry))
+    }
+
+    /// GitHub Actions OIDC token requests.
+    pub fn github_oidc(&self) -> usize {
+        self.kind(EndpointKind::GitHubOidc)
+    }
+
+    /// Azure Pipelines OIDC token requests.
+    pub fn pipelines_oidc(&self) -> usize {
+        self.kind(EndpointKind::PipelinesOidc)
     }
 
     /// `/oauth2/token` requests.
