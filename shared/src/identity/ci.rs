@@ -21,6 +21,7 @@ use crate::error::{Error, one_line};
 use crate::http::{error_chain, read_body};
 use crate::retry::{Attempt, retry_after, with_retries};
 use crate::secret::Secret;
+use std::time::Duration;
 
 /// The audience Entra's federated credentials expect by default (public cloud).
 const TOKEN_EXCHANGE_AUDIENCE: &str = "api://AzureADTokenExchange";
@@ -132,11 +133,13 @@ impl Endpoint<'_> {
     }
 }
 
-/// A fresh assertion from `endpoint`. `source_name` names the identity source in errors.
+/// A fresh assertion from `endpoint`, within three quarters of `deadline` (Entra needs the rest).
+/// `source_name` names the identity source in errors.
 pub(crate) async fn assertion(
     endpoint: &Endpoint<'_>,
     http: &reqwest::Client,
     source_name: &'static str,
+    deadline: Duration,
 ) -> Result<Secret, Error> {
     let fail = |detail: String| Error::Entra {
         source_name,
@@ -145,8 +148,33 @@ pub(crate) async fn assertion(
     let url = endpoint.url().map_err(fail)?;
     let host = url.host_str().unwrap_or_default().to_string();
     let what = format!("the OIDC token endpoint {host}");
-    let body = with_retries(|| ask(endpoint, http, &url, &what, &fail))
+    let within = deadline * 3 / 4;
+    // When time runs out between retries, the last failure says more than the deadline does.
+    let last = std::sync::Mutex::new(None::<String>);
+    let attempt = || async {
+        let result = ask(endpoint, http, &url, &what, &fail).await;
+        if let Err(Attempt::Transient {
+            error: Error::Entra { detail, .. },
+            ..
+        }) = &result
+            && let Ok(mut last) = last.lock()
+        {
+            *last = Some(detail.clone());
+        }
+        result
+    };
+    let body = tokio::time::timeout(within, with_retries(attempt))
         .await
+        .map_err(|_| {
+            let seconds = format!("{:.0}", within.as_secs_f32());
+            match last.lock().ok().and_then(|mut l| l.take()) {
+                Some(detail) => fail(format!("{detail} (gave up after {seconds} s)")),
+                None => fail(format!(
+                    "{what} did not answer within {seconds} s; {}",
+                    endpoint.advice()
+                )),
+            }
+        })?
         .map_err(Attempt::into_inner)?;
     read_answer(&body, endpoint.field())
         .map_err(|why| fail(format!("{what} answered {why}; {}", endpoint.advice())))
@@ -162,7 +190,8 @@ async fn ask(
 ) -> Result<Vec<u8>, Attempt> {
     let advice = endpoint.advice();
     let response = endpoint.request(http, url).send().await.map_err(|e| {
-        let heals = (e.is_connect() || e.is_timeout()) && !crate::http::is_certificate_failure(&e);
+        // Asking again has no side effect: a cut connection is retried too.
+        let heals = crate::http::send_may_heal(&e);
         // Without the URL: one line, and the host is named already.
         let error = fail(format!(
             "{what} did not answer: {}; {advice}",

@@ -64,7 +64,7 @@ pub(crate) async fn entra_token(request: &TokenRequest<'_>) -> Result<EntraToken
                 url: request_url,
                 token: request_token,
             };
-            let assertion = ci::assertion(&endpoint, http, name).await?;
+            let assertion = ci::assertion(&endpoint, http, name, deadline).await?;
             entra::get_token_with_assertion(request, tenant, client_id, assertion).await
         }
         Identity::AzurePipelines {
@@ -80,7 +80,7 @@ pub(crate) async fn entra_token(request: &TokenRequest<'_>) -> Result<EntraToken
                 token: access_token,
                 service_connection,
             };
-            let assertion = ci::assertion(&endpoint, http, name).await?;
+            let assertion = ci::assertion(&endpoint, http, name, deadline).await?;
             entra::get_token_with_assertion(request, tenant, client_id, assertion).await
         }
         _ => entra::get_token(request).await,
