@@ -23,7 +23,7 @@
 
 use axum::Extension;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::Response;
 use serde_json::json;
 use std::collections::HashMap;
@@ -121,23 +121,37 @@ pub(crate) fn new_job(
     }
 }
 
-/// `GET /actions/{job}/idtoken?api-version=...&audience=...`.
-pub(crate) async fn github(
+/// `GET /actions/{job}/idtoken?api-version=...&audience=...` and
+/// `POST /pipelines/{job}/oidctoken?api-version=7.1&serviceConnectionId=...`: the CI system is
+/// the path's first segment.
+pub(crate) async fn token(
     State(shared): State<Arc<Shared>>,
     Extension(conn): Extension<ConnCtl>,
     Path(job): Path<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
+    uri: Uri,
 ) -> Response {
-    if let Some(faulted) = shared.enter(EndpointKind::GitHubOidc, &job, &conn).await {
+    let (kind, endpoint) = if uri.path().starts_with("/actions/") {
+        (CiKind::GitHub, EndpointKind::GitHubOidc)
+    } else {
+        (CiKind::AzurePipelines, EndpointKind::PipelinesOidc)
+    };
+    if let Some(faulted) = shared.enter(endpoint, &job, &conn).await {
         return faulted;
     }
     let query = Form::parse(query.unwrap_or_default().as_bytes());
-    let found = find(&shared, &job, CiKind::GitHub, &headers);
-    let (job, lifetime) = match found {
-        Ok(found) => found,
-        Err(response) => return response,
+    let Some((job, lifetime)) = find(&shared, &job, kind, &headers) else {
+        return refusal(kind);
     };
+    match kind {
+        CiKind::GitHub => github(&shared, &job, lifetime, &query),
+        CiKind::AzurePipelines => pipelines(&shared, &job, lifetime, &query),
+    }
+}
+
+/// GitHub's answer: `{"count", "value"}`.
+fn github(shared: &Shared, job: &CiJob, lifetime: Duration, query: &Form) -> Response {
     // Without `audience`, GitHub's default: the URL of the repository owner.
     let owner = job
         .subject
@@ -163,22 +177,8 @@ pub(crate) async fn github(
     json(StatusCode::OK, &json!({"count": 1, "value": token}))
 }
 
-/// `POST /pipelines/{job}/oidctoken?api-version=7.1&serviceConnectionId=...`.
-pub(crate) async fn pipelines(
-    State(shared): State<Arc<Shared>>,
-    Extension(conn): Extension<ConnCtl>,
-    Path(job): Path<String>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-) -> Response {
-    if let Some(faulted) = shared.enter(EndpointKind::PipelinesOidc, &job, &conn).await {
-        return faulted;
-    }
-    let query = Form::parse(query.unwrap_or_default().as_bytes());
-    let (job, lifetime) = match find(&shared, &job, CiKind::AzurePipelines, &headers) {
-        Ok(found) => found,
-        Err(response) => return response,
-    };
+/// Azure DevOps' answer: `{"oidcToken"}` for the job's service connection.
+fn pipelines(shared: &Shared, job: &CiJob, lifetime: Duration, query: &Form) -> Response {
     if query.get("api-version").is_none() {
         // Azure DevOps REST APIs refuse a request without an api-version with 400.
         return devops_error(
@@ -207,31 +207,31 @@ pub(crate) async fn pipelines(
 }
 
 /// The job `id` of `kind` whose request token `headers` carry as a Bearer token, and its tokens'
-/// lifetime; else the answer.
-fn find(
-    shared: &Shared,
-    id: &str,
-    kind: CiKind,
-    headers: &HeaderMap,
-) -> Result<(CiJob, Duration), Response> {
+/// lifetime.
+fn find(shared: &Shared, id: &str, kind: CiKind, headers: &HeaderMap) -> Option<(CiJob, Duration)> {
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     let jobs = lock(&shared.ci);
-    match jobs.0.get(id) {
-        Some(job) if job.public.kind == kind && bearer == Some(&job.public.request_token) => {
-            Ok((job.public.clone(), job.lifetime))
-        }
-        // Guessed: the services' answer to a wrong or missing token is undocumented; 401.
-        _ if kind == CiKind::AzurePipelines => Err(devops_error(
+    jobs.0
+        .get(id)
+        .filter(|job| job.public.kind == kind && bearer == Some(&job.public.request_token))
+        .map(|job| (job.public.clone(), job.lifetime))
+}
+
+/// The answer to a request without the job's token. Guessed: the services' answer to a wrong or
+/// missing token is undocumented; 401.
+fn refusal(kind: CiKind) -> Response {
+    match kind {
+        CiKind::AzurePipelines => devops_error(
             StatusCode::UNAUTHORIZED,
             "TF400813: The user '' is not authorized to access this resource.",
-        )),
-        _ => Err(json(
+        ),
+        CiKind::GitHub => json(
             StatusCode::UNAUTHORIZED,
             &json!({"message": "Bad credentials"}),
-        )),
+        ),
     }
 }
 

@@ -30,8 +30,8 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/v2/{*rest}", any(acr::v2))
         .route("/oauth2/exchange", post(acr::exchange))
         .route("/oauth2/token", get(acr::token).post(acr::token))
-        .route("/actions/{job}/idtoken", get(oidc::github))
-        .route("/pipelines/{job}/oidctoken", post(oidc::pipelines))
+        .route("/actions/{job}/idtoken", get(oidc::token))
+        .route("/pipelines/{job}/oidctoken", post(oidc::token))
         .route(
             "/_emulator/counters",
             get(counters_get).delete(counters_reset),
