@@ -382,6 +382,17 @@ mod tests {
         assert!(names.contains("\"PATH\""), "{names}");
         assert!(relevant("ACR_TIMEOUT") && relevant("AZURE_CLIENT_ID") && relevant("https_proxy"));
         assert!(!relevant("LS_COLORS") && !relevant("ACR") && !relevant("PATHS"));
+        // The CI sources' variables.
+        for name in [
+            "ACTIONS_ID_TOKEN_REQUEST_URL",
+            "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+            "SYSTEM_OIDCREQUESTURI",
+            "SYSTEM_ACCESSTOKEN",
+            "AZURESUBSCRIPTION_SERVICE_CONNECTION_ID",
+        ] {
+            assert!(relevant(name), "{name}");
+        }
+        assert!(!relevant("ACTIONS_RUNTIME_TOKEN") && !relevant("SYSTEM_DEBUG"));
     }
 
     #[test]

@@ -190,8 +190,8 @@ mod millis {
 ///
 /// Every request that reaches an endpoint handler is counted, whether it succeeds, fails or is
 /// faulted. Keys: `"{tenant}/{client_id}"` for Entra, the managed identity's client id (or
-/// `"system"`) for App Service and IMDS, the registry host for the registry endpoints.
-/// Requests to `/_emulator/…` are not counted.
+/// `"system"`) for App Service and IMDS, the registry host for the registry endpoints, the job
+/// id ([`CiJob::id`](super::CiJob::id)) for the CI OIDC endpoints. Requests to `/_emulator/…` are not counted.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counters {
     /// Every counted request, including unknown paths.
