@@ -2,7 +2,7 @@
 //!
 //! | variable | meaning |
 //! |---|---|
-//! | `ACR_IDENTITY` | force one identity source: `secret`, `certificate`, `workload`, `managed` (`app-service` or `imds`), `cli` |
+//! | `ACR_IDENTITY` | force one identity source: `secret`, `certificate`, `workload`, `federated-token`, `github`, `azure-pipelines`, `managed` (`app-service` or `imds`), `cli` |
 //! | `ACR_LOGIN_SERVERS` | extra login servers to serve, comma-separated `host[:port]` or `*.<suffix>` (custom domains, custom clouds, test hosts) |
 //! | `ACR_AUDIENCE` | `acr` (default, `https://containerregistry.azure.net/.default`) or `arm` (`https://management.azure.com/.default`) |
 //! | `ACR_CACHE_DIR` | cache folder (default `$XDG_CACHE_HOME/docker-credential-acr`, else `~/.cache/docker-credential-acr`) |
@@ -10,6 +10,9 @@
 //! | `ACR_DMI_ASSET_TAG_FILE` | where the machine's DMI chassis asset tag is read (default `/sys/class/dmi/id/chassis_asset_tag`): IMDS is chosen when it holds Azure's tag. Tests point it elsewhere so that they behave alike on and off Azure VMs |
 //! | `ACR_CLOUD` | the cloud the identity belongs to: `public` (default), `china`, `usgov`; its credential goes only to that cloud's authority |
 //! | `AZURE_TENANT_ID`, `AZURE_CLIENT_ID`, `AZURE_CLIENT_SECRET`, `AZURE_CLIENT_CERTIFICATE_PATH`, `AZURE_FEDERATED_TOKEN_FILE`, `AZURE_AUTHORITY_HOST`, `IDENTITY_ENDPOINT`, `IDENTITY_HEADER` | the conventional Azure settings |
+//! | `AZURE_FEDERATED_TOKEN` | a federated token (JWT) given directly, e.g. GitLab's `id_tokens` |
+//! | `ACTIONS_ID_TOKEN_REQUEST_URL`, `ACTIONS_ID_TOKEN_REQUEST_TOKEN` | GitHub Actions' OIDC endpoint (set by the runner) |
+//! | `SYSTEM_OIDCREQUESTURI`, `SYSTEM_ACCESSTOKEN`, `SYSTEM_PLANID`, `SYSTEM_JOBID`, `AZURESUBSCRIPTION_SERVICE_CONNECTION_ID`, `AZURESUBSCRIPTION_TENANT_ID`, `AZURESUBSCRIPTION_CLIENT_ID` | Azure Pipelines' OIDC endpoint and service connection (set by the agent and the AzureCLI@2 task) |
 
 use crate::error::Error;
 use crate::registry::{Cloud, normalize_host};
@@ -43,7 +46,16 @@ impl std::fmt::Debug for Env {
 /// these: copying a whole environment (often dozens of variables) was a tenth of a cache hit's
 /// instructions. Debug builds check every read against this list.
 pub fn relevant(name: &str) -> bool {
-    const PREFIXES: &[&str] = &["ACR_", "AZURE_", "IDENTITY_", "XDG_", "DOCKER_", "DBUS_"];
+    const PREFIXES: &[&str] = &[
+        "ACR_",
+        "AZURE_",
+        "IDENTITY_",
+        "XDG_",
+        "DOCKER_",
+        "DBUS_",
+        "ACTIONS_ID_TOKEN_",
+        "AZURESUBSCRIPTION_",
+    ];
     const NAMES: &[&str] = &[
         "HOME",
         "PATH",
@@ -57,6 +69,10 @@ pub fn relevant(name: &str) -> bool {
         "NO_PROXY",
         "no_proxy",
         "REGISTRY_AUTH_FILE",
+        "SYSTEM_OIDCREQUESTURI",
+        "SYSTEM_ACCESSTOKEN",
+        "SYSTEM_PLANID",
+        "SYSTEM_JOBID",
     ];
     PREFIXES.iter().any(|p| name.starts_with(p)) || NAMES.contains(&name)
 }
@@ -129,6 +145,12 @@ pub enum SourceChoice {
     Certificate,
     /// Workload identity (federated token file).
     Workload,
+    /// A federated token in `AZURE_FEDERATED_TOKEN`.
+    FederatedToken,
+    /// GitHub Actions' OIDC token.
+    GitHub,
+    /// Azure Pipelines' OIDC token for a service connection.
+    AzurePipelines,
     /// Managed identity, App Service endpoint if set, else IMDS.
     Managed,
     /// Managed identity through the App Service style endpoint.
@@ -150,6 +172,9 @@ impl SourceChoice {
             "secret" | "client-secret" => SourceChoice::Secret,
             "certificate" | "cert" | "client-certificate" => SourceChoice::Certificate,
             "workload" | "workload-identity" => SourceChoice::Workload,
+            "federated-token" => SourceChoice::FederatedToken,
+            "github" | "github-actions" => SourceChoice::GitHub,
+            "azure-pipelines" | "pipelines" => SourceChoice::AzurePipelines,
             "managed" | "managed-identity" | "msi" => SourceChoice::Managed,
             "app-service" => SourceChoice::AppService,
             "imds" => SourceChoice::Imds,
@@ -373,6 +398,17 @@ mod tests {
         assert!(names.contains("\"PATH\""), "{names}");
         assert!(relevant("ACR_TIMEOUT") && relevant("AZURE_CLIENT_ID") && relevant("https_proxy"));
         assert!(!relevant("LS_COLORS") && !relevant("ACR") && !relevant("PATHS"));
+        // The CI sources' variables.
+        for name in [
+            "ACTIONS_ID_TOKEN_REQUEST_URL",
+            "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+            "SYSTEM_OIDCREQUESTURI",
+            "SYSTEM_ACCESSTOKEN",
+            "AZURESUBSCRIPTION_SERVICE_CONNECTION_ID",
+        ] {
+            assert!(relevant(name), "{name}");
+        }
+        assert!(!relevant("ACTIONS_RUNTIME_TOKEN") && !relevant("SYSTEM_DEBUG"));
     }
 
     #[test]

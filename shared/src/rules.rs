@@ -19,7 +19,8 @@
 //! before, and the first matching rule (in file order) describes its registry's whole identity.
 //! The identity variables of the environment (`ACR_IDENTITY`, `AZURE_TENANT_ID`,
 //! `AZURE_CLIENT_ID`, `AZURE_CLIENT_SECRET`, `AZURE_CLIENT_CERTIFICATE_PATH`,
-//! `AZURE_FEDERATED_TOKEN_FILE`, `AZURE_FEDERATED_TOKEN`) do not apply to it, so an environment's
+//! `AZURE_FEDERATED_TOKEN_FILE`, `AZURE_FEDERATED_TOKEN`, `AZURESUBSCRIPTION_TENANT_ID`,
+//! `AZURESUBSCRIPTION_CLIENT_ID`) do not apply to it, so an environment's
 //! secret is never paired with a rule's client id; the rule's values take their place, and the
 //! identity chain picks the source from them as it does from the environment. Everything else
 //! (proxies, `PATH`, the managed identity endpoint, the cache folder) is shared.
@@ -48,6 +49,10 @@ const IDENTITY_VARIABLES: &[&str] = &[
     "AZURE_CLIENT_CERTIFICATE_PATH",
     "AZURE_FEDERATED_TOKEN_FILE",
     "AZURE_FEDERATED_TOKEN",
+    // Azure Pipelines' AzureCLI task names the service connection's app with these; the
+    // pipelines source prefers them to AZURE_TENANT_ID/AZURE_CLIENT_ID.
+    "AZURESUBSCRIPTION_TENANT_ID",
+    "AZURESUBSCRIPTION_CLIENT_ID",
 ];
 
 /// The rules of one config file, in file order.
@@ -347,6 +352,8 @@ mod tests {
             ("AZURE_CLIENT_SECRET", "s1"),
             ("AZURE_FEDERATED_TOKEN_FILE", "/t"),
             ("ACR_IDENTITY", "workload"),
+            ("AZURESUBSCRIPTION_CLIENT_ID", "c3"),
+            ("AZURE_FEDERATED_TOKEN", "eyJ.e30.sig"),
             ("A_SECRET", "s2"),
             ("HTTPS_PROXY", "http://proxy:3128"),
         ]);
@@ -360,6 +367,8 @@ mod tests {
         );
         assert_eq!(env.get("AZURE_FEDERATED_TOKEN_FILE"), None);
         assert_eq!(env.get("ACR_IDENTITY"), None);
+        assert_eq!(env.get("AZURESUBSCRIPTION_CLIENT_ID"), None);
+        assert_eq!(env.get("AZURE_FEDERATED_TOKEN"), None);
         assert_eq!(env.get("HTTPS_PROXY"), Some("http://proxy:3128"));
         let missing = r.rules[0].env(&Env::default()).unwrap_err().to_string();
         assert!(missing.contains("A_SECRET, which is not set"), "{missing}");
