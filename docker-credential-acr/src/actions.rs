@@ -48,7 +48,7 @@ pub fn get(env: Env, input: &str) -> Result<String, Failure> {
     let anonymous_fallback = env
         .get("ACR_ANONYMOUS_FALLBACK")
         .is_some_and(|v| v != "0" && v != "false");
-    let broker = Broker::new(Settings::from_env(env, None)?);
+    let broker = Broker::with_config_file(env)?;
     let server = match broker.login_server(&url) {
         Ok(s) => s,
         Err(e) => {
@@ -151,8 +151,7 @@ pub fn configure_docker(
     registries: &[String],
     containers: bool,
 ) -> Result<String, Failure> {
-    let settings = Settings::from_env(env.clone(), None)?;
-    let broker = Broker::new(settings);
+    let broker = Broker::with_config_file(env.clone())?;
     let mut hosts = Vec::new();
     for r in registries
         .iter()

@@ -9,7 +9,7 @@
 
 use crate::store::{Backend, Store};
 use acr_broker::doctor::{self, Checks, Diagnosis, FrontEnd, Section};
-use acr_broker::{Broker, Env, Settings};
+use acr_broker::{Broker, Env};
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
 use std::fmt;
@@ -20,10 +20,10 @@ pub fn doctor(env: Env, registry: Option<&str>, as_json: bool) -> (String, bool)
     let front = HelperParts {
         stored: stored_credentials(&env, registry),
     };
-    let report = match Settings::from_env(env, None) {
+    let report = match Broker::with_config_file(env) {
         Err(e) => Diagnosis::unusable(config, front, e.to_string()),
-        Ok(settings) => doctor::check(
-            &Broker::new(settings),
+        Ok(broker) => doctor::check(
+            &broker,
             Checks {
                 config,
                 registry: registry.map(str::to_string),

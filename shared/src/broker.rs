@@ -12,13 +12,14 @@
 use crate::audience::Audience;
 use crate::cache::{self, Cache, RefreshEntry};
 use crate::clock::{Clock, SystemClock};
-use crate::config::Settings;
+use crate::config::{Env, Settings};
 use crate::error::Error;
 use crate::exchange;
 use crate::fetch::{Fetch, Target, network};
 use crate::files::FileLock;
 use crate::identity::Identity;
 use crate::registry::{Cloud, LoginServer, NotAcr};
+use crate::rules::{Rule, Rules};
 use crate::secret::Secret;
 use crate::validity::MinValidity;
 use std::sync::Arc;
@@ -75,6 +76,7 @@ pub struct Broker {
     settings: Settings,
     clock: Arc<dyn Clock>,
     cache: Option<Cache>,
+    rules: Option<Rules>,
 }
 
 impl Broker {
@@ -90,7 +92,35 @@ impl Broker {
             settings,
             clock,
             cache,
+            rules: None,
         }
+    }
+
+    /// A broker on the settings of `env` and the per-registry rules of the user's config file
+    /// (see [`crate::rules`]), as `docker-credential-acr` runs; the kubelet provider reads no
+    /// config file.
+    pub fn with_config_file(env: Env) -> Result<Broker, Error> {
+        let settings = Settings::from_env(env, None)?;
+        let rules = Rules::load(&settings.env)?;
+        Ok(Broker::new(settings).with_rules(rules))
+    }
+
+    /// This broker with per-registry `rules`; the hosts they name are served as login servers.
+    pub fn with_rules(mut self, rules: Option<Rules>) -> Broker {
+        if let Some(rules) = &rules {
+            for rule in &rules.rules {
+                if !self.settings.extra_login_servers.contains(&rule.pattern) {
+                    self.settings.extra_login_servers.push(rule.pattern.clone());
+                }
+            }
+        }
+        self.rules = rules;
+        self
+    }
+
+    /// The per-registry rules in force, when a config file was read.
+    pub fn rules(&self) -> Option<&Rules> {
+        self.rules.as_ref()
     }
 
     /// The settings in force.
@@ -160,9 +190,48 @@ impl Broker {
     }
 
     /// A credential for `server` as the configured identity.
+    /// A credential for `server` as the configured identity: the config file's rule for it when
+    /// one matches (see [`Broker::for_registry`]), else the environment's.
     pub fn credential(&self, server: &LoginServer) -> Result<Credential, Error> {
+        if let Some((broker, server)) = self.for_registry(server)? {
+            let identity = broker.identity()?;
+            return broker.credential_for(&server, &identity);
+        }
         let identity = self.identity()?;
         self.credential_for(server, &identity)
+    }
+
+    /// The config file's rule that matches `server`, if any.
+    pub fn rule_for(&self, server: &LoginServer) -> Option<&Rule> {
+        self.rules.as_ref()?.matching(server.host())
+    }
+
+    /// When a config file rule matches `server`: a broker with that rule's settings (same
+    /// clock and cache folder), and the login server whose token `server` uses (the rule's
+    /// `login_server`, else `server`). `None` when no rule matches.
+    pub fn for_registry(
+        &self,
+        server: &LoginServer,
+    ) -> Result<Option<(Broker, LoginServer)>, Error> {
+        let Some(rule) = self.rule_for(server) else {
+            return Ok(None);
+        };
+        let mut settings = Settings::from_env(rule.env(&self.settings.env)?, None)?;
+        settings.cache_dir = self.settings.cache_dir.clone();
+        settings.extra_login_servers = self.settings.extra_login_servers.clone();
+        let target = match &rule.login_server {
+            None => server.clone(),
+            Some(name) => LoginServer::parse(name, &settings.extra_login_servers).map_err(|e| {
+                Error::InvalidConfig(format!(
+                    "the config file's rule for {} (line {}): login_server = {name:?} is {e}",
+                    rule.pattern, rule.line
+                ))
+            })?,
+        };
+        Ok(Some((
+            Broker::with_clock(settings, self.clock.clone()),
+            target,
+        )))
     }
 
     /// A credential for `server` as `identity`: from the cache when fresh, else fetched. A
@@ -404,5 +473,42 @@ mod cloud_tests {
             e.contains("ACR_CLOUD=\"mars\" is not public, china or usgov"),
             "{e}"
         );
+    }
+}
+
+#[cfg(test)]
+mod rule_tests {
+    use super::test_broker as broker;
+    use super::*;
+    use crate::audience::Audience;
+    use std::path::Path;
+
+    #[test]
+    fn a_rule_gives_its_registry_its_own_audience_min_validity_and_login_server() {
+        let base = broker(&[("ACR_MIN_VALIDITY", "30m"), ("AZURE_CLIENT_ID", "env")]);
+        let rules = Rules::parse(
+            Path::new("/c.toml"),
+            "[[registry]]\nmatch = \"team.azurecr.io\"\naudience = \"arm\"\nmin_validity = \"90m\"\nclient_id = \"rule\"\ntenant = \"t\"\n\n[[registry]]\nmatch = \"registry.contoso.example\"\nlogin_server = \"contoso.azurecr.io\"\n",
+            &base.settings().env,
+        )
+        .unwrap();
+        let b = base.with_rules(Some(rules));
+        let team = b.login_server("team.azurecr.io").unwrap();
+        let (sub, target) = b.for_registry(&team).unwrap().unwrap();
+        assert_eq!(target.host(), "team.azurecr.io");
+        let audience = sub.settings().audience_for(&target);
+        assert_eq!((audience.first, audience.forced), (Audience::Arm, true));
+        let min = sub.settings().min_validity_for(&target);
+        assert_eq!((min.seconds, min.explicit), (90 * 60, true));
+        assert_eq!(sub.settings().env.get("AZURE_CLIENT_ID"), Some("rule"));
+        // A registry no rule matches keeps the environment's settings.
+        let other = b.login_server("other.azurecr.io").unwrap();
+        assert!(b.for_registry(&other).unwrap().is_none());
+        assert_eq!(b.settings().min_validity_for(&other).seconds, 30 * 60);
+        assert!(!b.settings().audience_for(&other).forced);
+        // A custom host the file names is served, with its login server's token.
+        let custom = b.login_server("registry.contoso.example").unwrap();
+        let (_, target) = b.for_registry(&custom).unwrap().unwrap();
+        assert_eq!(target.host(), "contoso.azurecr.io");
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! | variable | meaning |
 //! |---|---|
-//! | `ACR_IDENTITY` | force one identity source: `secret`, `certificate`, `workload`, `managed` (`app-service` or `imds`), `cli` |
+//! | `ACR_IDENTITY` | force one identity source: `secret`, `certificate`, `workload`, `federated-token`, `github`, `azure-pipelines`, `managed` (`app-service` or `imds`), `cli` |
 //! | `ACR_LOGIN_SERVERS` | extra login servers to serve, comma-separated `host[:port]` or `*.<suffix>` (custom domains, custom clouds, test hosts) |
 //! | `ACR_AUDIENCE` | `acr` (`https://containerregistry.azure.net/.default`) or `arm` (`https://management.azure.com/.default`): only this one is tried. Unset: ACR's first, then ARM's once if the registry refuses the audience (remembered per registry and identity) |
 //! | `ACR_MIN_VALIDITY` | the least life a handed-out token has left, e.g. `90m`, `2h`, `3600s` (default 60 minutes, best effort; set, it is strict); see [`crate::validity`] |
@@ -11,6 +11,9 @@
 //! | `ACR_DMI_ASSET_TAG_FILE` | where the machine's DMI chassis asset tag is read (default `/sys/class/dmi/id/chassis_asset_tag`): IMDS is chosen when it holds Azure's tag. Tests point it elsewhere so that they behave alike on and off Azure VMs |
 //! | `ACR_CLOUD` | the cloud the identity belongs to: `public` (default), `china`, `usgov`; its credential goes only to that cloud's authority |
 //! | `AZURE_TENANT_ID`, `AZURE_CLIENT_ID`, `AZURE_CLIENT_SECRET`, `AZURE_CLIENT_CERTIFICATE_PATH`, `AZURE_FEDERATED_TOKEN_FILE`, `AZURE_AUTHORITY_HOST`, `IDENTITY_ENDPOINT`, `IDENTITY_HEADER` | the conventional Azure settings |
+//! | `AZURE_FEDERATED_TOKEN` | a federated token (JWT) given directly, e.g. GitLab's `id_tokens` |
+//! | `ACTIONS_ID_TOKEN_REQUEST_URL`, `ACTIONS_ID_TOKEN_REQUEST_TOKEN` | GitHub Actions' OIDC endpoint (set by the runner) |
+//! | `SYSTEM_OIDCREQUESTURI`, `SYSTEM_ACCESSTOKEN`, `SYSTEM_PLANID`, `SYSTEM_JOBID`, `AZURESUBSCRIPTION_SERVICE_CONNECTION_ID`, `AZURESUBSCRIPTION_TENANT_ID`, `AZURESUBSCRIPTION_CLIENT_ID` | Azure Pipelines' OIDC endpoint and service connection (set by the agent and the AzureCLI@2 task) |
 
 use crate::audience::{Audience, AudiencePolicy};
 use crate::error::Error;
@@ -43,7 +46,16 @@ impl std::fmt::Debug for Env {
 /// these: copying a whole environment (often dozens of variables) was a tenth of a cache hit's
 /// instructions. Debug builds check every read against this list.
 pub fn relevant(name: &str) -> bool {
-    const PREFIXES: &[&str] = &["ACR_", "AZURE_", "IDENTITY_", "XDG_", "DOCKER_", "DBUS_"];
+    const PREFIXES: &[&str] = &[
+        "ACR_",
+        "AZURE_",
+        "IDENTITY_",
+        "XDG_",
+        "DOCKER_",
+        "DBUS_",
+        "ACTIONS_ID_TOKEN_",
+        "AZURESUBSCRIPTION_",
+    ];
     const NAMES: &[&str] = &[
         "HOME",
         "PATH",
@@ -57,6 +69,10 @@ pub fn relevant(name: &str) -> bool {
         "NO_PROXY",
         "no_proxy",
         "REGISTRY_AUTH_FILE",
+        "SYSTEM_OIDCREQUESTURI",
+        "SYSTEM_ACCESSTOKEN",
+        "SYSTEM_PLANID",
+        "SYSTEM_JOBID",
     ];
     PREFIXES.iter().any(|p| name.starts_with(p)) || NAMES.contains(&name)
 }
@@ -99,6 +115,16 @@ impl Env {
             .filter(|v| !v.trim().is_empty())
     }
 
+    /// A variable that a setting names (a config file's `secret_env`), which [`relevant`] cannot
+    /// list: read from the process when this snapshot was taken from it, else from the pairs.
+    /// Empty counts as unset.
+    pub fn named(&self, key: &str) -> Option<String> {
+        if self.filtered && !relevant(key) {
+            return std::env::var(key).ok().filter(|v| !v.trim().is_empty());
+        }
+        self.get(key).map(str::to_string)
+    }
+
     /// Sets a variable (for callers that add settings from flags).
     pub fn set(&mut self, key: &str, value: impl Into<String>) {
         self.vars.insert(key.to_string(), value.into());
@@ -119,6 +145,12 @@ pub enum SourceChoice {
     Certificate,
     /// Workload identity (federated token file).
     Workload,
+    /// A federated token in `AZURE_FEDERATED_TOKEN`.
+    FederatedToken,
+    /// GitHub Actions' OIDC token.
+    GitHub,
+    /// Azure Pipelines' OIDC token for a service connection.
+    AzurePipelines,
     /// Managed identity, App Service endpoint if set, else IMDS.
     Managed,
     /// Managed identity through the App Service style endpoint.
@@ -130,18 +162,27 @@ pub enum SourceChoice {
 }
 
 impl SourceChoice {
-    fn parse(s: &str) -> Result<Self, Error> {
+    /// The names `ACR_IDENTITY` (and a config file's `identity`) take, for messages.
+    pub const NAMES: &'static str =
+        "secret, certificate, workload, managed, app-service, imds, cli";
+
+    /// The source `s` names (see [`SourceChoice::NAMES`]).
+    pub fn parse(s: &str) -> Result<Self, Error> {
         Ok(match s.trim().to_ascii_lowercase().as_str() {
             "secret" | "client-secret" => SourceChoice::Secret,
             "certificate" | "cert" | "client-certificate" => SourceChoice::Certificate,
             "workload" | "workload-identity" => SourceChoice::Workload,
+            "federated-token" => SourceChoice::FederatedToken,
+            "github" | "github-actions" => SourceChoice::GitHub,
+            "azure-pipelines" | "pipelines" => SourceChoice::AzurePipelines,
             "managed" | "managed-identity" | "msi" => SourceChoice::Managed,
             "app-service" => SourceChoice::AppService,
             "imds" => SourceChoice::Imds,
             "cli" | "azure-cli" | "az" => SourceChoice::Cli,
             other => {
                 return Err(Error::InvalidConfig(format!(
-                    "ACR_IDENTITY={other:?} is not one of secret, certificate, workload, managed, app-service, imds, cli"
+                    "ACR_IDENTITY={other:?} is not one of {}",
+                    SourceChoice::NAMES
                 )));
             }
         })
@@ -282,7 +323,8 @@ impl Settings {
     }
 
     /// The audience policy for `server`: `ACR_AUDIENCE` forces one; else ACR's first, with
-    /// ARM's as the fallback. (One place a per-registry setting can override.)
+    /// ARM's as the fallback. A config file rule's `audience` reaches here as the
+    /// `ACR_AUDIENCE` of the settings `Broker::for_registry` makes for its registry.
     pub fn audience_for(&self, _server: &LoginServer) -> AudiencePolicy {
         AudiencePolicy {
             first: self.audience.unwrap_or(Audience::Acr),
@@ -290,8 +332,8 @@ impl Settings {
         }
     }
 
-    /// The minimum remaining life of tokens handed out for `server`. (One place a per-registry
-    /// setting can override.)
+    /// The minimum remaining life of tokens handed out for `server`; a config file rule's
+    /// `min_validity` reaches here as its registry's `ACR_MIN_VALIDITY` (see `audience_for`).
     pub fn min_validity_for(&self, _server: &LoginServer) -> MinValidity {
         self.min_validity
     }
@@ -377,6 +419,17 @@ mod tests {
         assert!(names.contains("\"PATH\""), "{names}");
         assert!(relevant("ACR_TIMEOUT") && relevant("AZURE_CLIENT_ID") && relevant("https_proxy"));
         assert!(!relevant("LS_COLORS") && !relevant("ACR") && !relevant("PATHS"));
+        // The CI sources' variables.
+        for name in [
+            "ACTIONS_ID_TOKEN_REQUEST_URL",
+            "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+            "SYSTEM_OIDCREQUESTURI",
+            "SYSTEM_ACCESSTOKEN",
+            "AZURESUBSCRIPTION_SERVICE_CONNECTION_ID",
+        ] {
+            assert!(relevant(name), "{name}");
+        }
+        assert!(!relevant("ACTIONS_RUNTIME_TOKEN") && !relevant("SYSTEM_DEBUG"));
     }
 
     #[test]

@@ -16,7 +16,7 @@ pub struct Skipped {
 #[non_exhaustive]
 pub enum Error {
     /// No identity source had its settings.
-    #[error("no Azure identity found (tried: {}); set AZURE_TENANT_ID/AZURE_CLIENT_ID with AZURE_CLIENT_SECRET, AZURE_CLIENT_CERTIFICATE_PATH or AZURE_FEDERATED_TOKEN_FILE, use a managed identity, or run `az login`", list(.tried))]
+    #[error("no Azure identity found (tried: {}); set AZURE_TENANT_ID/AZURE_CLIENT_ID with AZURE_CLIENT_SECRET, AZURE_CLIENT_CERTIFICATE_PATH, AZURE_FEDERATED_TOKEN_FILE or AZURE_FEDERATED_TOKEN (in GitHub Actions, also grant `permissions: id-token: write`), use a managed identity, or run `az login`", list(.tried))]
     NoIdentity {
         /// Each source and what it lacked.
         tried: Vec<Skipped>,

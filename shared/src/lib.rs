@@ -33,6 +33,7 @@ pub mod logging;
 mod platform;
 mod registry;
 mod retry;
+pub mod rules;
 mod secret;
 pub mod token;
 pub mod validity;

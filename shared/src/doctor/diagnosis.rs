@@ -97,6 +97,9 @@ pub struct Checked {
     /// The cache folder.
     #[serde(flatten)]
     pub cache: CacheCheck,
+    /// The config file of per-registry rules, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config_file: Option<ConfigFileCheck>,
     /// The identity a pull would use.
     pub identity: IdentityCheck,
     /// The chain's sources tried before the one chosen, and why each was skipped.
@@ -149,6 +152,31 @@ impl Serialize for CacheCheck {
         }
         m.end()
     }
+}
+
+/// The config file of per-registry rules ([`crate::rules`]).
+#[derive(Debug, Clone, Serialize)]
+pub struct ConfigFileCheck {
+    /// Its path.
+    pub path: String,
+    /// How many rules it holds.
+    pub rules: usize,
+}
+
+/// The config file rule that decides how a registry is served.
+#[derive(Debug, Clone, Serialize)]
+pub struct RuleMatch {
+    /// The config file.
+    pub file: String,
+    /// The line its `[[registry]]` table starts on.
+    pub line: usize,
+    /// Its `match`.
+    pub pattern: String,
+    /// The login server whose token the registry uses, when the rule names another one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub login_server: Option<String>,
+    /// The identity the rule gives the registry.
+    pub identity: IdentityCheck,
 }
 
 /// The identity a pull would use, or why there is none.
@@ -236,6 +264,9 @@ pub enum RegistryCheck {
         login_server: String,
         /// The Entra authority tokens come from.
         authority: String,
+        /// The config file rule that matched it; `None`: the environment's identity serves it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        rule: Option<Box<RuleMatch>>,
         /// Whether its challenge answers.
         challenge: ChallengeCheck,
         /// Whether a new exchange gives a token; `None` without an identity.
@@ -250,10 +281,16 @@ impl RegistryCheck {
         match self {
             RegistryCheck::NotAcr { .. } => false,
             RegistryCheck::Checked {
-                challenge, token, ..
+                challenge,
+                token,
+                rule,
+                ..
             } => {
                 matches!(challenge, ChallengeCheck::Answered { .. })
                     && !matches!(token, Some(TokenCheck::Failed(_)))
+                    && rule
+                        .as_ref()
+                        .is_none_or(|r| matches!(r.identity, IdentityCheck::Found { .. }))
             }
         }
     }

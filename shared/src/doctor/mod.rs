@@ -16,9 +16,9 @@ pub mod diagnosis;
 mod text;
 
 pub use diagnosis::{
-    CacheCheck, CacheState, CachedToken, ChallengeCheck, Checked, Clamped, Diagnosis, FrontEnd,
-    IdentityCheck, MinValidityCheck, Outcome, RegistryCheck, Section, Setting, SkippedSource,
-    TokenCheck,
+    CacheCheck, CacheState, CachedToken, ChallengeCheck, Checked, Clamped, ConfigFileCheck,
+    Diagnosis, FrontEnd, IdentityCheck, MinValidityCheck, Outcome, RegistryCheck, RuleMatch,
+    Section, Setting, SkippedSource, TokenCheck,
 };
 
 use crate::{Broker, Clock, Env, Identity, SystemClock};
@@ -38,6 +38,14 @@ pub const SETTINGS: &[(&str, bool)] = &[
     ("AZURE_CLIENT_SECRET", true),
     ("AZURE_CLIENT_CERTIFICATE_PATH", false),
     ("AZURE_FEDERATED_TOKEN_FILE", false),
+    ("AZURE_FEDERATED_TOKEN", true),
+    ("ACTIONS_ID_TOKEN_REQUEST_URL", false),
+    ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", true),
+    ("SYSTEM_OIDCREQUESTURI", false),
+    ("SYSTEM_ACCESSTOKEN", true),
+    ("AZURESUBSCRIPTION_SERVICE_CONNECTION_ID", false),
+    ("AZURESUBSCRIPTION_TENANT_ID", false),
+    ("AZURESUBSCRIPTION_CLIENT_ID", false),
     ("AZURE_AUTHORITY_HOST", false),
     ("IDENTITY_ENDPOINT", false),
     ("IDENTITY_HEADER", true),
@@ -53,6 +61,7 @@ pub const SETTINGS: &[(&str, bool)] = &[
     ("all_proxy", false),
     ("NO_PROXY", false),
     ("no_proxy", false),
+    ("ACR_CONFIG", false),
     ("ACR_CREDENTIAL_STORE", false),
     ("ACR_CREDENTIALS_FILE", false),
 ];
@@ -125,17 +134,9 @@ pub struct Checks {
     pub cache_required: Option<String>,
 }
 
-/// Runs the checks with `broker` (built from the same settings a real request uses); `front` is
-/// the front end's own parts.
-pub fn check<F: FrontEnd>(broker: &Broker, checks: Checks, front: F) -> Diagnosis<F> {
-    let (chosen, skipped, from) = match checks.identity {
-        Some(c) => (c.identity, Vec::new(), Some(c.origin)),
-        None => {
-            let (chosen, skipped) = Identity::select(broker.settings());
-            (chosen.map_err(|e| e.to_string()), skipped, None)
-        }
-    };
-    let identity = match &chosen {
+/// What the report says of an identity the chain (or the front end, `from`) chose.
+fn identity_check(chosen: &Result<Identity, String>, from: Option<String>) -> IdentityCheck {
+    match chosen {
         Ok(id) => IdentityCheck::Found {
             source: id.source_name(),
             client_id: id.client_id().map(str::to_string),
@@ -146,7 +147,20 @@ pub fn check<F: FrontEnd>(broker: &Broker, checks: Checks, front: F) -> Diagnosi
             error: error.clone(),
             from,
         },
+    }
+}
+
+/// Runs the checks with `broker` (built from the same settings a real request uses); `front` is
+/// the front end's own parts.
+pub fn check<F: FrontEnd>(broker: &Broker, checks: Checks, front: F) -> Diagnosis<F> {
+    let (chosen, skipped, from) = match checks.identity {
+        Some(c) => (c.identity, Vec::new(), Some(c.origin)),
+        None => {
+            let (chosen, skipped) = Identity::select(broker.settings());
+            (chosen.map_err(|e| e.to_string()), skipped, None)
+        }
     };
+    let identity = identity_check(&chosen, from);
     let now = SystemClock.now();
     let cached = broker
         .cached_servers()
@@ -191,39 +205,81 @@ pub fn check<F: FrontEnd>(broker: &Broker, checks: Checks, front: F) -> Diagnosi
                 error: e.to_string(),
             },
         };
+        // A config file rule: its own broker and identity serve this registry, with the token
+        // of its login server.
+        let mut ruled = None;
+        let mut rule_error = None;
+        let rule = broker.rule_for(&server).map(|r| {
+            let identity = match broker.for_registry(&server) {
+                Ok(Some((b, target))) => {
+                    let id = Identity::select(b.settings()).0.map_err(|e| e.to_string());
+                    let check = identity_check(&id, None);
+                    ruled = Some((b, target, id));
+                    check
+                }
+                Ok(None) => identity_check(&Err("no rule".into()), None),
+                Err(e) => {
+                    rule_error = Some(e.to_string());
+                    identity_check(&Err(e.to_string()), None)
+                }
+            };
+            Box::new(RuleMatch {
+                file: broker
+                    .rules()
+                    .map(|f| f.path.display().to_string())
+                    .unwrap_or_default(),
+                line: r.line,
+                pattern: r.pattern.clone(),
+                login_server: r.login_server.clone(),
+                identity,
+            })
+        });
+        let (verifier, target, chosen) = match &ruled {
+            Some((b, target, id)) => (b, target, id),
+            None => (broker, &server, &chosen),
+        };
         // A new exchange, not the cache: a role removed since the cached token was fetched
         // must show.
-        let token = chosen
-            .as_ref()
-            .ok()
-            .map(|id| match broker.verify(&server, id) {
-                Ok(c) => {
-                    let min = broker.settings().min_validity_for(&server);
-                    TokenCheck::Exchanged {
-                        expires_at: c.expires_at,
-                        expires_in_minutes: (c.expires_at - now) / 60,
-                        audience: c.audience.map(|a| a.name()),
-                        min_validity_clamped: min.clamped(c.lifetime).then(|| Clamped {
-                            lifetime_minutes: c.lifetime / 60,
-                            held_to_minutes: min.effective(c.lifetime) / 60,
-                        }),
+        let token = match rule_error {
+            Some(e) => Some(TokenCheck::Failed(e)),
+            _ => chosen
+                .as_ref()
+                .ok()
+                .map(|id| match verifier.verify(target, id) {
+                    Ok(c) => {
+                        let min = verifier.settings().min_validity_for(target);
+                        TokenCheck::Exchanged {
+                            expires_at: c.expires_at,
+                            expires_in_minutes: (c.expires_at - now) / 60,
+                            audience: c.audience.map(|a| a.name()),
+                            min_validity_clamped: min.clamped(c.lifetime).then(|| Clamped {
+                                lifetime_minutes: c.lifetime / 60,
+                                held_to_minutes: min.effective(c.lifetime) / 60,
+                            }),
+                        }
                     }
-                }
-                Err(e) => TokenCheck::Failed(e.to_string()),
-            });
+                    Err(e) => TokenCheck::Failed(e.to_string()),
+                }),
+        };
         RegistryCheck::Checked {
             input,
             login_server: server.host().to_string(),
-            authority: broker.authority(),
+            authority: verifier.authority(),
+            rule,
             challenge,
             token,
         }
+    });
+    let config_file = broker.rules().map(|r| ConfigFileCheck {
+        path: r.path.display().to_string(),
+        rules: r.rules.len(),
     });
     Diagnosis {
         settings: checks.config,
         front,
         outcome: Outcome::Checked(Box::new(Checked {
             cache,
+            config_file,
             identity,
             skipped: skipped
                 .into_iter()

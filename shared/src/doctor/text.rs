@@ -38,6 +38,9 @@ impl fmt::Display for Checked {
     /// The lines from the cache folder to the registry, each ending in a newline.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "{}", self.cache)?;
+        if let Some(c) = &self.config_file {
+            writeln!(f, "config file: {} ({} registry rules)", c.path, c.rules)?;
+        }
         for k in &self.skipped {
             writeln!(f, "skipped {}: {}", k.source, k.reason)?;
         }
@@ -107,19 +110,31 @@ impl fmt::Display for IdentityCheck {
 
 impl fmt::Display for RegistryCheck {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (login_server, authority, challenge, token) = match self {
+        let (login_server, authority, rule, challenge, token) = match self {
             RegistryCheck::NotAcr { input, error } => {
                 return write!(f, "registry {input}: ERROR {error}");
             }
             RegistryCheck::Checked {
                 login_server,
                 authority,
+                rule,
                 challenge,
                 token,
                 ..
-            } => (login_server, authority, challenge, token),
+            } => (login_server, authority, rule, challenge, token),
         };
         write!(f, "registry: {login_server} (Entra authority {authority})")?;
+        if let Some(r) = rule {
+            write!(
+                f,
+                "\n  rule: {} line {} (match = {:?})",
+                r.file, r.line, r.pattern
+            )?;
+            if let Some(server) = &r.login_server {
+                write!(f, ", with the token of {server}")?;
+            }
+            write!(f, "\n  rule's {}", r.identity)?;
+        }
         match challenge {
             ChallengeCheck::Answered { realm, .. } => {
                 write!(f, "\n  challenge: ok, token service {realm}")?

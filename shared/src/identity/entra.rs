@@ -25,11 +25,32 @@ use std::time::Duration;
 /// Asks Entra (or the CLI) for a token for `scope` through an `azure_identity` credential: the
 /// service principal, workload, federated and Azure CLI sources.
 pub(crate) async fn get_token(request: &TokenRequest<'_>) -> Result<EntraToken, Error> {
+    ask(request, credential(request)).await
+}
+
+/// Asks Entra for a token with `assertion`, fetched beforehand by the caller (the CI sources),
+/// as `client_id` in `tenant`.
+pub(crate) async fn get_token_with_assertion(
+    request: &TokenRequest<'_>,
+    tenant: &str,
+    client_id: &str,
+    assertion: Secret,
+) -> Result<EntraToken, Error> {
+    let options = client_options(request.http, request.authority, request.deadline);
+    let credential = assertion_credential(tenant, client_id, StaticAssertion(assertion), options);
+    ask(request, credential).await
+}
+
+/// The token `credential` (or the detail of why there is none) gets for the request's scope.
+async fn ask(
+    request: &TokenRequest<'_>,
+    credential: Result<Arc<dyn TokenCredential>, String>,
+) -> Result<EntraToken, Error> {
     let fail = |detail: String| Error::Entra {
         source_name: request.identity.source_name(),
         detail: one_line(&detail),
     };
-    let credential = credential(request).map_err(fail)?;
+    let credential = credential.map_err(fail)?;
     let token = credential
         .get_token(&[request.scope], None)
         .await
@@ -75,6 +96,11 @@ fn credential(request: &TokenRequest<'_>) -> Result<Arc<dyn TokenCredential>, St
             tenant,
             client_id,
             assertion,
+        }
+        | Identity::FederatedToken {
+            tenant,
+            client_id,
+            assertion,
         } => assertion_credential(
             tenant,
             client_id,
@@ -89,7 +115,11 @@ fn credential(request: &TokenRequest<'_>) -> Result<Arc<dyn TokenCredential>, St
             .map_err(sdk)?
         }
         // Not `azure_identity` credentials: `super::token` sends these to their own modules.
-        Identity::AppService { .. } | Identity::Imds { .. } | Identity::IdentityBinding { .. } => {
+        Identity::AppService { .. }
+        | Identity::Imds { .. }
+        | Identity::IdentityBinding { .. }
+        | Identity::GitHubActions { .. }
+        | Identity::AzurePipelines { .. } => {
             return Err("this source is not asked through azure_identity".into());
         }
     };
@@ -224,7 +254,7 @@ fn describe_azure_error(e: &azure_core::Error) -> String {
     msg
 }
 
-/// A client assertion that is a fixed token (a pod's service-account token).
+/// A client assertion that is a fixed token (a pod's service-account token, a CI job's token).
 struct StaticAssertion(Secret);
 
 impl std::fmt::Debug for StaticAssertion {

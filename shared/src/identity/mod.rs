@@ -1,15 +1,19 @@
 //! The identity chain: which Entra identity the broker acts as, chosen from settings without I/O.
 //!
 //! Order, unless `ACR_IDENTITY` names one source: service principal with secret, service principal
-//! with certificate, workload identity, managed identity (App Service endpoint, else IMDS on an
-//! Azure VM), Azure CLI. A source whose settings are absent is skipped with a reason; when every
-//! source is skipped, [`Error::NoIdentity`] lists them all. The order is the table `CHAIN`, one
-//! entry a source. Getting a token is [`token::entra_token`], which sends each identity to its
-//! source: `entra` (Entra through `azure_identity`), `managed` (IMDS and App Service, called
-//! directly) or `binding` (AKS identity bindings); `answer` reads the token endpoints' answers.
+//! with certificate, workload identity (token file), federated token (`AZURE_FEDERATED_TOKEN`),
+//! GitHub Actions OIDC, Azure Pipelines OIDC, managed identity (App Service endpoint, else IMDS on
+//! an Azure VM), Azure CLI. A source whose settings are absent is skipped with a reason; when
+//! every source is skipped, [`Error::NoIdentity`] lists them all. The order is the table `CHAIN`,
+//! one entry a source (its documentation says why this order). Getting a token is
+//! [`token::entra_token`], which sends each identity to its source: `entra` (Entra through
+//! `azure_identity`), `ci` (a CI system's OIDC endpoint for the assertion, then `entra`), `managed`
+//! (IMDS and App Service, called directly) or `binding` (AKS identity bindings); `answer` reads
+//! the token endpoints' answers.
 
 pub(crate) mod answer;
 mod binding;
+mod ci;
 mod entra;
 mod managed;
 pub(crate) mod token;
@@ -65,6 +69,45 @@ pub enum Identity {
         client_id: String,
         /// The assertion (a JWT).
         assertion: Secret,
+    },
+    /// A federated token given directly in `AZURE_FEDERATED_TOKEN` (GitLab's `id_tokens`).
+    FederatedToken {
+        /// Tenant id.
+        tenant: String,
+        /// Application (client) id.
+        client_id: String,
+        /// The token (a JWT).
+        assertion: Secret,
+    },
+    /// GitHub Actions: the job's OIDC token, fetched fresh for each Entra request, is the client
+    /// assertion.
+    GitHubActions {
+        /// Tenant id.
+        tenant: String,
+        /// Application (client) id.
+        client_id: String,
+        /// `ACTIONS_ID_TOKEN_REQUEST_URL`: the job's token endpoint, different for every job
+        /// run (not secret; part of the cache key).
+        request_url: String,
+        /// `ACTIONS_ID_TOKEN_REQUEST_TOKEN`, the bearer token the endpoint requires.
+        request_token: Secret,
+    },
+    /// Azure Pipelines: the service connection's OIDC token, fetched fresh for each Entra
+    /// request from the job's endpoint, is the client assertion.
+    AzurePipelines {
+        /// Tenant id.
+        tenant: String,
+        /// Application (client) id.
+        client_id: String,
+        /// The service connection's id.
+        service_connection: String,
+        /// `SYSTEM_OIDCREQUESTURI`: the job's token endpoint (not secret).
+        request_uri: String,
+        /// `SYSTEM_ACCESSTOKEN`, the job's token the endpoint requires.
+        access_token: Secret,
+        /// `SYSTEM_PLANID|SYSTEM_JOBID` (empty when unset): with the URI, what tells two jobs
+        /// apart in the cache key.
+        job: String,
     },
     /// A pod's service-account token exchanged for an Entra token at the cluster's local token
     /// authority (AKS identity bindings), reached at `https://<sni_name>` on the API server's
@@ -169,6 +212,9 @@ impl Identity {
             Identity::ClientCertificate { .. } => SOURCE_CERT,
             Identity::Workload { .. } => SOURCE_WORKLOAD,
             Identity::Federated { .. } => "federated service-account token",
+            Identity::FederatedToken { .. } => SOURCE_FEDERATED_TOKEN,
+            Identity::GitHubActions { .. } => SOURCE_GITHUB,
+            Identity::AzurePipelines { .. } => SOURCE_PIPELINES,
             Identity::IdentityBinding { .. } => "identity bindings",
             Identity::AppService { .. } => SOURCE_APP_SERVICE,
             Identity::Imds { .. } => SOURCE_IMDS,
@@ -191,6 +237,9 @@ impl Identity {
             | Identity::ClientCertificate { client_id, .. }
             | Identity::Workload { client_id, .. }
             | Identity::Federated { client_id, .. }
+            | Identity::FederatedToken { client_id, .. }
+            | Identity::GitHubActions { client_id, .. }
+            | Identity::AzurePipelines { client_id, .. }
             | Identity::IdentityBinding { client_id, .. } => Some(client_id),
             Identity::AppService { client_id, .. } | Identity::Imds { client_id } => {
                 client_id.as_deref()
@@ -205,7 +254,10 @@ impl Identity {
             Identity::ClientSecret { tenant, .. }
             | Identity::ClientCertificate { tenant, .. }
             | Identity::Workload { tenant, .. }
-            | Identity::Federated { tenant, .. } => Some(tenant),
+            | Identity::Federated { tenant, .. }
+            | Identity::FederatedToken { tenant, .. }
+            | Identity::GitHubActions { tenant, .. }
+            | Identity::AzurePipelines { tenant, .. } => Some(tenant),
             Identity::AzureCli { tenant, .. } | Identity::IdentityBinding { tenant, .. } => {
                 tenant.as_deref()
             }
@@ -214,16 +266,21 @@ impl Identity {
     }
 
     /// A stable, non-secret fingerprint: source kind, tenant, client id and authority (and, for
-    /// federated identities, the assertion's issuer and subject; for the Azure CLI, the logged-in
-    /// account). Cache keys are hashes of it, so two identities never share an entry and no
-    /// secret is in a key.
+    /// federated identities, the assertion's issuer and subject; for the CI sources, the job's
+    /// token endpoint; for the Azure CLI, the logged-in account). Cache keys are hashes of it, so
+    /// two identities never share an entry and no secret is in a key. Reads no network: it is
+    /// computed on the cache-hit path.
     pub fn fingerprint(&self, authority: &str) -> String {
         let kind = match self {
             Identity::ClientSecret { .. } => "secret",
             Identity::ClientCertificate { .. } => "certificate",
             // A workload token and a pod's service-account token for the same app registration
             // get the same Entra identity, so they may share cached tokens.
-            Identity::Workload { .. } | Identity::Federated { .. } => "federated",
+            Identity::Workload { .. }
+            | Identity::Federated { .. }
+            | Identity::FederatedToken { .. } => "federated",
+            Identity::GitHubActions { .. } => "github-actions",
+            Identity::AzurePipelines { .. } => "azure-pipelines",
             Identity::IdentityBinding { .. } => "identity-binding",
             Identity::AppService { .. } => "app-service",
             Identity::Imds { .. } => "imds",
@@ -235,7 +292,19 @@ impl Identity {
         let extra = match self {
             Identity::AppService { endpoint, .. } => endpoint.clone(),
             Identity::ClientCertificate { path, .. } => path.to_string_lossy().into_owned(),
-            Identity::Federated { assertion, .. } => assertion_subject(assertion.expose()),
+            Identity::Federated { assertion, .. } | Identity::FederatedToken { assertion, .. } => {
+                assertion_subject(assertion.expose())
+            }
+            // The assertion's issuer and subject are only known once fetched, which a cache hit
+            // must not do. The endpoint is the job's own (its URL holds the plan and job ids), so
+            // no two jobs, whatever their subjects, ever share an entry.
+            Identity::GitHubActions { request_url, .. } => request_url.clone(),
+            Identity::AzurePipelines {
+                service_connection,
+                request_uri,
+                job,
+                ..
+            } => format!("{service_connection}|{request_uri}|{job}"),
             // The authority decides from the token's issuer and subject, and it is reached by
             // name and address: all of them tell two identities apart.
             Identity::IdentityBinding {
@@ -277,6 +346,9 @@ pub(crate) struct TokenRequest<'a> {
 const SOURCE_SECRET: &str = "service principal (secret)";
 const SOURCE_CERT: &str = "service principal (certificate)";
 const SOURCE_WORKLOAD: &str = "workload identity";
+const SOURCE_FEDERATED_TOKEN: &str = "federated token (AZURE_FEDERATED_TOKEN)";
+const SOURCE_GITHUB: &str = "GitHub Actions OIDC";
+const SOURCE_PIPELINES: &str = "Azure Pipelines OIDC";
 const SOURCE_APP_SERVICE: &str = "managed identity (App Service endpoint)";
 const SOURCE_IMDS: &str = "managed identity (IMDS)";
 const SOURCE_CLI: &str = "Azure CLI";
@@ -291,6 +363,17 @@ struct Source {
 }
 
 /// The chain, in order; the first source that applies wins (or the one `ACR_IDENTITY` forces).
+///
+/// Settings a person wrote come first: a secret, a certificate, a token file or a token in
+/// `AZURE_FEDERATED_TOKEN` are there only because someone chose them. The CI sources come next:
+/// their variables are the CI system's (GitHub sets `ACTIONS_ID_TOKEN_REQUEST_URL` in every job
+/// with `permissions: id-token: write`; Azure Pipelines `SYSTEM_OIDCREQUESTURI` in every job), and
+/// they apply only with the app's tenant and client id (and, for Pipelines, a service connection
+/// and `SYSTEM_ACCESSTOKEN`) also set, which says the job means to sign in with them. They come
+/// before managed identity, which IMDS applies to on any Azure VM without a setting: a
+/// self-hosted runner on an Azure VM that asks for a job token uses the job's identity, not the
+/// machine's (`ACR_IDENTITY=imds` chooses the machine's). The Azure CLI, a person's login, is
+/// last.
 const CHAIN: &[Source] = &[
     Source {
         name: SOURCE_SECRET,
@@ -306,6 +389,21 @@ const CHAIN: &[Source] = &[
         name: SOURCE_WORKLOAD,
         choices: &[SourceChoice::Workload],
         pick: workload,
+    },
+    Source {
+        name: SOURCE_FEDERATED_TOKEN,
+        choices: &[SourceChoice::FederatedToken],
+        pick: federated_token,
+    },
+    Source {
+        name: SOURCE_GITHUB,
+        choices: &[SourceChoice::GitHub],
+        pick: github_actions,
+    },
+    Source {
+        name: SOURCE_PIPELINES,
+        choices: &[SourceChoice::AzurePipelines],
+        pick: azure_pipelines,
     },
     Source {
         name: SOURCE_APP_SERVICE,
@@ -397,6 +495,91 @@ fn app_with_file(
         .ok_or_else(|| format!("{file} is not set"))?;
     let (tenant, client_id) = tenant_and_client(settings, file)?;
     Ok(make(tenant, client_id, PathBuf::from(path)))
+}
+
+fn federated_token(settings: &Settings, _: Option<SourceChoice>) -> Result<Identity, String> {
+    let assertion = settings
+        .secret("AZURE_FEDERATED_TOKEN")
+        .ok_or("AZURE_FEDERATED_TOKEN is not set")?;
+    let (tenant, client_id) = tenant_and_client(settings, "AZURE_FEDERATED_TOKEN")?;
+    Ok(Identity::FederatedToken {
+        tenant,
+        client_id,
+        assertion,
+    })
+}
+
+fn github_actions(settings: &Settings, _: Option<SourceChoice>) -> Result<Identity, String> {
+    const URL: &str = "ACTIONS_ID_TOKEN_REQUEST_URL";
+    let request_url = settings
+        .env
+        .get(URL)
+        .ok_or("ACTIONS_ID_TOKEN_REQUEST_URL is not set (a GitHub Actions job sets it with `permissions: id-token: write`)")?;
+    let request_token = settings
+        .secret("ACTIONS_ID_TOKEN_REQUEST_TOKEN")
+        .ok_or("ACTIONS_ID_TOKEN_REQUEST_URL is set but ACTIONS_ID_TOKEN_REQUEST_TOKEN is not")?;
+    let (tenant, client_id) = tenant_and_client(settings, URL)?;
+    Ok(Identity::GitHubActions {
+        tenant,
+        client_id,
+        request_url: request_url.to_string(),
+        request_token,
+    })
+}
+
+/// Azure Pipelines, with the names the AzureCLI@2 task (and `azure_identity`'s users) give the
+/// service connection's tenant, client and id; `AZURE_TENANT_ID` and `AZURE_CLIENT_ID` also do.
+fn azure_pipelines(settings: &Settings, _: Option<SourceChoice>) -> Result<Identity, String> {
+    let env = &settings.env;
+    let request_uri = env
+        .get("SYSTEM_OIDCREQUESTURI")
+        .ok_or("SYSTEM_OIDCREQUESTURI is not set (not an Azure Pipelines job)")?;
+    let tenant = env
+        .get("AZURESUBSCRIPTION_TENANT_ID")
+        .or_else(|| env.get("AZURE_TENANT_ID"));
+    let client = env
+        .get("AZURESUBSCRIPTION_CLIENT_ID")
+        .or_else(|| env.get("AZURE_CLIENT_ID"));
+    let connection = env.get("AZURESUBSCRIPTION_SERVICE_CONNECTION_ID");
+    let access_token = settings.secret("SYSTEM_ACCESSTOKEN");
+    let missing: Vec<&str> = [
+        (
+            connection.is_none(),
+            "AZURESUBSCRIPTION_SERVICE_CONNECTION_ID",
+        ),
+        (access_token.is_none(), "SYSTEM_ACCESSTOKEN"),
+        (
+            tenant.is_none(),
+            "AZURESUBSCRIPTION_TENANT_ID (or AZURE_TENANT_ID)",
+        ),
+        (
+            client.is_none(),
+            "AZURESUBSCRIPTION_CLIENT_ID (or AZURE_CLIENT_ID)",
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(absent, name)| absent.then_some(name))
+    .collect();
+    match (tenant, client, connection, access_token) {
+        (Some(tenant), Some(client), Some(connection), Some(access_token)) => {
+            let job = [env.get("SYSTEM_PLANID"), env.get("SYSTEM_JOBID")]
+                .map(Option::unwrap_or_default)
+                .join("|");
+            Ok(Identity::AzurePipelines {
+                tenant: tenant.to_string(),
+                client_id: client.to_string(),
+                service_connection: connection.to_string(),
+                request_uri: request_uri.to_string(),
+                access_token,
+                job,
+            })
+        }
+        _ => Err(format!(
+            "SYSTEM_OIDCREQUESTURI is set but {} {} not (run in an AzureCLI@2 task, or map them into the step's env)",
+            missing.join(", "),
+            if missing.len() > 1 { "are" } else { "is" }
+        )),
+    }
 }
 
 fn app_service(settings: &Settings, _: Option<SourceChoice>) -> Result<Identity, String> {
@@ -627,6 +810,175 @@ mod tests {
             Identity::AppService { client_id, .. } => assert_eq!(client_id.as_deref(), Some("c")),
             other => panic!("{other:?}"),
         }
+    }
+
+    /// What a GitHub Actions job with `id-token: write` has.
+    const GITHUB: [(&str, &str); 2] = [
+        (
+            "ACTIONS_ID_TOKEN_REQUEST_URL",
+            "https://pipelines.actions.example/x/idtoken?api-version=2.0",
+        ),
+        ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "request-token-9"),
+    ];
+    /// What an Azure Pipelines step in an AzureCLI@2 task with `SYSTEM_ACCESSTOKEN` mapped has.
+    const PIPELINES: [(&str, &str); 6] = [
+        (
+            "SYSTEM_OIDCREQUESTURI",
+            "https://dev.azure.example/o/p/oidctoken",
+        ),
+        ("SYSTEM_ACCESSTOKEN", "at"),
+        ("AZURESUBSCRIPTION_SERVICE_CONNECTION_ID", "sc"),
+        ("AZURESUBSCRIPTION_TENANT_ID", "pt"),
+        ("AZURESUBSCRIPTION_CLIENT_ID", "pc"),
+        ("SYSTEM_JOBID", "j1"),
+    ];
+
+    #[test]
+    fn chain_order_puts_ci_sources_after_explicit_settings_and_before_managed_identity() {
+        assert_eq!(
+            CHAIN.iter().map(|s| s.name).collect::<Vec<_>>(),
+            [
+                SOURCE_SECRET,
+                SOURCE_CERT,
+                SOURCE_WORKLOAD,
+                SOURCE_FEDERATED_TOKEN,
+                SOURCE_GITHUB,
+                SOURCE_PIPELINES,
+                SOURCE_APP_SERVICE,
+                SOURCE_IMDS,
+                SOURCE_CLI,
+            ]
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let tag = dir.path().join("tag");
+        std::fs::write(&tag, AZURE_ASSET_TAG).unwrap();
+        let vm = [
+            ("ACR_DMI_ASSET_TAG_FILE", tag.to_str().unwrap()),
+            ("AZURE_TENANT_ID", "t"),
+            ("AZURE_CLIENT_ID", "c"),
+            ("IDENTITY_ENDPOINT", "https://x/msi"),
+            ("IDENTITY_HEADER", "h"),
+        ];
+        let with = |extra: &[(&str, &str)]| {
+            pick(&vm.iter().chain(extra).copied().collect::<Vec<_>>()).unwrap()
+        };
+        // A self-hosted runner on an Azure VM (App Service variables too): the job's identity.
+        match with(&GITHUB) {
+            Identity::GitHubActions {
+                tenant,
+                client_id,
+                request_url,
+                ..
+            } => assert_eq!(
+                (&*tenant, &*client_id, &*request_url),
+                ("t", "c", GITHUB[0].1)
+            ),
+            other => panic!("{other:?}"),
+        }
+        match with(&PIPELINES) {
+            Identity::AzurePipelines {
+                tenant,
+                client_id,
+                service_connection,
+                job,
+                ..
+            } => assert_eq!(
+                (&*tenant, &*client_id, &*service_connection, &*job),
+                ("pt", "pc", "sc", "|j1")
+            ),
+            other => panic!("{other:?}"),
+        }
+        // A token a person put in the environment wins over the job's endpoint.
+        let token = [("AZURE_FEDERATED_TOKEN", "a.b.c")];
+        let both: Vec<_> = GITHUB.iter().chain(&token).copied().collect();
+        assert!(matches!(with(&both), Identity::FederatedToken { .. }));
+        // ... and a secret over everything.
+        let secret: Vec<_> = both
+            .iter()
+            .chain(&[("AZURE_CLIENT_SECRET", "s")])
+            .copied()
+            .collect();
+        assert!(matches!(with(&secret), Identity::ClientSecret { .. }));
+        // The machine's identity when forced.
+        let forced: Vec<_> = GITHUB
+            .iter()
+            .chain(&[("ACR_IDENTITY", "imds")])
+            .copied()
+            .collect();
+        assert!(matches!(with(&forced), Identity::Imds { .. }));
+        // A job token without the app's ids is not meant for this: IMDS on the VM.
+        let bare = [("ACR_DMI_ASSET_TAG_FILE", tag.to_str().unwrap())];
+        let e: Vec<_> = bare.iter().chain(&GITHUB).copied().collect();
+        assert!(matches!(pick(&e).unwrap(), Identity::Imds { .. }));
+    }
+
+    #[test]
+    fn ci_sources_say_what_they_lack_and_can_be_forced() {
+        let e = pick(&GITHUB).unwrap_err().to_string();
+        assert!(
+            e.contains(
+                "GitHub Actions OIDC: ACTIONS_ID_TOKEN_REQUEST_URL is set but AZURE_TENANT_ID and AZURE_CLIENT_ID are not"
+            ),
+            "{e}"
+        );
+        assert!(
+            !e.contains("request-token-9"),
+            "never the request token: {e}"
+        );
+        let e = pick(&PIPELINES[..1]).unwrap_err().to_string();
+        assert!(
+            e.contains("Azure Pipelines OIDC: SYSTEM_OIDCREQUESTURI is set but AZURESUBSCRIPTION_SERVICE_CONNECTION_ID, SYSTEM_ACCESSTOKEN, AZURESUBSCRIPTION_TENANT_ID (or AZURE_TENANT_ID), AZURESUBSCRIPTION_CLIENT_ID (or AZURE_CLIENT_ID) are not"),
+            "{e}"
+        );
+        // AZURE_TENANT_ID / AZURE_CLIENT_ID stand in for the task's names.
+        let generic: Vec<_> = PIPELINES[..3]
+            .iter()
+            .chain(&[("AZURE_TENANT_ID", "t"), ("AZURE_CLIENT_ID", "c")])
+            .copied()
+            .collect();
+        assert!(matches!(
+            pick(&generic).unwrap(),
+            Identity::AzurePipelines { ref tenant, .. } if tenant == "t"
+        ));
+        let e = pick(&[("ACR_IDENTITY", "federated-token")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("AZURE_FEDERATED_TOKEN is not set"), "{e}");
+        let e = pick(&[("ACR_IDENTITY", "github")]).unwrap_err().to_string();
+        assert!(e.contains("ACTIONS_ID_TOKEN_REQUEST_URL is not set"), "{e}");
+        let e = pick(&[("ACR_IDENTITY", "azure-pipelines")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("SYSTEM_OIDCREQUESTURI is not set"), "{e}");
+    }
+
+    #[test]
+    fn ci_fingerprints_tell_jobs_apart_and_hold_no_secret() {
+        let github = |url: &str| Identity::GitHubActions {
+            tenant: "t".into(),
+            client_id: "c".into(),
+            request_url: url.into(),
+            request_token: Secret::new("request-token-1"),
+        };
+        let a = github("https://x/plans/1/jobs/1/idtoken").fingerprint("https://login");
+        assert_ne!(
+            a,
+            github("https://x/plans/1/jobs/2/idtoken").fingerprint("https://login")
+        );
+        assert!(!a.contains("request-token-1"));
+        let pipelines = |job: &str| Identity::AzurePipelines {
+            tenant: "t".into(),
+            client_id: "c".into(),
+            service_connection: "sc".into(),
+            request_uri: "https://x/oidctoken".into(),
+            access_token: Secret::new("access-token-1"),
+            job: job.into(),
+        };
+        let p = pipelines("p|1").fingerprint("https://login");
+        assert_ne!(p, pipelines("p|2").fingerprint("https://login"));
+        assert!(!p.contains("access-token-1"));
+        assert!(!format!("{:?}", pipelines("p|1")).contains("access-token-1"));
+        assert!(!format!("{:?}", github("u")).contains("request-token-1"));
     }
 
     #[test]

@@ -1,10 +1,11 @@
 //! Which source fetches an identity's Entra token: managed identities from their endpoint
-//! (`managed`), identity bindings from the cluster's authority (`binding`), every other source
-//! through `azure_identity` (`entra`). The one place that knows all three, above them, so none of
-//! them calls another.
+//! (`managed`), identity bindings from the cluster's authority (`binding`), the CI sources with
+//! an assertion from their OIDC endpoint (`ci`) then through `azure_identity` (`entra`), every
+//! other source through `azure_identity`. The one place that knows them all, above them, so none
+//! of them calls another.
 
 use super::answer::EntraToken;
-use super::{Identity, TokenRequest, binding, entra, managed};
+use super::{Identity, TokenRequest, binding, ci, entra, managed};
 use crate::error::Error;
 
 /// The Entra token `request` asks for, from the source that serves its identity.
@@ -51,6 +52,36 @@ pub(crate) async fn entra_token(request: &TokenRequest<'_>) -> Result<EntraToken
                 scope,
             };
             binding::get_token(request, deadline).await
+        }
+        // A fresh assertion for every Entra request: the endpoints' tokens live minutes.
+        Identity::GitHubActions {
+            tenant,
+            client_id,
+            request_url,
+            request_token,
+        } => {
+            let endpoint = ci::Endpoint::GitHub {
+                url: request_url,
+                token: request_token,
+            };
+            let assertion = ci::assertion(&endpoint, http, name, deadline).await?;
+            entra::get_token_with_assertion(request, tenant, client_id, assertion).await
+        }
+        Identity::AzurePipelines {
+            tenant,
+            client_id,
+            service_connection,
+            request_uri,
+            access_token,
+            ..
+        } => {
+            let endpoint = ci::Endpoint::Pipelines {
+                uri: request_uri,
+                token: access_token,
+                service_connection,
+            };
+            let assertion = ci::assertion(&endpoint, http, name, deadline).await?;
+            entra::get_token_with_assertion(request, tenant, client_id, assertion).await
         }
         _ => entra::get_token(request).await,
     }

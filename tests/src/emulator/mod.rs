@@ -10,6 +10,8 @@
 //! | `GET /metadata/identity/oauth2/token` | IMDS (also on plain HTTP via [`Emulator::serve_imds_http`]) |
 //! | `GET /v2/` | ACR Bearer challenge, by `Host`; with a backend ([`Emulator::set_upstream`]), every `/v2/…` request is proxied to it |
 //! | `POST /oauth2/exchange` | Entra access token → ACR refresh token, by `Host` |
+//! | `GET /actions/{job}/idtoken` | GitHub Actions OIDC token of a job ([`Emulator::add_github_job`]) |
+//! | `POST /pipelines/{job}/oidctoken` | Azure Pipelines OIDC token of a job's service connection ([`Emulator::add_pipelines_job`]) |
 //! | `GET\|POST /oauth2/token` | ACR refresh token (or admin user, [`Emulator::set_admin_user`]) → access token, by `Host` |
 //! | `GET\|DELETE /_emulator/counters`, `POST\|DELETE /_emulator/faults` | control |
 //! | `POST /` (any path) at `https://<sni-name>` | AKS identity bindings token authority, on a listener and CA of its own ([`Emulator::start_identity_binding_authority`]): service account token → Entra access token |
@@ -37,6 +39,7 @@ mod crypto;
 mod entra;
 mod host;
 mod model;
+mod oidc;
 mod proxy;
 mod server;
 mod state;
@@ -49,6 +52,7 @@ pub use crypto::libtrust_key_id;
 pub use model::{
     CertPair, Counters, EndpointKind, Fault, FaultAction, Principal, RegistryAudiences, Role,
 };
+pub use oidc::{CiJob, CiKind};
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -202,6 +206,7 @@ impl Emulator {
             counters: Mutex::default(),
             faults: Mutex::new(config.faults.clone()),
             settings: Mutex::new(settings),
+            ci: Mutex::default(),
         });
 
         let ca_dir = tempfile::Builder::new().prefix("acr-emulator-").tempdir()?;
@@ -302,6 +307,7 @@ impl Emulator {
     /// service-account tokens). Tests check that none of them appears in a program's output.
     pub fn secrets(&self) -> Vec<String> {
         let mut out = lock(&self.shared.dir).secrets();
+        out.extend(lock(&self.shared.ci).secrets());
         out.push(self.shared.settings().identity_header);
         for key in [
             &self.shared.keys.entra,
@@ -468,6 +474,49 @@ impl Emulator {
                 "serviceaccount": {"name": name, "uid": uuid::Uuid::new_v4().to_string()},
             },
         }))
+    }
+
+    /// A GitHub Actions job with `permissions: id-token: write`: its OIDC endpoint issues tokens
+    /// about `subject` (e.g. `repo:org/repo:ref:refs/heads/main`) that live `lifetime`, signed as
+    /// the emulated Entra trusts for federated credentials naming [`CiJob::issuer`].
+    pub fn add_github_job(&self, subject: &str, lifetime: Duration) -> CiJob {
+        self.add_ci_job(CiKind::GitHub, "", subject, lifetime)
+    }
+
+    /// An Azure Pipelines job that may use the service connection `service_connection`: its
+    /// OIDC endpoint issues tokens about `subject` (e.g. `sc://org/project/connection`) that live
+    /// `lifetime`.
+    pub fn add_pipelines_job(
+        &self,
+        service_connection: &str,
+        subject: &str,
+        lifetime: Duration,
+    ) -> CiJob {
+        self.add_ci_job(
+            CiKind::AzurePipelines,
+            service_connection,
+            subject,
+            lifetime,
+        )
+    }
+
+    fn add_ci_job(
+        &self,
+        kind: CiKind,
+        service_connection: &str,
+        subject: &str,
+        lifetime: Duration,
+    ) -> CiJob {
+        let job = oidc::new_job(
+            &self.base_url(),
+            kind,
+            service_connection,
+            subject,
+            lifetime,
+        );
+        let public = job.public.clone();
+        lock(&self.shared.ci).0.insert(public.id.clone(), job);
+        public
     }
 
     /// Add a managed identity: `None` is the system-assigned one, `Some` a user-assigned one by

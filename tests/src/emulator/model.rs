@@ -97,6 +97,11 @@ pub enum EndpointKind {
     Exchange,
     /// `GET|POST /oauth2/token` on a registry host.
     AcrToken,
+    /// `GET /actions/{job}/idtoken` (GitHub Actions OIDC tokens), keyed by job id.
+    #[serde(rename = "github_oidc")]
+    GitHubOidc,
+    /// `POST /pipelines/{job}/oidctoken` (Azure Pipelines OIDC tokens), keyed by job id.
+    PipelinesOidc,
     /// In a [`Fault`], matches every kind; no request is ever counted under it.
     Any,
 }
@@ -203,8 +208,8 @@ mod millis {
 ///
 /// Every request that reaches an endpoint handler is counted, whether it succeeds, fails or is
 /// faulted. Keys: `"{tenant}/{client_id}"` for Entra, the managed identity's client id (or
-/// `"system"`) for App Service and IMDS, the registry host for the registry endpoints.
-/// Requests to `/_emulator/…` are not counted.
+/// `"system"`) for App Service and IMDS, the registry host for the registry endpoints, the job
+/// id ([`CiJob::id`](super::CiJob::id)) for the CI OIDC endpoints. Requests to `/_emulator/…` are not counted.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counters {
     /// Every counted request, including unknown paths.
@@ -283,6 +288,16 @@ impl Counters {
     /// `/oauth2/exchange` requests to one registry host.
     pub fn exchange_for(&self, registry: &str) -> usize {
         self.kind_for(EndpointKind::Exchange, &super::host::normalize(registry))
+    }
+
+    /// GitHub Actions OIDC token requests.
+    pub fn github_oidc(&self) -> usize {
+        self.kind(EndpointKind::GitHubOidc)
+    }
+
+    /// Azure Pipelines OIDC token requests.
+    pub fn pipelines_oidc(&self) -> usize {
+        self.kind(EndpointKind::PipelinesOidc)
     }
 
     /// `/oauth2/token` requests.

@@ -17,7 +17,7 @@ use tokio_rustls::TlsAcceptor;
 use super::lock;
 use super::model::{Counters, Fault};
 use super::state::{ConnCtl, Shared};
-use super::{acr, entra, host};
+use super::{acr, entra, host, oidc};
 
 /// Every route of the HTTPS port.
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
@@ -30,6 +30,8 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/v2/{*rest}", any(acr::v2))
         .route("/oauth2/exchange", post(acr::exchange))
         .route("/oauth2/token", get(acr::token).post(acr::token))
+        .route("/actions/{job}/idtoken", get(oidc::token))
+        .route("/pipelines/{job}/oidctoken", post(oidc::token))
         .route(
             "/_emulator/counters",
             get(counters_get).delete(counters_reset),

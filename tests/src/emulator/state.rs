@@ -29,6 +29,8 @@ pub(crate) struct Shared {
     pub(crate) counters: Mutex<Counters>,
     pub(crate) faults: Mutex<Vec<Fault>>,
     pub(crate) settings: Mutex<Settings>,
+    /// CI jobs whose OIDC tokens the emulator issues.
+    pub(crate) ci: Mutex<super::oidc::Jobs>,
 }
 
 /// Tunables that may change while running.
@@ -495,6 +497,7 @@ fn default_fault_body(kind: EndpointKind, status: StatusCode) -> Value {
         }),
         EndpointKind::AppService => json!({"statusCode": status.as_u16(), "message": reason}),
         EndpointKind::Imds => json!({"error": "unknown_error", "error_description": reason}),
+        EndpointKind::GitHubOidc | EndpointKind::PipelinesOidc => json!({"message": reason}),
         EndpointKind::Challenge | EndpointKind::Exchange | EndpointKind::AcrToken => json!({
             "errors": [{"code": "UNAVAILABLE", "message": reason, "detail": null}]
         }),

@@ -1488,3 +1488,100 @@ fn identity_binding_authority_refuses_bad_assertions_without_echoing_them() -> T
     assert_eq!(auth.requests(), cases.len() + 3);
     Ok(())
 }
+
+#[test]
+fn github_oidc_endpoint_checks_its_token_and_entra_accepts_its_assertions_until_they_expire()
+-> TestResult {
+    let emu = start()?;
+    let c = client(&emu, &[])?;
+    let subject = "repo:org/repo:ref:refs/heads/main";
+    let job = emu.add_github_job(subject, std::time::Duration::from_secs(2));
+    emu.add_federated_principal(TENANT, "gh-app", &job.issuer, subject);
+    let url = format!(
+        "{}&audience=api%3A%2F%2FAzureADTokenExchange",
+        job.request_url
+    );
+
+    for bearer in ["", "Bearer wrong"] {
+        let r = c.get(&url).header("Authorization", bearer).send()?;
+        assert_eq!(r.status().as_u16(), 401);
+    }
+    let (status, v) = body(c.get(&url).bearer_auth(&job.request_token).send()?)?;
+    assert_eq!(status, 200, "{v}");
+    let token = v["value"].as_str().ok_or("no value")?.to_owned();
+    let t = claims(&token)?;
+    assert_eq!(
+        (&t["iss"], &t["sub"], &t["aud"]),
+        (
+            &json!(job.issuer),
+            &json!(subject),
+            &json!("api://AzureADTokenExchange")
+        )
+    );
+    assert!(emu.secrets().contains(&job.request_token));
+    assert!(emu.secrets().contains(&token));
+    let (status, ok) = assertion_request(&c, &emu, "gh-app", &token)?;
+    assert_eq!(status, 200, "{ok}");
+
+    // Without an audience, GitHub's default (the owner's URL), which Entra refuses.
+    let (_, v) = body(
+        c.get(&job.request_url)
+            .bearer_auth(&job.request_token)
+            .send()?,
+    )?;
+    let other = v["value"].as_str().ok_or("no value")?;
+    assert_eq!(claims(other)?["aud"], "https://github.com/org");
+    let (_, err) = assertion_request(&c, &emu, "gh-app", other)?;
+    assert_eq!(error_code(&err), Some(700212), "{err}");
+
+    // Expired: "Client assertion is not within its valid time range".
+    std::thread::sleep(std::time::Duration::from_millis(3100));
+    let (status, err) = assertion_request(&c, &emu, "gh-app", &token)?;
+    assert_eq!((status, error_code(&err)), (401, Some(700024)), "{err}");
+    assert_eq!(emu.counters().github_oidc(), 4);
+    assert_eq!(
+        emu.counters().kind_for(EndpointKind::GitHubOidc, &job.id),
+        4
+    );
+    Ok(())
+}
+
+#[test]
+fn pipelines_oidc_endpoint_wants_the_access_token_and_the_service_connection() -> TestResult {
+    let emu = start()?;
+    let c = client(&emu, &[])?;
+    let subject = "sc://org/project/acr-connection";
+    let job = emu.add_pipelines_job("sc-1", subject, std::time::Duration::from_secs(600));
+    emu.add_federated_principal(TENANT, "ado-app", &job.issuer, subject);
+    let url = |sc: &str| {
+        format!(
+            "{}?api-version=7.1&serviceConnectionId={sc}",
+            job.request_url
+        )
+    };
+
+    let r = c.post(url("sc-1")).bearer_auth("wrong").send()?;
+    assert_eq!(r.status().as_u16(), 401);
+    assert!(r.headers().contains_key("x-vss-e2eid"));
+    let r = c.post(url("sc-2")).bearer_auth(&job.request_token).send()?;
+    assert_eq!(r.status().as_u16(), 404);
+    let r = c.get(url("sc-1")).bearer_auth(&job.request_token).send()?;
+    assert_eq!(r.status().as_u16(), 405, "POST only");
+    let (status, v) = body(
+        c.post(url("sc-1"))
+            .bearer_auth(&job.request_token)
+            .header("X-TFS-FedAuthRedirect", "Suppress")
+            .send()?,
+    )?;
+    assert_eq!(status, 200, "{v}");
+    let token = v["oidcToken"].as_str().ok_or("no oidcToken")?;
+    assert_eq!(claims(token)?["sub"], subject);
+    let (status, ok) = assertion_request(&c, &emu, "ado-app", token)?;
+    assert_eq!(status, 200, "{ok}");
+    assert_eq!(
+        emu.counters().pipelines_oidc(),
+        3,
+        "the GET never reached it"
+    );
+    Ok(())
+}

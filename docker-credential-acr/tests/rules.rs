@@ -1,0 +1,112 @@
+//! The config file's per-registry rules, through the real helper: a custom host that uses another
+//! login server's token, and files that are refused with one line naming the line to fix.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use acr_tests::emulator::Role;
+use common::*;
+use std::os::unix::fs::PermissionsExt;
+
+/// Writes the config file where the sandbox's helper looks for it, with `mode`.
+fn config(w: &Sandbox, text: &str, mode: u32) -> std::path::PathBuf {
+    let path = w.path("config/docker-credential-acr/config.toml");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, text).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+    path
+}
+
+#[test]
+fn a_custom_host_uses_its_login_servers_token_as_the_rules_identity() {
+    let mut w = sandbox();
+    let p = w.emu.add_secret_principal(
+        TENANT,
+        "33333333-3333-3333-3333-333333333333",
+        "rule-secret-1",
+    );
+    w.emu.grant(&p.client_id, &w.registry, Role::AcrPull);
+    w.set("TEAM_SECRET", "rule-secret-1");
+    config(
+        &w,
+        &format!(
+            "[[registry]]\nmatch = \"registry.contoso.example\"\nlogin_server = \"{}\"\ntenant = \"{TENANT}\"\nclient_id = \"{}\"\nsecret_env = \"TEAM_SECRET\"\n",
+            w.registry, p.client_id
+        ),
+        0o600,
+    );
+    // No identity in the environment: the rule is the only one.
+    let a = answer(&get(&w, "registry.contoso.example"));
+    assert_eq!(a["ServerURL"], "registry.contoso.example");
+    assert_eq!(
+        claims(a["Secret"].as_str().unwrap())["aud"],
+        w.registry.as_str()
+    );
+    let c = w.emu.counters();
+    assert_eq!(c.entra_for(&p.client_id), 1, "{c:?}");
+    assert_eq!(c.exchange_for(&w.registry), 1, "{c:?}");
+    // A host no rule names is still served by the environment (none here: an error, not the
+    // rule's identity).
+    let o = get(&w, &w.registry2);
+    assert!(!o.status.success());
+    assert!(
+        stdout(&o).contains("no Azure identity found"),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(w.emu.counters().entra_for(&p.client_id), 1);
+}
+
+#[test]
+fn bad_config_files_fail_every_get_with_one_line_and_nothing_cached() {
+    let (mut w, _) = sandbox_with_secret_principal();
+    let registry = w.registry.clone();
+    for (text, mode, want) in [
+        (
+            format!(
+                "[[registry]]\nmatch = \"{registry}\"\nclient_id = \"c\"\nidentity = \"magic\"\n"
+            ),
+            0o600,
+            "config.toml line 1: identity = \"magic\" is not one of".to_string(),
+        ),
+        (
+            format!("[[registry]]\nmatch = \"{registry}\"\n\nclient-id = \"c\"\n"),
+            0o600,
+            "config.toml line 4: unknown field `client-id`".to_string(),
+        ),
+        (
+            format!("[[registry]]\nmatch = \"{registry}\"\nsecret = \"sp-secret-value-1\"\n"),
+            0o600,
+            "a secret never goes in this file".to_string(),
+        ),
+        (
+            format!("[[registry]]\nmatch = \"{registry}\"\n"),
+            0o664,
+            "chmod go-w".to_string(),
+        ),
+        (
+            format!(
+                "[[registry]]\nmatch = \"{registry}\"\nclient_id = \"c\"\nsecret_env = \"UNSET_SECRET\"\n"
+            ),
+            0o600,
+            "takes the client secret from UNSET_SECRET, which is not set".to_string(),
+        ),
+    ] {
+        config(&w, &text, mode);
+        let o = get(&w, &registry);
+        assert!(!o.status.success(), "{text}");
+        let out = stdout(&o);
+        assert!(out.contains(&want), "{text}: {out}");
+        assert_eq!(out.lines().count(), 1, "{out}");
+        assert!(!out.contains("sp-secret-value-1"), "{out}");
+        assert_eq!(w.emu.counters().exchange(), 0, "{text}");
+        assert!(
+            std::fs::read_dir(w.cache_dir()).map_or(true, |d| d.count() == 0),
+            "nothing cached"
+        );
+    }
+    // ACR_CONFIG naming a missing file is an error too (it was asked for).
+    w.set("ACR_CONFIG", w.path("nowhere.toml").to_str().unwrap());
+    let o = get(&w, &registry);
+    assert!(stdout(&o).contains("nowhere.toml"), "{}", stdout(&o));
+}

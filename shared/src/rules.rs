@@ -1,0 +1,464 @@
+//! Per-registry rules from the config file: which identity, audience and minimum validity a
+//! registry gets, and hosts that use another login server's token.
+//!
+//! ```toml
+//! # ~/.config/docker-credential-acr/config.toml (or $ACR_CONFIG)
+//! [[registry]]
+//! match = "prod.azurecr.io"         # a login server, or "*.suffix" for every registry under it
+//! tenant = "72f988bf-…"
+//! client_id = "11111111-…"
+//! secret_env = "PROD_ACR_SECRET"    # the variable holding the secret: never the secret itself
+//!
+//! [[registry]]
+//! match = "registry.contoso.com"    # a custom host in front of an ACR
+//! login_server = "contoso.azurecr.io"
+//! identity = "cli"
+//! ```
+//!
+//! The environment stays the default for everything: a registry no rule matches is served as
+//! before, and the first matching rule (in file order) describes its registry's whole identity.
+//! The identity variables of the environment (`ACR_IDENTITY`, `AZURE_TENANT_ID`,
+//! `AZURE_CLIENT_ID`, `AZURE_CLIENT_SECRET`, `AZURE_CLIENT_CERTIFICATE_PATH`,
+//! `AZURE_FEDERATED_TOKEN_FILE`, `AZURE_FEDERATED_TOKEN`, `AZURESUBSCRIPTION_TENANT_ID`,
+//! `AZURESUBSCRIPTION_CLIENT_ID`) do not apply to it, so an environment's
+//! secret is never paired with a rule's client id; the rule's values take their place, and the
+//! identity chain picks the source from them as it does from the environment. Everything else
+//! (proxies, `PATH`, the managed identity endpoint, the cache folder) is shared.
+//!
+//! The file is read on every run (a missing file costs one failed `open`), parsed with `toml`,
+//! and refused as a whole, with its line number, when any rule is wrong; a file that another user
+//! owns or that group or others may write is refused as well.
+
+use crate::config::{Env, Settings, SourceChoice, login_server_entry};
+use crate::error::Error;
+use crate::platform;
+use serde::Deserialize;
+use std::fs::OpenOptions;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// Largest config file read.
+const MAX_FILE: u64 = 1024 * 1024;
+
+/// The environment variables that describe an identity: a rule replaces all of them.
+const IDENTITY_VARIABLES: &[&str] = &[
+    "ACR_IDENTITY",
+    "AZURE_TENANT_ID",
+    "AZURE_CLIENT_ID",
+    "AZURE_CLIENT_SECRET",
+    "AZURE_CLIENT_CERTIFICATE_PATH",
+    "AZURE_FEDERATED_TOKEN_FILE",
+    "AZURE_FEDERATED_TOKEN",
+    // Azure Pipelines' AzureCLI task names the service connection's app with these; the
+    // pipelines source prefers them to AZURE_TENANT_ID/AZURE_CLIENT_ID.
+    "AZURESUBSCRIPTION_TENANT_ID",
+    "AZURESUBSCRIPTION_CLIENT_ID",
+];
+
+/// The rules of one config file, in file order.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    /// The file they were read from.
+    pub path: PathBuf,
+    /// The rules, first match wins.
+    pub rules: Vec<Rule>,
+}
+
+/// One `[[registry]]` table: the registries it matches and what they get.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    /// The line of the file the table starts on (1-based), for messages and `doctor`.
+    pub line: usize,
+    /// A normalised login server, or `*.suffix`.
+    pub pattern: String,
+    /// `identity`: the source, as `ACR_IDENTITY` names it.
+    pub identity: Option<String>,
+    /// `tenant`.
+    pub tenant: Option<String>,
+    /// `client_id`.
+    pub client_id: Option<String>,
+    /// `secret_env`: the name of the variable that holds the client secret.
+    pub secret_env: Option<String>,
+    /// `certificate`: a PEM file (relative paths are relative to the config file's folder).
+    pub certificate: Option<PathBuf>,
+    /// `token_file`: a federated token file (relative as `certificate`).
+    pub token_file: Option<PathBuf>,
+    /// `audience`: `acr` or `arm`, as `ACR_AUDIENCE`.
+    pub audience: Option<String>,
+    /// `min_validity`, as `ACR_MIN_VALIDITY`.
+    pub min_validity: Option<String>,
+    /// `login_server`: the ACR whose token a matching host uses (a custom host in front of it).
+    pub login_server: Option<String>,
+}
+
+/// A `[[registry]]` table as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    #[serde(rename = "match")]
+    pattern: String,
+    identity: Option<String>,
+    tenant: Option<String>,
+    client_id: Option<String>,
+    secret_env: Option<String>,
+    /// Only to refuse it with a useful message.
+    secret: Option<serde::de::IgnoredAny>,
+    certificate: Option<PathBuf>,
+    token_file: Option<PathBuf>,
+    audience: Option<String>,
+    min_validity: Option<String>,
+    login_server: Option<String>,
+}
+
+/// The whole file.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    registry: Vec<toml::Spanned<RawRule>>,
+}
+
+/// Where the config file is: `ACR_CONFIG`, else `$XDG_CONFIG_HOME/docker-credential-acr/config.toml`,
+/// else `~/.config/docker-credential-acr/config.toml`; `None` when none of those is set.
+pub fn config_path(env: &Env) -> Option<PathBuf> {
+    if let Some(p) = env.get("ACR_CONFIG").filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(p));
+    }
+    env.get("XDG_CONFIG_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| env.get("HOME").map(|h| PathBuf::from(h).join(".config")))
+        .map(|d| d.join("docker-credential-acr/config.toml"))
+}
+
+impl Rules {
+    /// The rules of the config file `env` names, `None` when there is no file (an `ACR_CONFIG`
+    /// that names a missing file is an error: it was asked for).
+    pub fn load(env: &Env) -> Result<Option<Rules>, Error> {
+        let Some(path) = config_path(env) else {
+            return Ok(None);
+        };
+        let text = match read_config(&path) {
+            Ok(text) => text,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound && env.get("ACR_CONFIG").is_none() =>
+            {
+                return Ok(None);
+            }
+            Err(e) => return Err(Error::io("cannot read the config file", &path, e)),
+        };
+        Rules::parse(&path, &text, env).map(Some)
+    }
+
+    /// The rules in `text`, the contents of `path`; `env` checks each rule's settings.
+    pub fn parse(path: &Path, text: &str, env: &Env) -> Result<Rules, Error> {
+        let at = |line: usize, what: String| {
+            Error::InvalidConfig(format!("{} line {line}: {what}", path.display()))
+        };
+        let raw: RawFile = toml::from_str(text).map_err(|e| {
+            let line = e.span().map_or(1, |s| line_of(text, s.start));
+            at(line, one_line(e.message()))
+        })?;
+        let folder = path.parent().unwrap_or(Path::new("."));
+        let mut rules = Vec::new();
+        for spanned in raw.registry {
+            let line = line_of(text, spanned.span().start);
+            let rule =
+                Rule::from_raw(line, spanned.into_inner(), folder).map_err(|m| at(line, m))?;
+            // The settings a matching registry gets must be valid now, not at its first pull
+            // (a placeholder stands in for a secret the environment holds).
+            Settings::from_env(rule.env_with(env, Some("placeholder")), None).map_err(|e| {
+                let message = match e {
+                    Error::InvalidConfig(m) => m,
+                    other => other.to_string(),
+                };
+                at(line, message)
+            })?;
+            rules.push(rule);
+        }
+        Ok(Rules {
+            path: path.to_path_buf(),
+            rules,
+        })
+    }
+
+    /// The first rule that matches the login server `host`.
+    pub fn matching(&self, host: &str) -> Option<&Rule> {
+        self.rules.iter().find(|r| r.matches(host))
+    }
+}
+
+impl Rule {
+    fn from_raw(line: usize, raw: RawRule, folder: &Path) -> Result<Rule, String> {
+        if raw.secret.is_some() {
+            return Err("`secret` is not read: a secret never goes in this file; put it in an environment variable and name that variable with `secret_env`".into());
+        }
+        let pattern = login_server_entry(&raw.pattern)
+            .map_err(|reason| format!("match = {:?}: {reason}", raw.pattern))?;
+        if let Some(name) = &raw.identity {
+            SourceChoice::parse(name).map_err(|_| {
+                format!("identity = {name:?} is not one of {}", SourceChoice::NAMES)
+            })?;
+        }
+        if let Some(server) = &raw.login_server {
+            let entry = login_server_entry(server)
+                .map_err(|reason| format!("login_server = {server:?}: {reason}"))?;
+            if entry.starts_with("*.") {
+                return Err(format!(
+                    "login_server = {server:?} must name one registry, not a *.suffix"
+                ));
+            }
+        }
+        let relative = |p: PathBuf| if p.is_absolute() { p } else { folder.join(p) };
+        Ok(Rule {
+            line,
+            pattern,
+            identity: raw.identity,
+            tenant: raw.tenant,
+            client_id: raw.client_id,
+            secret_env: raw.secret_env,
+            certificate: raw.certificate.map(relative),
+            token_file: raw.token_file.map(relative),
+            audience: raw.audience,
+            min_validity: raw.min_validity,
+            login_server: raw.login_server,
+        })
+    }
+
+    /// Whether this rule matches the normalised login server `host`.
+    pub fn matches(&self, host: &str) -> bool {
+        match self.pattern.strip_prefix("*.") {
+            Some(suffix) => host
+                .strip_suffix(suffix)
+                .is_some_and(|rest| rest.ends_with('.') && rest.len() > 1),
+            None => host == self.pattern,
+        }
+    }
+
+    /// The environment a matching registry is served with: `base` without its identity
+    /// variables, with this rule's. Fails when `secret_env` names a variable that is not set.
+    pub fn env(&self, base: &Env) -> Result<Env, Error> {
+        let secret = match &self.secret_env {
+            None => None,
+            Some(name) => Some(base.named(name).ok_or_else(|| {
+                Error::InvalidConfig(format!(
+                    "the config file's rule for {} (line {}) takes the client secret from {name}, which is not set",
+                    self.pattern, self.line
+                ))
+            })?),
+        };
+        Ok(self.env_with(base, secret.as_deref()))
+    }
+
+    fn env_with(&self, base: &Env, secret: Option<&str>) -> Env {
+        let mut env = base.clone();
+        for name in IDENTITY_VARIABLES {
+            env.unset(name);
+        }
+        let path = |p: &PathBuf| p.to_string_lossy().into_owned();
+        for (name, value) in [
+            ("ACR_IDENTITY", self.identity.clone()),
+            ("AZURE_TENANT_ID", self.tenant.clone()),
+            ("AZURE_CLIENT_ID", self.client_id.clone()),
+            ("AZURE_CLIENT_SECRET", secret.map(str::to_string)),
+            (
+                "AZURE_CLIENT_CERTIFICATE_PATH",
+                self.certificate.as_ref().map(path),
+            ),
+            (
+                "AZURE_FEDERATED_TOKEN_FILE",
+                self.token_file.as_ref().map(path),
+            ),
+            ("ACR_AUDIENCE", self.audience.clone()),
+            ("ACR_MIN_VALIDITY", self.min_validity.clone()),
+        ] {
+            if let Some(value) = value {
+                env.set(name, value);
+            }
+        }
+        env
+    }
+}
+
+/// Reads the config file at `path` (following links: dotfile managers link it), refusing one
+/// that another user owns or that group or others may write, and anything but a regular file.
+fn read_config(path: &Path) -> std::io::Result<String> {
+    let file = platform::non_blocking(OpenOptions::new().read(true)).open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let me = platform::effective_uid()?;
+    let owner = platform::owner(&meta);
+    if owner != me && owner != 0 {
+        return Err(std::io::Error::other(format!(
+            "refusing a file that belongs to another user (uid {owner}); it chooses your identities"
+        )));
+    }
+    if platform::permission_bits(&meta) & 0o022 != 0 {
+        return Err(std::io::Error::other(
+            "refusing a file that group or others may write; run `chmod go-w` on it",
+        ));
+    }
+    let mut text = String::new();
+    file.take(MAX_FILE + 1).read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_FILE {
+        return Err(std::io::Error::other("larger than 1 MiB"));
+    }
+    Ok(text)
+}
+
+/// The 1-based line of byte `offset` in `text`.
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+        + 1
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Rules, String> {
+        Rules::parse(Path::new("/etc/acr/config.toml"), text, &Env::default())
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn rules_match_exact_hosts_and_suffixes_in_file_order() {
+        let r = parse(
+            "[[registry]]\nmatch = \"Prod.AzureCR.io\"\nclient_id = \"a\"\n\n[[registry]]\nmatch = \"*.azurecr.io\"\nidentity = \"cli\"\n",
+        )
+        .unwrap();
+        assert_eq!(r.matching("prod.azurecr.io").unwrap().line, 1);
+        assert_eq!(r.matching("other.azurecr.io").unwrap().line, 5);
+        assert!(r.matching("azurecr.io").is_none());
+        assert!(r.matching("x.azurecr.io.evil.example").is_none());
+        assert!(r.matching("prod.azurecr.cn").is_none());
+    }
+
+    #[test]
+    fn a_rule_replaces_every_identity_variable_of_the_environment() {
+        let r = parse("[[registry]]\nmatch = \"a.azurecr.io\"\ntenant = \"t2\"\nclient_id = \"c2\"\nsecret_env = \"A_SECRET\"\ncertificate = \"certs/a.pem\"\n").unwrap();
+        let base = Env::from_pairs([
+            ("AZURE_TENANT_ID", "t1"),
+            ("AZURE_CLIENT_ID", "c1"),
+            ("AZURE_CLIENT_SECRET", "s1"),
+            ("AZURE_FEDERATED_TOKEN_FILE", "/t"),
+            ("ACR_IDENTITY", "workload"),
+            ("AZURESUBSCRIPTION_CLIENT_ID", "c3"),
+            ("AZURE_FEDERATED_TOKEN", "eyJ.e30.sig"),
+            ("A_SECRET", "s2"),
+            ("HTTPS_PROXY", "http://proxy:3128"),
+        ]);
+        let env = r.rules[0].env(&base).unwrap();
+        assert_eq!(env.get("AZURE_TENANT_ID"), Some("t2"));
+        assert_eq!(env.get("AZURE_CLIENT_ID"), Some("c2"));
+        assert_eq!(env.get("AZURE_CLIENT_SECRET"), Some("s2"));
+        assert_eq!(
+            env.get("AZURE_CLIENT_CERTIFICATE_PATH"),
+            Some("/etc/acr/certs/a.pem")
+        );
+        assert_eq!(env.get("AZURE_FEDERATED_TOKEN_FILE"), None);
+        assert_eq!(env.get("ACR_IDENTITY"), None);
+        assert_eq!(env.get("AZURESUBSCRIPTION_CLIENT_ID"), None);
+        assert_eq!(env.get("AZURE_FEDERATED_TOKEN"), None);
+        assert_eq!(env.get("HTTPS_PROXY"), Some("http://proxy:3128"));
+        let missing = r.rules[0].env(&Env::default()).unwrap_err().to_string();
+        assert!(missing.contains("A_SECRET, which is not set"), "{missing}");
+    }
+
+    #[test]
+    fn bad_files_are_refused_with_their_line() {
+        for (text, want) in [
+            (
+                "[[registry]]\nmatch = \"a.azurecr.io\"\nclient = \"x\"\n",
+                "line 3: unknown field `client`",
+            ),
+            (
+                "[[registry]]\nmatch = \"a.azurecr.io\"\n\n[[registry]]\nmatch = \"*.com\"\n",
+                "line 4: match = \"*.com\"",
+            ),
+            (
+                "[[registry]]\nmatch = \"a.azurecr.io\"\nidentity = \"magic\"\n",
+                "line 1: identity = \"magic\" is not one of",
+            ),
+            (
+                "[[registry]]\nmatch = \"a.azurecr.io\"\naudience = \"graph\"\n",
+                "line 1: ACR_AUDIENCE=\"graph\"",
+            ),
+            (
+                "[[registry]]\nmatch = \"a.azurecr.io\"\nsecret = \"hunter2\"\n",
+                "line 1: `secret` is not read",
+            ),
+            (
+                "[[registry]]\nmatch = \"a.azurecr.io\"\nlogin_server = \"*.azurecr.io\"\n",
+                "must name one registry",
+            ),
+            (
+                "[[registry]]\nmatch = \"a.azurecr.io\"\ntenant = \n",
+                "line 3:",
+            ),
+            (
+                "[[registry]]\ntenant = \"t\"\n",
+                "line 1: missing field `match`",
+            ),
+        ] {
+            let e = parse(text).unwrap_err();
+            assert!(e.contains(want), "{text:?}: {e}");
+            assert!(
+                e.starts_with("invalid configuration: /etc/acr/config.toml line "),
+                "{e}"
+            );
+            assert!(!e.contains('\n'), "{e}");
+            assert!(!e.contains("hunter2"), "{e}");
+        }
+    }
+
+    #[test]
+    fn the_file_is_acr_config_else_the_config_folder() {
+        let path = |pairs: &[(&str, &str)]| {
+            config_path(&Env::from_pairs(pairs.iter().copied())).map(|p| p.display().to_string())
+        };
+        let all = [
+            ("ACR_CONFIG", "/c.toml"),
+            ("XDG_CONFIG_HOME", "/x"),
+            ("HOME", "/h"),
+        ];
+        assert_eq!(path(&all).as_deref(), Some("/c.toml"));
+        assert_eq!(
+            path(&all[1..]).as_deref(),
+            Some("/x/docker-credential-acr/config.toml")
+        );
+        assert_eq!(
+            path(&all[2..]).as_deref(),
+            Some("/h/.config/docker-credential-acr/config.toml")
+        );
+        assert_eq!(path(&[]), None);
+    }
+
+    #[test]
+    fn files_others_may_write_are_refused_and_a_missing_default_is_no_rules() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let env = Env::from_pairs([("XDG_CONFIG_HOME", d.path().to_str().unwrap())]);
+        assert!(Rules::load(&env).unwrap().is_none());
+        let file = d.path().join("docker-credential-acr/config.toml");
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, "[[registry]]\nmatch = \"a.azurecr.io\"\n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(Rules::load(&env).unwrap().unwrap().rules.len(), 1);
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let e = Rules::load(&env).unwrap_err().to_string();
+        assert!(e.contains("chmod go-w"), "{e}");
+        let named = Env::from_pairs([("ACR_CONFIG", d.path().join("none.toml").to_str().unwrap())]);
+        let e = Rules::load(&named).unwrap_err().to_string();
+        assert!(e.contains("none.toml"), "{e}");
+    }
+}
