@@ -7,6 +7,7 @@
 //! [`acr_broker::doctor`]'s, shared with the kubelet provider; the helper adds one part, its
 //! stored `docker login` credentials (`Stored`).
 
+use crate::configure;
 use crate::store::{Backend, Store};
 use acr_broker::doctor::{self, Checks, Diagnosis, FrontEnd, Section};
 use acr_broker::{Broker, Env};
@@ -19,6 +20,7 @@ pub fn doctor(env: Env, registry: Option<&str>, as_json: bool) -> (String, bool)
     let config = doctor::settings_listing(&env);
     let front = HelperParts {
         stored: stored_credentials(&env, registry),
+        clients: registry.and_then(|r| clients(&env, r)),
     };
     let report = match Broker::with_config_file(env) {
         Err(e) => Diagnosis::unusable(config, front, e.to_string()),
@@ -37,16 +39,109 @@ pub fn doctor(env: Env, registry: Option<&str>, as_json: bool) -> (String, bool)
     (report.render(as_json), report.ok())
 }
 
-/// The helper's own part of the report.
+/// The helper's own parts of the report.
 #[derive(Debug, Serialize)]
 struct HelperParts {
     stored: Stored,
+    /// For a registry: whether the clients' configs send it to this helper.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    clients: Option<Clients>,
 }
 
 impl FrontEnd for HelperParts {
     fn sections(&self) -> Vec<&dyn Section> {
-        vec![&self.stored]
+        let mut parts: Vec<&dyn Section> = vec![&self.stored];
+        if let Some(c) = &self.clients {
+            parts.push(c);
+        }
+        parts
     }
+}
+
+/// Which helper the clients' config files name for the registry asked about: Docker's
+/// `config.json`, and the containers tools' `auth.json` (podman, buildah, skopeo read it first).
+/// Informational: a pull can still reach the helper another way.
+#[derive(Debug, Serialize)]
+struct Clients {
+    /// The registry host as the files key it.
+    host: String,
+    /// Docker's config, then the containers auth file.
+    files: Vec<ClientFile>,
+}
+
+/// One client config file and the helper it names for the registry.
+#[derive(Debug, Serialize)]
+struct ClientFile {
+    /// Who reads it, e.g. `docker`.
+    clients: &'static str,
+    /// Its path.
+    file: String,
+    /// `credHelpers[host]`, else `credsStore`; `None`: no helper (or no file).
+    helper: Option<String>,
+    /// The command that adds the entry.
+    fix: String,
+}
+
+impl fmt::Display for Clients {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "clients of {}:", self.host)?;
+        for c in &self.files {
+            match c.helper.as_deref() {
+                Some(configure::HELPER_NAME) => {
+                    write!(f, "\n  {}: {} names this helper", c.clients, c.file)?
+                }
+                Some(other) => write!(
+                    f,
+                    "\n  {}: {} names the helper {other:?}, not this one; run `{}`",
+                    c.clients, c.file, c.fix
+                )?,
+                None => write!(
+                    f,
+                    "\n  {}: {} names no helper for it; run `{}`",
+                    c.clients, c.file, c.fix
+                )?,
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Section for Clients {
+    fn ok(&self) -> bool {
+        true
+    }
+}
+
+/// What Docker's config and the containers auth file say of `registry`; `None` when neither
+/// place is known (no HOME).
+fn clients(env: &Env, registry: &str) -> Option<Clients> {
+    let host = acr_broker::normalize_host(registry).ok()?;
+    let docker = configure::config_path(env)?;
+    let mut files = vec![ClientFile {
+        clients: "docker",
+        helper: named_helper(&docker, &host),
+        file: docker.display().to_string(),
+        fix: format!("docker-credential-acr configure-docker --registries {host}"),
+    }];
+    if let Some(containers) = configure::containers_auth_path(env) {
+        files.push(ClientFile {
+            clients: "podman, buildah, skopeo",
+            helper: named_helper(&containers, &host),
+            file: containers.display().to_string(),
+            fix: format!("docker-credential-acr configure-docker --containers --registries {host}"),
+        });
+    }
+    Some(Clients { host, files })
+}
+
+/// The helper the config at `path` names for `host`: `credHelpers[host]`, else `credsStore`.
+fn named_helper(path: &std::path::Path, host: &str) -> Option<String> {
+    let bytes = acr_broker::files::read_following(path, 16 * 1024 * 1024).ok()??;
+    let config: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    config["credHelpers"][host]
+        .as_str()
+        .or_else(|| config["credsStore"].as_str())
+        .map(str::to_string)
 }
 
 /// Where `docker login` secrets go and what is stored.

@@ -90,8 +90,20 @@ fn podman_and_buildah_push_and_pull_through_the_helper() -> TestResult {
         exchanges,
         "no helper ran"
     );
-    // Forget the tokens skopeo's runs cached, so the tools' runs of the helper show as requests.
-    std::fs::remove_dir_all(w.cache_dir())?;
+
+    // doctor says which file names no helper, and the command that fixes it.
+    let auth_file =
+        std::path::PathBuf::from(&w.env["XDG_CONFIG_HOME"]).join("containers/auth.json");
+    let clients_line =
+        |names: &str| format!("podman, buildah, skopeo: {} {names}", auth_file.display());
+    let out = w.helper(&["doctor", REGISTRY], "")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&clients_line(&format!(
+            "names no helper for it; run `docker-credential-acr configure-docker --containers --registries {REGISTRY}`"
+        ))),
+        "{text}"
+    );
 
     // configure-docker --containers, with Docker's config elsewhere so that only the containers
     // auth file can lead podman and buildah to the helper.
@@ -107,8 +119,6 @@ fn podman_and_buildah_push_and_pull_through_the_helper() -> TestResult {
         "",
     );
     check(&out, "configure-docker --containers")?;
-    let auth_file =
-        std::path::PathBuf::from(&w.env["XDG_CONFIG_HOME"]).join("containers/auth.json");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains(&format!(
@@ -120,6 +130,15 @@ fn podman_and_buildah_push_and_pull_through_the_helper() -> TestResult {
     let auth: serde_json::Value = serde_json::from_slice(&std::fs::read(&auth_file)?)?;
     assert_eq!(auth["credHelpers"][REGISTRY], "acr", "{auth}");
     assert_eq!(std::fs::read_to_string(&docker_config)?, "{}");
+    let out = w.helper(&["doctor", REGISTRY], "")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&clients_line("names this helper")), "{text}");
+
+    // Forget the tokens skopeo's and doctor's runs cached, so the tools' runs of the helper show
+    // as requests.
+    std::fs::remove_dir_all(w.cache_dir())?;
+    let exchanges = w.emu.counters().exchange_for(REGISTRY);
+    let entra = w.emu.counters().entra_for(&sp.client_id);
 
     // podman pulls the image and pushes it under another tag; buildah pulls that and pushes it
     // under a third; skopeo reads the third. Each image keeps its config, so its ID.
@@ -164,6 +183,6 @@ fn podman_and_buildah_push_and_pull_through_the_helper() -> TestResult {
         exchanges + 1,
         "the tools' runs of the helper exchanged once, then used its cache: {c:?}"
     );
-    assert_eq!(c.entra_for(&sp.client_id), 2, "{c:?}");
+    assert_eq!(c.entra_for(&sp.client_id), entra + 1, "{c:?}");
     Ok(())
 }
