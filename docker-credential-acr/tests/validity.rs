@@ -62,3 +62,48 @@ fn a_bad_minimum_is_one_line_and_exits_nonzero() {
     assert_eq!(text.trim_end().lines().count(), 1, "{text}");
     assert_eq!(w.emu.counters().total(), 0);
 }
+
+#[test]
+fn a_tenant_without_acrs_audience_gets_an_arm_audience_token_with_no_setting() {
+    let (mut w, p) = sandbox_with_secret_principal();
+    // The tenant has no service principal for ACR's audience (Entra: AADSTS500011).
+    w.emu
+        .remove_tenant_resource(TENANT, "https://containerregistry.azure.net");
+    w.set("ACR_LOG", "info");
+    let o = get(&w, &w.registry);
+    let a = answer(&o);
+    assert!(a["Secret"].as_str().is_some_and(|s| !s.is_empty()));
+    let log = stderr(&o);
+    assert!(
+        log.contains("no ACR-audience token (Entra issues none in this tenant")
+            && log.contains("AADSTS500011")
+            && log.contains("trying the ARM audience"),
+        "{log}"
+    );
+    let c = w.emu.counters();
+    assert_eq!(
+        c.entra_for(&p.client_id),
+        2,
+        "ACR's audience refused, then ARM's: {c:?}"
+    );
+    assert_eq!(c.exchange_for(&w.registry), 1, "{c:?}");
+
+    // The audience that worked is remembered in the cache entry: a cold cache asks for ACR's
+    // first again, and falls back again.
+    std::fs::remove_dir_all(w.cache_dir()).unwrap();
+    let o = get(&w, &w.registry);
+    answer(&o);
+    assert_eq!(w.emu.counters().entra_for(&p.client_id), 4);
+
+    // Forced to ACR's audience: no fallback, one line naming the code.
+    w.set("ACR_AUDIENCE", "acr");
+    std::fs::remove_dir_all(w.cache_dir()).unwrap();
+    let o = get(&w, &w.registry);
+    assert!(!o.status.success());
+    let out = stdout(&o);
+    assert!(
+        out.contains("AADSTS500011") && out.lines().count() == 1,
+        "{out}"
+    );
+    assert_eq!(w.emu.counters().entra_for(&p.client_id), 5);
+}

@@ -89,9 +89,67 @@ pub(crate) fn is_audience_refusal(message: Option<&str>) -> bool {
     })
 }
 
+/// Whether Entra issued no token because the identity's tenant has no service principal for
+/// the audience's resource: AADSTS500011 ("The resource principal named
+/// https://containerregistry.azure.net was not found in the tenant", as quoted in
+/// Azure/azure-cli#30445) or AADSTS50001 ("The resource is disabled or does not exist", what an
+/// Azure Local identity provider answers for ACR's audience, Azure/azure-cli#33674). The other
+/// audience may still be issued. A wrong secret, an unknown app or tenant have other codes and
+/// are not matched. Read from the AADSTS code in the error, not its wording.
+pub(crate) fn entra_lacks_audience(error: &crate::Error) -> bool {
+    match error {
+        crate::Error::Entra { detail, .. } => {
+            aadsts_codes(detail).any(|code| code == 500_011 || code == 50_001)
+        }
+        _ => false,
+    }
+}
+
+/// The numbers of the `AADSTS<digits>` codes in `text`.
+fn aadsts_codes(text: &str) -> impl Iterator<Item = u32> + '_ {
+    text.match_indices("AADSTS").filter_map(|(at, tag)| {
+        let rest = &text[at + tag.len()..];
+        let end = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        rest[..end].parse().ok()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn entra_lacking_the_audience_is_told_by_its_code() {
+        let entra = |detail: &str| crate::Error::Entra {
+            source_name: "service principal (secret)",
+            detail: detail.into(),
+        };
+        for yes in [
+            "invalid_resource: AADSTS500011: The resource principal named https://containerregistry.azure.net was not found in the tenant named t.",
+            "AADSTS50001: The resource is disabled or does not exist.",
+        ] {
+            assert!(entra_lacks_audience(&entra(yes)), "{yes}");
+        }
+        for no in [
+            "AADSTS7000215: Invalid client secret provided.",
+            "AADSTS700016: Application with identifier 'x' was not found in the directory 'y'.",
+            "AADSTS5000111: not a code we know",
+            "AADSTS: no digits; the resource principal named x was not found",
+            "timed out",
+        ] {
+            assert!(!entra_lacks_audience(&entra(no)), "{no}");
+        }
+        let registry = crate::Error::Exchange {
+            registry: "r".into(),
+            detail: "AADSTS500011".into(),
+        };
+        assert!(
+            !entra_lacks_audience(&registry),
+            "only Entra's own refusals"
+        );
+    }
 
     #[test]
     fn a_forced_audience_ignores_the_remembered_one() {

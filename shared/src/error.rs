@@ -66,17 +66,18 @@ pub enum Error {
         message: Option<String>,
     },
 
-    /// The registry refused the token of one audience as the wrong audience, and the attempt
-    /// with the other audience failed too.
+    /// No token of one audience could be used (the registry refused it as the wrong audience,
+    /// or Entra has none for the identity's tenant), and the attempt with the other audience
+    /// failed too.
     #[error(
-        "{registry} refused the {first}-audience token ({refusal}), and the {second}-audience attempt failed: {error}"
+        "{registry}: no {first}-audience token ({refusal}), and the {second}-audience attempt failed: {error}"
     )]
     BothAudiences {
         /// Login server.
         registry: String,
         /// The audience tried first, `ACR` or `ARM`.
         first: &'static str,
-        /// The registry's refusal of it, one line.
+        /// Who refused it and why, one line.
         refusal: String,
         /// The audience tried second.
         second: &'static str,

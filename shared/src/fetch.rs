@@ -7,7 +7,7 @@
 //! The broker takes the registry entry's lock and re-reads it first; the async runtime and the
 //! HTTP client a `Fetch` holds are built only then, never on a cache hit.
 
-use crate::audience::{Audience, AudiencePolicy, is_audience_refusal};
+use crate::audience::{Audience, AudiencePolicy, entra_lacks_audience, is_audience_refusal};
 use crate::cache::{self, CACHE_VERSION, Cache, ENTRA_MARGIN, EntraEntry, RefreshEntry};
 use crate::clock::Clock;
 use crate::config::Settings;
@@ -110,14 +110,18 @@ impl Fetch<'_> {
         let refusal = match self.attempt(first) {
             Err(Error::ExchangeRefused {
                 message, status, ..
-            }) if !self.audience.forced && is_audience_refusal(message.as_deref()) => {
+            }) if !self.audience.forced && is_audience_refusal(message.as_deref()) => format!(
+                "the registry refused it: {}",
                 message.unwrap_or_else(|| format!("HTTP {status}"))
+            ),
+            Err(e) if !self.audience.forced && entra_lacks_audience(&e) => {
+                format!("Entra issues none in this tenant: {e}")
             }
             other => return other,
         };
         let (server, second) = (self.target.server, first.other());
         log::info!(
-            "{server} refused the {}-audience token ({refusal}); trying the {} audience",
+            "{server}: no {}-audience token ({refusal}); trying the {} audience",
             first.name(),
             second.name()
         );

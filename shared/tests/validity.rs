@@ -210,7 +210,7 @@ fn a_refusal_both_ways_names_both_attempts_and_caches_nothing() {
     let server = broker.login_server(&s.registry).unwrap();
     let e = broker.credential(&server).unwrap_err().to_string();
     assert!(
-        e.contains("refused the ACR-audience token (UNAUTHORIZED: acr aad token disallowed), and the ARM-audience attempt failed:")
+        e.contains(": no ACR-audience token (the registry refused it: UNAUTHORIZED: acr aad token disallowed), and the ARM-audience attempt failed:")
             && e.contains("grant it AcrPull"),
         "{e}"
     );

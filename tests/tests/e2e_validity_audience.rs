@@ -86,8 +86,9 @@ fn a_refusal_both_ways_is_one_line_and_caches_nothing() -> TestResult {
     let (w, _) = world(RegistryAudiences::ArmOnly, false)?;
     let text = failed_get(&w)?;
     assert!(
-        text.contains(&format!("{REGISTRY} refused the ACR-audience token"))
-            && text.contains("and the ARM-audience attempt failed")
+        text.contains(&format!(
+            "{REGISTRY}: no ACR-audience token (the registry refused it"
+        )) && text.contains("and the ARM-audience attempt failed")
             && text.contains("grant it AcrPull"),
         "{text}"
     );

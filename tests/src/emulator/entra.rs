@@ -299,6 +299,21 @@ fn client_credentials(
     };
 
     let resource = resource_of_scope(form.get("scope"))?;
+    if lock(&shared.dir).lacks_resource(tenant, &resource) {
+        // What Entra answers when the tenant has no service principal for the resource (e.g.
+        // ACR's first-party app not provisioned there): AADSTS500011, as quoted in
+        // Azure/azure-cli#30445; an Azure Local identity provider says AADSTS50001 for ACR's
+        // audience (Azure/azure-cli#33674).
+        let resource = resource.trim_end_matches("/.default");
+        return Err(fail(
+            StatusCode::BAD_REQUEST,
+            "invalid_resource",
+            500011,
+            format!(
+                "The resource principal named {resource} was not found in the tenant named {tenant}. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant."
+            ),
+        ));
+    }
     let claims = access_token_claims(&principal, &resource, settings.entra_lifetime, appidacr);
     let token = shared
         .keys

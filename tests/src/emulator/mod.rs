@@ -373,6 +373,13 @@ impl Emulator {
         lock(&self.shared.dir).set_audiences(registry, audiences);
     }
 
+    /// From now on `tenant` has no service principal for `resource` (e.g.
+    /// `https://containerregistry.azure.net`): Entra refuses client-credential tokens for it in
+    /// that tenant with AADSTS500011, as for a tenant where ACR's first-party app is missing.
+    pub fn remove_tenant_resource(&self, tenant: &str, resource: &str) {
+        lock(&self.shared.dir).remove_resource(tenant, resource);
+    }
+
     /// Enable the admin user of a registry (on ACR the username is the registry's name): Basic
     /// `GET /oauth2/token` with these credentials gets every action asked for, with no role
     /// assignment, as with `docker login -u <name> -p <password>`.

@@ -79,6 +79,9 @@ pub(crate) struct Directory {
     /// The ARM resource id of a user-assigned identity, lowercase (ARM ids are
     /// case-insensitive) → its client id.
     resource_ids: HashMap<String, String>,
+    /// (tenant, resource) pairs whose resource principal the tenant lacks: Entra refuses
+    /// tokens for that resource in that tenant (AADSTS500011).
+    missing_resources: BTreeSet<(String, String)>,
 }
 
 /// Why a managed identity request names no identity.
@@ -315,6 +318,22 @@ impl Directory {
     }
 
     /// Make `tenant` the owner of a registry (replacing an earlier owner).
+    /// The tenant lacks `resource`'s service principal from now on.
+    pub(crate) fn remove_resource(&mut self, tenant: &str, resource: &str) {
+        self.missing_resources.insert((
+            tenant.to_ascii_lowercase(),
+            resource.trim_end_matches('/').to_ascii_lowercase(),
+        ));
+    }
+
+    /// Whether the tenant lacks `resource`'s service principal.
+    pub(crate) fn lacks_resource(&self, tenant: &str, resource: &str) -> bool {
+        self.missing_resources.contains(&(
+            tenant.to_ascii_lowercase(),
+            resource.trim_end_matches('/').to_ascii_lowercase(),
+        ))
+    }
+
     pub(crate) fn set_owner(&mut self, registry: &str, tenant: &str) {
         self.owners
             .insert(host::normalize(registry), tenant.to_owned());
