@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# Public docs must not link to private items or to nothing.
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked -q
 # The cross-binary tests in tests/ run the binaries of the other crates: build them all first.
 cargo build --workspace --bins --locked
 log=$(mktemp)

@@ -78,7 +78,7 @@ pub fn relevant(name: &str) -> bool {
 }
 
 impl Env {
-    /// The process environment's [`relevant`] variables (those that are not valid UTF-8 are
+    /// The process environment's `relevant` variables (those that are not valid UTF-8 are
     /// left out).
     pub fn process() -> Self {
         Env {
@@ -115,7 +115,7 @@ impl Env {
             .filter(|v| !v.trim().is_empty())
     }
 
-    /// A variable that a setting names (a config file's `secret_env`), which [`relevant`] cannot
+    /// A variable that a setting names (a config file's `secret_env`), which `relevant` cannot
     /// list: read from the process when this snapshot was taken from it, else from the pairs.
     /// Empty counts as unset.
     pub fn named(&self, key: &str) -> Option<String> {

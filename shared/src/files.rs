@@ -5,7 +5,7 @@
 //! exists is never changed: it is used when it is a real folder of the current user that group
 //! and others cannot write, and refused otherwise. Only the folder this module creates itself is
 //! made 0700; missing parents are made with the umask's mode, as any program makes folders.
-//! Platform-specific calls are in [`crate::platform`].
+//! Platform-specific calls are in the crate's `platform` module.
 
 use crate::error::Error;
 use crate::platform;
