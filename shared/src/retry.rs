@@ -1,5 +1,6 @@
-//! Retrying a request: what one failed attempt means ([`Attempt`]) and the bounded loop around
-//! it ([`with_retries`]), shared by the ACR token service and the managed identity endpoints.
+//! Retrying a request: what one failed attempt means ([`Attempt`]), what a token endpoint's
+//! answer means ([`answer_of`]), and the bounded loop around them ([`with_retries`]); shared by
+//! the ACR token service, the managed identity endpoints and the CI OIDC endpoints.
 
 use crate::error::Error;
 use std::time::Duration;
@@ -36,6 +37,35 @@ impl Attempt {
             Attempt::Fatal(e) | Attempt::Transient { error: e, .. } => e,
             Attempt::NotThere(detail) => Error::InvalidConfig(detail),
         }
+    }
+}
+
+/// What a token endpoint's `response` means: `Ok(body)` for HTTP 200; else the error `describe`
+/// makes of the status, headers and body, worth another try (after the server's `Retry-After`)
+/// when the status is one of `heals`. A body that cannot be read is `unreadable`'s error, fatal.
+pub(crate) async fn answer_of(
+    response: reqwest::Response,
+    heals: &[u16],
+    unreadable: impl FnOnce(String) -> Error,
+    describe: impl FnOnce(u16, &reqwest::header::HeaderMap, &[u8]) -> Error,
+) -> Result<Vec<u8>, Attempt> {
+    let status = response.status().as_u16();
+    let wait = retry_after(response.headers());
+    let headers = response.headers().clone();
+    let body = crate::http::read_body(response)
+        .await
+        .map_err(|e| Attempt::Fatal(unreadable(e.to_string())))?;
+    if status == 200 {
+        return Ok(body);
+    }
+    let error = describe(status, &headers, &body);
+    if heals.contains(&status) {
+        Err(Attempt::Transient {
+            error,
+            retry_after: wait,
+        })
+    } else {
+        Err(Attempt::Fatal(error))
     }
 }
 

@@ -18,8 +18,8 @@
 
 use super::answer::error_summary;
 use crate::error::{Error, one_line};
-use crate::http::{error_chain, read_body};
-use crate::retry::{Attempt, retry_after, with_retries};
+use crate::http::error_chain;
+use crate::retry::{Attempt, answer_of, with_retries};
 use crate::secret::Secret;
 use std::time::Duration;
 
@@ -199,27 +199,19 @@ async fn ask(
         ));
         Attempt::healing_if(heals, error)
     })?;
-    let status = response.status().as_u16();
-    let wait = retry_after(response.headers());
-    let headers = endpoint.error_headers(response.headers());
-    let body = read_body(response)
-        .await
-        .map_err(|e| Attempt::Fatal(fail(format!("{what}: {e}"))))?;
-    if status == 200 {
-        return Ok(body);
-    }
-    let error = fail(format!(
-        "{what} answered HTTP {status}{}{headers}; {advice}",
-        error_summary(&body)
-    ));
-    if matches!(status, 408 | 429 | 500 | 502 | 503 | 504) {
-        Err(Attempt::Transient {
-            error,
-            retry_after: wait,
-        })
-    } else {
-        Err(Attempt::Fatal(error))
-    }
+    answer_of(
+        response,
+        &[408, 429, 500, 502, 503, 504],
+        |e| fail(format!("{what}: {e}")),
+        |status, headers, body| {
+            fail(format!(
+                "{what} answered HTTP {status}{}{}; {advice}",
+                error_summary(body),
+                endpoint.error_headers(headers)
+            ))
+        },
+    )
+    .await
 }
 
 /// The JWT in `field` of a JSON answer; the error completes "answered ...", never quoting it.

@@ -14,8 +14,8 @@
 
 use super::answer::{EntraToken, error_summary, token_from_answer};
 use crate::error::{Error, one_line};
-use crate::http::{error_chain, read_body};
-use crate::retry::{Attempt, retry_after, with_retries};
+use crate::http::error_chain;
+use crate::retry::{Attempt, answer_of, with_retries};
 use crate::secret::Secret;
 
 /// IMDS's token endpoint.
@@ -102,25 +102,17 @@ async fn ask(
         let heals = (e.is_connect() || e.is_timeout()) && !crate::http::is_certificate_failure(&e);
         Attempt::healing_if(heals, error)
     })?;
-    let status = response.status().as_u16();
-    let wait = retry_after(response.headers());
-    let body = read_body(response)
-        .await
-        .map_err(|e| Attempt::Fatal(fail(format!("{url}: {e}"))))?;
-    if status == 200 {
-        return Ok(body);
-    }
-    let error = fail(format!(
-        "{url} answered HTTP {status}{}",
-        error_summary(&body)
-    ));
     // 404: IMDS is still starting, or the identity is being assigned; 410: the VM boots.
-    if matches!(status, 404 | 410 | 429 | 500 | 502 | 503 | 504) {
-        Err(Attempt::Transient {
-            error,
-            retry_after: wait,
-        })
-    } else {
-        Err(Attempt::Fatal(error))
-    }
+    answer_of(
+        response,
+        &[404, 410, 429, 500, 502, 503, 504],
+        |e| fail(format!("{url}: {e}")),
+        |status, _, body| {
+            fail(format!(
+                "{url} answered HTTP {status}{}",
+                error_summary(body)
+            ))
+        },
+    )
+    .await
 }
