@@ -127,3 +127,46 @@ fn exchange_falls_back_to_the_challenge_realm_when_the_endpoint_is_missing() {
     let n = s.emu.counters();
     assert_eq!((n.challenge(), n.exchange()), (1, 2));
 }
+
+/// The Entra token's lock cannot be taken (here a folder stands where its lock file goes) but the
+/// registry's can: the fetch goes on without that lock, as for an unwritable cache.
+#[test]
+fn an_entra_lock_that_cannot_be_taken_does_not_stop_the_fetch() {
+    let s = setup();
+    let server = s.broker.login_server(&s.registry).unwrap();
+    s.broker.credential(&server).unwrap();
+    let cache = s.broker.settings().cache_dir.clone().unwrap();
+    let names = |prefix: &str, suffix: &str| -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(&cache)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                let n = p.file_name().unwrap().to_str().unwrap();
+                n.starts_with(prefix) && n.ends_with(suffix)
+            })
+            .collect()
+    };
+    let entra_locks = names("entra-", ".json.lock");
+    assert_eq!(
+        entra_locks.len(),
+        1,
+        "the first fetch locked the Entra entry"
+    );
+    for p in names("reg-", ".json")
+        .into_iter()
+        .chain(names("entra-", ".json"))
+    {
+        std::fs::remove_file(p).unwrap();
+    }
+    std::fs::remove_file(&entra_locks[0]).unwrap();
+    std::fs::create_dir(&entra_locks[0]).unwrap();
+    let c = s.broker.credential(&server).unwrap();
+    assert!(!c.secret.expose().is_empty());
+    assert_eq!(
+        s.emu.counters().entra(),
+        2,
+        "a new Entra token, without its lock"
+    );
+    assert_eq!(s.emu.counters().exchange(), 2);
+}
