@@ -157,6 +157,7 @@ fn mirrors_part(
         .map(|m| MirrorCheck {
             source: m.source.clone(),
             destination: m.destination.clone(),
+            path: m.path.clone(),
             error: check_mirror(broker, m).err(),
         })
         .collect();

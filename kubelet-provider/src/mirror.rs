@@ -1,13 +1,20 @@
 //! `--registry-mirror`: images on a source registry get the credentials of an ACR destination.
 //!
-//! The value is `src:dst[,src:dst...]`, each side `host` or `host:port`, for example
-//! `mcr.microsoft.com:myregistry.azurecr.io` or `localhost:5000:myregistry.azurecr.io:443`.
+//! The value is `src:dst[,src:dst...]`, each side `host` or `host:port`, the destination
+//! optionally followed by a repository path, for example `mcr.microsoft.com:myregistry.azurecr.io`,
+//! `localhost:5000:myregistry.azurecr.io:443`, or what AKS writes on network-isolated clusters
+//! whose bootstrap registry serves MCR under a prefix,
+//! `mcr.microsoft.com:myregistry.azurecr.io/aks-managed-repository` (AgentBaker passes its
+//! `BOOTSTRAP_PROFILE_CONTAINER_REGISTRY_SERVER`, `host[/path]`, as the destination; the AKS plugin
+//! takes everything after the `:` as it is). Tokens are registry-wide, so the path changes which
+//! repositories containerd pulls, not which credentials are answered.
 //!
-//! **Parse rule.** An entry is split at every `:`. A part made only of digits is the port of the
-//! host just before it; any other part starts a new host. An entry must give exactly two hosts,
-//! source then destination. No host name is all digits (a top-level domain never is), so the rule
-//! has one reading. Hosts are normalised like login servers (lowercase, port 443 dropped); schemes,
-//! paths, user info and IPv6 literals are refused.
+//! **Parse rule.** The destination's path starts at the entry's first `/`. The rest is split at
+//! every `:`. A part made only of digits is the port of the host just before it; any other part
+//! starts a new host. An entry must give exactly two hosts, source then destination. No host name
+//! is all digits (a top-level domain never is), so the rule has one reading. Hosts are normalised
+//! like login servers (lowercase, port 443 dropped); schemes, user info, IPv6 literals and paths
+//! that are not repository names are refused.
 
 use acr_broker::normalize_host;
 
@@ -18,6 +25,8 @@ pub struct Mirror {
     pub source: String,
     /// The ACR login server whose credentials are used, normalised `host[:port]`.
     pub destination: String,
+    /// The repository path the destination serves the source under, if any (for the report).
+    pub path: Option<String>,
 }
 
 /// Every mapping given on the command line.
@@ -84,11 +93,12 @@ fn parse_entry(entry: &str) -> Result<Mirror, String> {
     if entry.contains("://") {
         return Err("write registry hosts without a scheme".into());
     }
-    if entry.contains('/') {
-        return Err("registry hosts only; a path cannot be mirrored".into());
-    }
+    let (hosts_part, path) = match entry.split_once('/') {
+        None => (entry, None),
+        Some((hosts, path)) => (hosts, Some(repository_path(path)?)),
+    };
     let mut hosts: Vec<String> = Vec::new();
-    for part in entry.split(':') {
+    for part in hosts_part.split(':') {
         let part = part.trim();
         if part.is_empty() {
             return Err("empty host or port".into());
@@ -116,11 +126,29 @@ fn parse_entry(entry: &str) -> Result<Mirror, String> {
     let mirror = Mirror {
         source: normal(source)?,
         destination: normal(destination)?,
+        path,
     };
     if mirror.source == mirror.destination {
         return Err("source and destination are the same registry".into());
     }
     Ok(mirror)
+}
+
+/// A repository path after the destination host: lowercase name components (`[a-z0-9._-]`,
+/// starting with a letter or digit) separated by single `/`, as in OCI repository names.
+fn repository_path(path: &str) -> Result<String, String> {
+    let path = path.trim_end_matches('/');
+    let good = |c: &str| {
+        c.starts_with(|ch: char| ch.is_ascii_lowercase() || ch.is_ascii_digit())
+            && c.chars()
+                .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || "._-".contains(ch))
+    };
+    if path.is_empty() || !path.split('/').all(good) {
+        return Err(format!(
+            "{path:?} after the destination is not a repository path (lowercase names separated by /)"
+        ));
+    }
+    Ok(path.to_string())
 }
 
 #[cfg(test)]
@@ -173,10 +201,19 @@ mod tests {
                     ("quay.io:5000", "other.azurecr.io"),
                 ],
             ),
+            (
+                "mcr.microsoft.com:myregistry.azurecr.io/aks-managed-repository",
+                vec![("mcr.microsoft.com", "myregistry.azurecr.io")],
+            ),
             ("", vec![]),
         ] {
             assert_eq!(parse(spec), Ok(pairs(&want)), "{spec}");
         }
+        let m =
+            Mirrors::parse(&["mcr.microsoft.com:myregistry.azurecr.io:443/a/b-c/".into()]).unwrap();
+        let m = m.iter().next().unwrap();
+        assert_eq!(m.destination, "myregistry.azurecr.io");
+        assert_eq!(m.path.as_deref(), Some("a/b-c"));
     }
 
     #[test]
@@ -205,7 +242,10 @@ mod tests {
             ("a.example:5000:6000:b.example", "two ports"),
             ("a.example::b.example", "empty host or port"),
             ("https://a.example:b.example", "scheme"),
-            ("a.example/path:b.example", "path"),
+            ("a.example/path:b.example", "not a repository path"),
+            ("a.example:b.example/", "not a repository path"),
+            ("a.example:b.example/Upper", "not a repository path"),
+            ("a.example:b.example//x", "not a repository path"),
             ("a.example:99999:b.example", "bad port"),
             ("a_b.example:b.example", "characters"),
             ("user@a.example:b.example", "characters"),
@@ -231,8 +271,9 @@ mod properties {
         }
 
         /// Mirror-shaped lists (hosts, ports, separators, stray colons, slashes and schemes):
-        /// an entry is accepted exactly when it names two different hosts, and then each
-        /// source maps to its destination; a refusal is one line naming the entry.
+        /// an entry is accepted exactly when it names two different hosts (the destination may
+        /// carry a repository path, a source may not), and then each source maps to its
+        /// destination; a refusal is one line naming the entry.
         #[test]
         fn mirror_shaped_lists(
             entries in proptest::collection::vec(
@@ -240,7 +281,7 @@ mod properties {
                     prop::sample::select(vec!["mcr.microsoft.com", "localhost", "src.example", "MCR.Microsoft.COM"]),
                     proptest::option::of(prop::sample::select(vec!["5000", "443", "0", "70000"])),
                     prop::sample::select(vec!["myregistry.azurecr.io", "other.azurecr.io", "mcr.microsoft.com"]),
-                    prop::sample::select(vec!["", "https://", "/path", "::"]),
+                    prop::sample::select(vec!["", "https://", "/path", "src/path", "/Bad Path", "::"]),
                 ),
                 1..4,
             ),
@@ -252,6 +293,8 @@ mod properties {
                     match *oddity {
                         "https://" => format!("https://{src}:{dst}"),
                         "/path" => format!("{src}:{dst}/path"),
+                        "src/path" => format!("{src}/path:{dst}"),
+                        "/Bad Path" => format!("{src}:{dst}/Bad Path"),
                         "::" => format!("{src}::{dst}"),
                         _ => format!("{src}:{dst}"),
                     }
@@ -268,7 +311,10 @@ mod properties {
                     Some(p) if *p != "443" => format!("{}:{p}", src.to_ascii_lowercase()),
                     _ => src.to_ascii_lowercase(),
                 };
-                let ok = oddity.is_empty() && port_ok && src_norm != *dst && !sources.contains(&src_norm);
+                let ok = (oddity.is_empty() || *oddity == "/path")
+                    && port_ok
+                    && src_norm != *dst
+                    && !sources.contains(&src_norm);
                 all_ok &= ok;
                 sources.push(src_norm);
             }

@@ -374,6 +374,20 @@ fn every_aks_node_configuration_works_unchanged() -> TestResult {
                 basic: false,
             },
         ),
+        row(
+            "network-isolated cluster whose bootstrap registry serves MCR under a repository prefix",
+            mi_json(""),
+            vec![format!(
+                "--registry-mirror=mcr.microsoft.com:{REGISTRY}/aks-managed-repository"
+            )],
+            "mcr.microsoft.com/app/hello:1".to_owned(),
+            Expect::Pull {
+                registry: REGISTRY,
+                key: "mcr.microsoft.com",
+                appid: Appid::SystemAssigned,
+                basic: false,
+            },
+        ),
         Row {
             env: vec![("AZURE_ENVIRONMENT_FILEPATH", env_file.clone())],
             ..row(

@@ -145,6 +145,9 @@ pub struct MirrorCheck {
     pub source: String,
     /// The login server whose credentials they get.
     pub destination: String,
+    /// The repository path the destination serves them under, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
     /// Why the destination cannot be used.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -160,8 +163,13 @@ impl fmt::Display for MirrorsPart {
             .iter()
             .map(|m| match &m.error {
                 None => format!(
-                    "mirror: images on {} are pulled with the credentials of {}",
-                    m.source, m.destination
+                    "mirror: images on {} are pulled with the credentials of {}{}",
+                    m.source,
+                    m.destination,
+                    m.path
+                        .as_deref()
+                        .map(|p| format!(" (served under {}/{p})", m.destination))
+                        .unwrap_or_default()
                 ),
                 Some(e) => format!("mirror {}: ERROR {e}", m.source),
             })
