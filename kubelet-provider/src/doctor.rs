@@ -141,17 +141,14 @@ fn azure_json_part(
 /// part when none are given.
 fn mirrors_part(
     broker: &Broker,
-    mirrors: Result<Mirrors, MirrorError>,
+    (mirrors, unreadable): (Mirrors, Vec<MirrorError>),
 ) -> (Mirrors, Option<MirrorsPart>) {
-    let mirrors = match mirrors {
-        Ok(m) => m,
-        Err(e) => {
-            let part = MirrorsPart::Unreadable {
-                error: e.to_string(),
-            };
-            return (Mirrors::default(), Some(part));
-        }
-    };
+    if let Some(e) = unreadable.into_iter().next() {
+        let part = MirrorsPart::Unreadable {
+            error: format!("{e} (requests skip it and warn)"),
+        };
+        return (Mirrors::default(), Some(part));
+    }
     let list: Vec<MirrorCheck> = mirrors
         .iter()
         .map(|m| MirrorCheck {

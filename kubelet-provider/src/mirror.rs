@@ -45,28 +45,46 @@ pub struct MirrorError {
 
 impl Mirrors {
     /// Parses every `--registry-mirror` value (each a comma-separated list). Empty items are
-    /// ignored; a source given twice is an error.
+    /// ignored; the first entry that cannot be read (or a source given twice) is the error.
     pub fn parse(values: &[String]) -> Result<Mirrors, MirrorError> {
+        let (mirrors, errors) = Mirrors::parse_each(values);
+        match errors.into_iter().next() {
+            Some(e) => Err(e),
+            None => Ok(mirrors),
+        }
+    }
+
+    /// Parses every entry on its own: the mappings that can be read, and why each other one
+    /// cannot (a source given twice keeps its first mapping). A request uses the first and
+    /// warns of the rest, as the AKS plugin skips entries it cannot read: one bad entry must not
+    /// stop a node's pulls.
+    pub fn parse_each(values: &[String]) -> (Mirrors, Vec<MirrorError>) {
         let mut mirrors: Vec<Mirror> = Vec::new();
+        let mut errors = Vec::new();
         for entry in values
             .iter()
             .flat_map(|v| v.split(','))
             .map(str::trim)
             .filter(|e| !e.is_empty())
         {
-            let mirror = parse_entry(entry).map_err(|reason| MirrorError {
+            let error = |reason| MirrorError {
                 entry: entry.to_string(),
                 reason,
-            })?;
-            if mirrors.iter().any(|m| m.source == mirror.source) {
-                return Err(MirrorError {
-                    entry: entry.to_string(),
-                    reason: format!("{} is mirrored twice", mirror.source),
-                });
+            };
+            match parse_entry(entry) {
+                Err(reason) => errors.push(error(reason)),
+                Ok(m) if mirrors.iter().any(|seen| seen.source == m.source) => {
+                    errors.push(error(format!("{} is mirrored twice", m.source)));
+                }
+                Ok(m) => mirrors.push(m),
             }
-            mirrors.push(mirror);
         }
-        Ok(Mirrors(mirrors))
+        (Mirrors(mirrors), errors)
+    }
+
+    /// Keeps only the mappings `keep` accepts.
+    pub fn retain(&mut self, keep: impl FnMut(&Mirror) -> bool) {
+        self.0.retain(keep);
     }
 
     /// The destination for images on `host` (a normalised `host[:port]`), if it is mirrored.

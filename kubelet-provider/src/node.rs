@@ -5,7 +5,8 @@
 //! A request ([`crate::cli`]) and `--doctor` ([`crate::doctor`]) both start from
 //! [`NodeConfig::from_flags`], so the report checks exactly what a request would use. Each part is
 //! kept as read or with why it cannot be used: a request stops at the first unusable part
-//! ([`NodeConfig::into_options`]), the report shows them all.
+//! ([`NodeConfig::into_options`]) but for mirror entries, which it skips with a warning; the
+//! report shows them all.
 
 use crate::azure_json::{AzureJson, AzureJsonError};
 use crate::bindings::{BindingFlags, IdentityBindings};
@@ -42,9 +43,6 @@ pub enum NodeError {
     /// The azure.json cannot be read or parsed.
     #[error(transparent)]
     AzureJson(#[from] AzureJsonError),
-    /// A `--registry-mirror` value cannot be read.
-    #[error(transparent)]
-    Mirror(#[from] MirrorError),
     /// The `--ib-*` flags do not go together.
     #[error("{0}")]
     IdentityBindings(String),
@@ -57,8 +55,8 @@ pub struct NodeConfig {
     pub settings: Result<Settings, acr_broker::Error>,
     /// The AZURE_JSON argument and the file read from it; `None` when none was given.
     pub azure_json: Option<(PathBuf, Result<AzureJson, AzureJsonError>)>,
-    /// The `--registry-mirror` mappings.
-    pub mirrors: Result<Mirrors, MirrorError>,
+    /// The `--registry-mirror` mappings that can be read, and why each other entry cannot.
+    pub mirrors: (Mirrors, Vec<MirrorError>),
     /// The identity-binding settings; `Ok(None)` when off. The error is one line naming a flag.
     pub identity_bindings: Result<Option<IdentityBindings>, String>,
     /// `--fallback-to-node-identity`.
@@ -77,18 +75,23 @@ impl NodeConfig {
                 .azure_json
                 .as_ref()
                 .map(|path| (path.clone(), AzureJson::load(path))),
-            mirrors: Mirrors::parse(&flags.registry_mirror),
+            mirrors: Mirrors::parse_each(&flags.registry_mirror),
             identity_bindings: flags.identity_bindings.check(),
             fallback_to_node_identity: flags.fallback_to_node_identity,
         }
     }
 
     /// The settings and options a [`crate::provider::Provider`] is built from; the first part
-    /// that cannot be used is the error (settings, azure.json, mirrors, identity bindings).
+    /// that cannot be used is the error (settings, azure.json, identity bindings). A
+    /// `--registry-mirror` entry that cannot be read is left out with a warning, as the AKS
+    /// plugin skips it: the other images still pull.
     pub fn into_options(self) -> Result<(Settings, Options), NodeError> {
         let settings = self.settings?;
         let azure_json = self.azure_json.map(|(_, file)| file).transpose()?;
-        let mirrors = self.mirrors?;
+        let (mirrors, unreadable) = self.mirrors;
+        for e in unreadable {
+            log::warn!("{e}; ignoring it (run with --doctor to check the flags)");
+        }
         let identity_bindings = self
             .identity_bindings
             .map_err(NodeError::IdentityBindings)?;

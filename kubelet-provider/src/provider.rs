@@ -168,10 +168,11 @@ pub struct Provider {
 }
 
 impl Provider {
-    /// Checks the configuration (azure.json identity, mirror destinations) and builds the broker.
+    /// Checks the configuration (azure.json identity) and builds the broker; mirror mappings to
+    /// a registry that is not a login server are left out with a warning.
     pub fn new(
         mut settings: Settings,
-        options: Options,
+        mut options: Options,
         clock: Arc<dyn Clock>,
     ) -> Result<Provider, ProviderError> {
         let setup = node_setup(&mut settings, options.azure_json.as_ref());
@@ -186,9 +187,15 @@ impl Provider {
         }
         let node_identity = setup.identity.transpose().map_err(ProviderError::Config)?;
         let broker = Broker::with_clock(settings, Arc::clone(&clock));
-        for m in options.mirrors.iter() {
-            check_mirror(&broker, m).map_err(ProviderError::Config)?;
-        }
+        // A mapping to a registry that is not a login server gets no credentials (the AKS
+        // plugin finds no ACR in the rewritten image): drop it with a warning, serve the rest.
+        options.mirrors.retain(|m| match check_mirror(&broker, m) {
+            Ok(()) => true,
+            Err(e) => {
+                log::warn!("{e}; ignoring this mapping");
+                false
+            }
+        });
         Ok(Provider {
             broker,
             clock,
@@ -743,15 +750,30 @@ mod tests {
     }
 
     #[test]
-    fn mirror_destinations_must_be_login_servers() {
-        let mirrors = Mirrors::parse(&["mcr.microsoft.com:quay.io".into()]).unwrap();
-        let e = provider(Options {
+    fn mirrors_to_registries_that_are_not_login_servers_are_left_out() {
+        let mirrors =
+            Mirrors::parse(&["mcr.microsoft.com:quay.io,docker.io:myregistry.azurecr.io".into()])
+                .unwrap();
+        let p = provider(Options {
             mirrors,
             ..Options::default()
         })
-        .err()
-        .unwrap()
-        .to_string();
+        .unwrap();
+        assert_eq!(p.mirrors.for_image_host("mcr.microsoft.com"), None);
+        assert_eq!(
+            p.mirrors.for_image_host("docker.io"),
+            Some("myregistry.azurecr.io")
+        );
+        let e = check_mirror(
+            &p.broker,
+            &Mirrors::parse(&["mcr.microsoft.com:quay.io".into()])
+                .unwrap()
+                .iter()
+                .next()
+                .unwrap()
+                .clone(),
+        )
+        .unwrap_err();
         assert!(e.contains("--registry-mirror destination quay.io is not an Azure Container Registry login server"), "{e}");
     }
 

@@ -429,14 +429,6 @@ fn bad_input_exits_1_with_one_line_and_nothing_on_stdout() {
     w.write("incomplete.json", r#"{"aadClientId": "c"}"#);
     let doc = request(V1, &image);
     for (args, why) in [
-        (
-            vec!["--registry-mirror", "mcr.microsoft.com"],
-            "--registry-mirror entry",
-        ),
-        (
-            vec!["--registry-mirror", "mcr.microsoft.com:quay.io"],
-            "not an Azure Container Registry login server",
-        ),
         (vec!["--no-such-flag"], "--no-such-flag"),
         (
             vec!["/nonexistent/azure.json"],
@@ -457,6 +449,38 @@ fn bad_input_exits_1_with_one_line_and_nothing_on_stdout() {
         assert!(!err.contains(NODE_SECRET), "{err}");
     }
     assert_eq!(w.emu.counters().total(), 0);
+}
+
+/// A `--registry-mirror` entry the provider cannot use is left out with one warning, as the AKS
+/// plugin skips it: images on ACR still get their credentials (an unreadable flag must not stop
+/// a node's pulls).
+#[test]
+fn bad_mirror_entries_are_skipped_with_a_warning_and_acr_images_still_pull() {
+    let (w, _) = sandbox_with_node_principal();
+    let image = format!("{}/app:1", w.registry);
+    let doc = request(V1, &image);
+    for (mirror, warning) in [
+        (
+            "mcr.microsoft.com",
+            "--registry-mirror entry \"mcr.microsoft.com\": expected <source>:<destination>",
+        ),
+        (
+            "mcr.microsoft.com:quay.io",
+            "--registry-mirror destination quay.io is not an Azure Container Registry login server",
+        ),
+    ] {
+        let out = w.run(&["--registry-mirror", mirror, &w.azure_json()], &doc);
+        let v = response(&out);
+        assert!(
+            v["auth"][w.registry.as_str()]["password"]
+                .as_str()
+                .is_some_and(|p| !p.is_empty()),
+            "{v}"
+        );
+        let err = stderr(&out);
+        assert!(err.contains(warning) && err.contains("ignoring"), "{err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "one warning: {err}");
+    }
 }
 
 #[test]
