@@ -25,14 +25,10 @@ pub fn config_path(env: &Env) -> Option<PathBuf> {
 /// they read after their per-session `$XDG_RUNTIME_DIR/containers/auth.json` and before Docker's
 /// config. The per-session file is not written: it is gone after a reboot.
 pub fn containers_auth_path(env: &Env) -> Option<PathBuf> {
-    if let Some(file) = env.get("REGISTRY_AUTH_FILE").filter(|f| !f.is_empty()) {
-        return Some(PathBuf::from(file));
+    match env.get("REGISTRY_AUTH_FILE") {
+        Some(file) => Some(PathBuf::from(file)),
+        None => env.config_home().map(|d| d.join("containers/auth.json")),
     }
-    env.get("XDG_CONFIG_HOME")
-        .filter(|d| !d.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| env.get("HOME").map(|h| PathBuf::from(h).join(".config")))
-        .map(|d| d.join("containers/auth.json"))
 }
 
 /// What `configure` did for one registry.

@@ -89,13 +89,8 @@ impl Store {
             .get("ACR_CREDENTIALS_FILE")
             .map(PathBuf::from)
             .or_else(|| {
-                env.get("XDG_CONFIG_HOME")
-                    .map(|x| PathBuf::from(x).join("docker-credential-acr/credentials.json"))
-            })
-            .or_else(|| {
-                env.get("HOME").map(|h| {
-                    PathBuf::from(h).join(".config/docker-credential-acr/credentials.json")
-                })
+                env.config_home()
+                    .map(|d| d.join("docker-credential-acr/credentials.json"))
             });
         // A Secret Service is expected where a session bus is configured.
         let keychain_expected = env.get("DBUS_SESSION_BUS_ADDRESS").is_some();

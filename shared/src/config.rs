@@ -125,6 +125,14 @@ impl Env {
         self.get(key).map(str::to_string)
     }
 
+    /// The user's config folder: `$XDG_CONFIG_HOME`, else `$HOME/.config`; `None` when neither
+    /// is set.
+    pub fn config_home(&self) -> Option<PathBuf> {
+        self.get("XDG_CONFIG_HOME")
+            .map(PathBuf::from)
+            .or_else(|| self.get("HOME").map(|h| PathBuf::from(h).join(".config")))
+    }
+
     /// Sets a variable (for callers that add settings from flags).
     pub fn set(&mut self, key: &str, value: impl Into<String>) {
         self.vars.insert(key.to_string(), value.into());

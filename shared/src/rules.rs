@@ -121,14 +121,12 @@ struct RawFile {
 /// Where the config file is: `ACR_CONFIG`, else `$XDG_CONFIG_HOME/docker-credential-acr/config.toml`,
 /// else `~/.config/docker-credential-acr/config.toml`; `None` when none of those is set.
 pub fn config_path(env: &Env) -> Option<PathBuf> {
-    if let Some(p) = env.get("ACR_CONFIG").filter(|p| !p.is_empty()) {
-        return Some(PathBuf::from(p));
+    match env.get("ACR_CONFIG") {
+        Some(p) => Some(PathBuf::from(p)),
+        None => env
+            .config_home()
+            .map(|d| d.join("docker-credential-acr/config.toml")),
     }
-    env.get("XDG_CONFIG_HOME")
-        .filter(|d| !d.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| env.get("HOME").map(|h| PathBuf::from(h).join(".config")))
-        .map(|d| d.join("docker-credential-acr/config.toml"))
 }
 
 impl Rules {
