@@ -114,6 +114,7 @@ pub fn read_private(path: &Path, limit: usize) -> Result<Option<Vec<u8>>, Error>
         platform::no_follow_non_blocking(OpenOptions::new().read(true)),
         path,
         limit,
+        |_| Ok(()),
     )
 }
 
@@ -127,15 +128,44 @@ pub fn read_following(path: &Path, limit: usize) -> Result<Option<Vec<u8>>, Erro
         platform::non_blocking(OpenOptions::new().read(true)),
         path,
         limit,
+        |_| Ok(()),
+    )
+}
+
+/// [`read_following`] for a file that decides what the user's credentials do (a config file):
+/// refused when another user (but root) owns it or group or others may write it, as a planted
+/// or shared file could send tokens elsewhere.
+pub fn read_trusted(path: &Path, limit: usize) -> Result<Option<Vec<u8>>, Error> {
+    read_regular(
+        platform::non_blocking(OpenOptions::new().read(true)),
+        path,
+        limit,
+        |meta| {
+            // Asked only once the file exists: a missing one costs its failed `open` alone.
+            let me = platform::effective_uid()?;
+            let owner = platform::owner(meta);
+            if owner != me && owner != 0 {
+                return Err(std::io::Error::other(format!(
+                    "it belongs to another user (uid {owner}), and it chooses your identities"
+                )));
+            }
+            if platform::permission_bits(meta) & 0o022 != 0 {
+                return Err(std::io::Error::other(
+                    "group or others may write it; run `chmod go-w` on it",
+                ));
+            }
+            Ok(())
+        },
     )
 }
 
 /// Opens `path` with `options` and reads it whole when it is a regular file of at most `limit`
-/// bytes. `Ok(None)` when it does not exist.
+/// bytes that `check` accepts. `Ok(None)` when it does not exist.
 fn read_regular(
     options: &OpenOptions,
     path: &Path,
     limit: usize,
+    check: impl FnOnce(&fs::Metadata) -> std::io::Result<()>,
 ) -> Result<Option<Vec<u8>>, Error> {
     let file = match options.open(path) {
         Ok(f) => f,
@@ -152,6 +182,7 @@ fn read_regular(
             std::io::Error::other("not a regular file"),
         ));
     }
+    check(&meta).map_err(|e| Error::io("refusing to read", path, e))?;
     read_bounded(file, path, limit).map(Some)
 }
 

@@ -30,15 +30,13 @@
 //! owns or that group or others may write is refused as well.
 
 use crate::config::{Env, Settings, SourceChoice, login_server_entry};
-use crate::error::Error;
-use crate::platform;
+use crate::error::{Error, one_line};
+use crate::files;
 use serde::Deserialize;
-use std::fs::OpenOptions;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// Largest config file read.
-const MAX_FILE: u64 = 1024 * 1024;
+const MAX_FILE: usize = 1024 * 1024;
 
 /// The environment variables that describe an identity: a rule replaces all of them.
 const IDENTITY_VARIABLES: &[&str] = &[
@@ -136,15 +134,16 @@ impl Rules {
         let Some(path) = config_path(env) else {
             return Ok(None);
         };
-        let text = match read_config(&path) {
-            Ok(text) => text,
-            Err(e)
-                if e.kind() == std::io::ErrorKind::NotFound && env.get("ACR_CONFIG").is_none() =>
-            {
-                return Ok(None);
+        let bytes = match files::read_trusted(&path, MAX_FILE)? {
+            Some(bytes) => bytes,
+            None if env.get("ACR_CONFIG").is_none() => return Ok(None),
+            None => {
+                let missing = std::io::Error::from(std::io::ErrorKind::NotFound);
+                return Err(Error::io("cannot read the config file", &path, missing));
             }
-            Err(e) => return Err(Error::io("cannot read the config file", &path, e)),
         };
+        let text = String::from_utf8(bytes)
+            .map_err(|_| Error::InvalidConfig(format!("{} is not UTF-8 text", path.display())))?;
         Rules::parse(&path, &text, env).map(Some)
     }
 
@@ -278,34 +277,6 @@ impl Rule {
     }
 }
 
-/// Reads the config file at `path` (following links: dotfile managers link it), refusing one
-/// that another user owns or that group or others may write, and anything but a regular file.
-fn read_config(path: &Path) -> std::io::Result<String> {
-    let file = platform::non_blocking(OpenOptions::new().read(true)).open(path)?;
-    let meta = file.metadata()?;
-    if !meta.is_file() {
-        return Err(std::io::Error::other("not a regular file"));
-    }
-    let me = platform::effective_uid()?;
-    let owner = platform::owner(&meta);
-    if owner != me && owner != 0 {
-        return Err(std::io::Error::other(format!(
-            "refusing a file that belongs to another user (uid {owner}); it chooses your identities"
-        )));
-    }
-    if platform::permission_bits(&meta) & 0o022 != 0 {
-        return Err(std::io::Error::other(
-            "refusing a file that group or others may write; run `chmod go-w` on it",
-        ));
-    }
-    let mut text = String::new();
-    file.take(MAX_FILE + 1).read_to_string(&mut text)?;
-    if text.len() as u64 > MAX_FILE {
-        return Err(std::io::Error::other("larger than 1 MiB"));
-    }
-    Ok(text)
-}
-
 /// The 1-based line of byte `offset` in `text`.
 fn line_of(text: &str, offset: usize) -> usize {
     text.as_bytes()[..offset.min(text.len())]
@@ -313,10 +284,6 @@ fn line_of(text: &str, offset: usize) -> usize {
         .filter(|b| **b == b'\n')
         .count()
         + 1
-}
-
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 #[cfg(test)]
