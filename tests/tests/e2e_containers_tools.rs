@@ -8,40 +8,53 @@ use std::process::Output;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
-/// Points podman and buildah at storage, engine and registry settings inside the world: the vfs
-/// driver (works in any namespace), no systemd, no short-name lookups.
+/// Points podman and buildah at storage, engine, registry and signature settings inside the
+/// world, so nothing of the machine's own `/etc/containers` counts: the vfs driver (works in any
+/// namespace), no systemd, no short-name lookups, images accepted unsigned (the policy file is
+/// passed to each run by [`tool`]).
 fn private_containers_config(w: &mut World) -> TestResult {
     let storage = w.path("containers-storage");
-    let conf = w.write_file(
-        "containers/storage.conf",
-        &format!(
-            "[storage]\ndriver = \"vfs\"\ngraphroot = \"{}\"\nrunroot = \"{}\"\n",
-            storage.join("graph").display(),
-            storage.join("run").display()
+    let files = [
+        (
+            "storage.conf",
+            Some("CONTAINERS_STORAGE_CONF"),
+            format!(
+                "[storage]\ndriver = \"vfs\"\ngraphroot = \"{}\"\nrunroot = \"{}\"\n",
+                storage.join("graph").display(),
+                storage.join("run").display()
+            ),
         ),
-        0o644,
-    )?;
-    w.set("CONTAINERS_STORAGE_CONF", &conf.to_string_lossy());
-    let engine = w.write_file(
-        "containers/containers.conf",
-        &format!(
-            "[engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\nevents_logfile_path = \"{}\"\ntmp_dir = \"{}\"\n",
-            w.path("containers/events.log").display(),
-            w.path("containers/tmp").display()
+        (
+            "containers.conf",
+            Some("CONTAINERS_CONF"),
+            format!(
+                "[engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\nevents_logfile_path = \"{}\"\ntmp_dir = \"{}\"\n",
+                w.path("containers/events.log").display(),
+                w.path("containers/tmp").display()
+            ),
         ),
-        0o644,
-    )?;
-    w.set("CONTAINERS_CONF", &engine.to_string_lossy());
-    let registries = w.write_file(
-        "containers/registries.conf",
-        "unqualified-search-registries = []\nshort-name-mode = \"disabled\"\n",
-        0o644,
-    )?;
-    w.set("CONTAINERS_REGISTRIES_CONF", &registries.to_string_lossy());
+        (
+            "registries.conf",
+            Some("CONTAINERS_REGISTRIES_CONF"),
+            "unqualified-search-registries = []\nshort-name-mode = \"disabled\"\n".to_owned(),
+        ),
+        (
+            "policy.json",
+            None,
+            r#"{"default": [{"type": "insecureAcceptAnything"}]}"#.to_owned(),
+        ),
+    ];
+    for (name, variable, content) in files {
+        let path = w.write_file(&format!("containers/{name}"), &content, 0o644)?;
+        if let Some(variable) = variable {
+            w.set(variable, &path.to_string_lossy());
+        }
+    }
     Ok(())
 }
 
-/// Runs `tool` (podman or buildah) with `args`, trusting the emulator's CA.
+/// Runs `tool` (podman or buildah) with `args`, trusting the emulator's CA and with the world's
+/// signature policy.
 fn tool(
     w: &World,
     tool: &str,
@@ -49,7 +62,11 @@ fn tool(
     args: &[&str],
 ) -> Result<Output, Box<dyn std::error::Error>> {
     let certs = w.cert_dir().to_string_lossy().into_owned();
-    let mut all = vec![cmd, "--cert-dir", &certs];
+    let policy = w
+        .path("containers/policy.json")
+        .to_string_lossy()
+        .into_owned();
+    let mut all = vec![cmd, "--cert-dir", &certs, "--signature-policy", &policy];
     all.extend(args);
     w.run(tool, &all, "")
 }
