@@ -213,9 +213,18 @@ impl Broker {
         &self,
         server: &LoginServer,
     ) -> Result<Option<(Broker, LoginServer)>, Error> {
-        let Some(rule) = self.rule_for(server) else {
-            return Ok(None);
-        };
+        self.rule_for(server)
+            .map(|rule| self.for_rule(server, rule))
+            .transpose()
+    }
+
+    /// The broker (this one's clock and cache folder, `rule`'s settings) and the login server
+    /// whose token `server` uses when `rule` serves it.
+    pub fn for_rule(
+        &self,
+        server: &LoginServer,
+        rule: &Rule,
+    ) -> Result<(Broker, LoginServer), Error> {
         let mut settings = Settings::from_env(rule.env(&self.settings.env)?, None)?;
         settings.cache_dir = self.settings.cache_dir.clone();
         settings.extra_login_servers = self.settings.extra_login_servers.clone();
@@ -228,10 +237,7 @@ impl Broker {
                 ))
             })?,
         };
-        Ok(Some((
-            Broker::with_clock(settings, self.clock.clone()),
-            target,
-        )))
+        Ok((Broker::with_clock(settings, self.clock.clone()), target))
     }
 
     /// A credential for `server` as `identity`: from the cache when fresh, else fetched. A

@@ -210,14 +210,13 @@ pub fn check<F: FrontEnd>(broker: &Broker, checks: Checks, front: F) -> Diagnosi
         let mut ruled = None;
         let mut rule_error = None;
         let rule = broker.rule_for(&server).map(|r| {
-            let identity = match broker.for_registry(&server) {
-                Ok(Some((b, target))) => {
+            let identity = match broker.for_rule(&server, r) {
+                Ok((b, target)) => {
                     let id = Identity::select(b.settings()).0.map_err(|e| e.to_string());
                     let check = identity_check(&id, None);
                     ruled = Some((b, target, id));
                     check
                 }
-                Ok(None) => identity_check(&Err("no rule".into()), None),
                 Err(e) => {
                     rule_error = Some(e.to_string());
                     identity_check(&Err(e.to_string()), None)
