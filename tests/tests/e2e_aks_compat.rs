@@ -287,6 +287,13 @@ fn every_aks_node_configuration_works_unchanged() -> TestResult {
         appid,
         basic: false,
     };
+    // An MCR image mirrored to REGISTRY: its credentials, keyed by MCR, for the node identity.
+    let mirrored = || Expect::Pull {
+        registry: REGISTRY,
+        key: "mcr.microsoft.com",
+        appid: Appid::SystemAssigned,
+        basic: false,
+    };
     let row = |name, azure_json: String, args: Vec<String>, image: String, expect| Row {
         name,
         azure_json,
@@ -367,12 +374,7 @@ fn every_aks_node_configuration_works_unchanged() -> TestResult {
             mi_json(""),
             strings(&["-r", &format!("mcr.microsoft.com:{REGISTRY}")]),
             "mcr.microsoft.com/app/hello:1".to_owned(),
-            Expect::Pull {
-                registry: REGISTRY,
-                key: "mcr.microsoft.com",
-                appid: Appid::SystemAssigned,
-                basic: false,
-            },
+            mirrored(),
         ),
         row(
             "network-isolated cluster whose bootstrap registry serves MCR under a repository prefix",
@@ -381,12 +383,7 @@ fn every_aks_node_configuration_works_unchanged() -> TestResult {
                 "--registry-mirror=mcr.microsoft.com:{REGISTRY}/aks-managed-repository"
             )],
             "mcr.microsoft.com/app/hello:1".to_owned(),
-            Expect::Pull {
-                registry: REGISTRY,
-                key: "mcr.microsoft.com",
-                appid: Appid::SystemAssigned,
-                basic: false,
-            },
+            mirrored(),
         ),
         Row {
             env: vec![("AZURE_ENVIRONMENT_FILEPATH", env_file.clone())],
@@ -478,12 +475,7 @@ fn every_aks_node_configuration_works_unchanged() -> TestResult {
                 ]
                 .concat(),
                 "mcr.microsoft.com/app/hello:1".to_owned(),
-                Expect::Pull {
-                    registry: REGISTRY,
-                    key: "mcr.microsoft.com",
-                    appid: Appid::SystemAssigned,
-                    basic: false,
-                },
+                mirrored(),
             )
         },
         Row {
