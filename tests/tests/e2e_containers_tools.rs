@@ -2,7 +2,7 @@
 //! through `docker-credential-acr`, found only through the `credHelpers` that
 //! `configure-docker --containers` writes into their auth.json: Docker's config names no helper.
 
-use acr_tests::e2e::{self, REGISTRY, TENANT, World, check, oci};
+use acr_tests::e2e::{self, REGISTRY, World, check, oci};
 use acr_tests::emulator::Role;
 use std::process::Output;
 
@@ -77,13 +77,7 @@ fn podman_and_buildah_push_and_pull_through_the_helper() -> TestResult {
         return Ok(());
     }
     let mut w = World::start(&[REGISTRY])?;
-    let sp = w
-        .emu
-        .add_secret_principal(TENANT, "11111111-1111-1111-1111-111111111111", "s3cret");
-    w.emu.grant(&sp.client_id, REGISTRY, Role::AcrPush);
-    w.set("AZURE_TENANT_ID", TENANT);
-    w.set("AZURE_CLIENT_ID", &sp.client_id);
-    w.set("AZURE_CLIENT_SECRET", "s3cret");
+    let sp = w.use_secret_principal(Role::AcrPush);
     private_containers_config(&mut w)?;
 
     // An image in the registry (skopeo, through Docker's credHelpers as the world starts).

@@ -6,7 +6,7 @@
 //! the password against the registry's token realm), then stores through the helper (`store`);
 //! `docker logout` erases through it.
 
-use acr_tests::e2e::{self, REGISTRY, TENANT, World};
+use acr_tests::e2e::{self, REGISTRY, World};
 use acr_tests::emulator::Role;
 use acr_tests::secret_service::SecretService;
 use std::os::unix::fs::PermissionsExt;
@@ -25,13 +25,7 @@ fn docker_pull_runs_the_helpers_get_without_a_daemon() -> TestResult {
         return Ok(());
     }
     let mut w = World::start(&[REGISTRY])?;
-    let sp = w
-        .emu
-        .add_secret_principal(TENANT, "11111111-1111-1111-1111-111111111111", "s3cret");
-    w.emu.grant(&sp.client_id, REGISTRY, Role::AcrPull);
-    w.set("AZURE_TENANT_ID", TENANT);
-    w.set("AZURE_CLIENT_ID", &sp.client_id);
-    w.set("AZURE_CLIENT_SECRET", "s3cret");
+    let sp = w.use_secret_principal(Role::AcrPull);
     assert!(w.cached_refresh_tokens().is_empty());
 
     let image = format!("{REGISTRY}/hello:1");

@@ -34,13 +34,7 @@ fn skopeo_round_trip_with_client_secret() -> TestResult {
         return Ok(());
     }
     let mut w = World::start(&[REGISTRY])?;
-    let sp = w
-        .emu
-        .add_secret_principal(TENANT, "11111111-1111-1111-1111-111111111111", "s3cret");
-    w.emu.grant(&sp.client_id, REGISTRY, Role::AcrPush);
-    w.set("AZURE_TENANT_ID", TENANT);
-    w.set("AZURE_CLIENT_ID", &sp.client_id);
-    w.set("AZURE_CLIENT_SECRET", "s3cret");
+    let sp = w.use_secret_principal(Role::AcrPush);
     round_trip(&w, "secret/hello")?;
     let c = w.emu.counters();
     assert_eq!(c.entra_for(&sp.client_id), 1, "{c:?}");

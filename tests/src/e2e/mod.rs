@@ -18,7 +18,7 @@ mod registry;
 
 pub use registry::{Distribution, config_yaml};
 
-use crate::emulator::{Emulator, EmulatorConfig};
+use crate::emulator::{Emulator, EmulatorConfig, Principal, Role};
 use crate::sandbox::{in_private_netns, inside_private_netns, workspace_bin};
 use std::collections::BTreeMap;
 use std::error::Error;
@@ -39,6 +39,10 @@ pub const REGISTRY2: &str = "otherregistry.azurecr.io";
 pub const AUTHORITY: &str = "login.microsoftonline.com";
 /// The tenant of the worlds' app registrations.
 pub use crate::TENANT;
+/// The client id of [`World::use_secret_principal`]'s service principal.
+pub const SP_CLIENT_ID: &str = "11111111-1111-1111-1111-111111111111";
+/// Its client secret.
+pub const SP_SECRET: &str = "s3cret";
 /// IMDS's address, present on `lo` in [`isolated`] namespaces.
 pub const IMDS: &str = "169.254.169.254";
 /// The address the registry and authority names resolve to in [`isolated`] namespaces: from
@@ -239,6 +243,21 @@ impl World {
         self.emu
             .serve_imds_http(SocketAddr::from(([169, 254, 169, 254], 80)))?;
         Ok(())
+    }
+
+    /// Makes a service principal with a client secret the clients' identity (the `AZURE_*`
+    /// variables), with `role` on every registry of the world; returns it.
+    pub fn use_secret_principal(&mut self, role: Role) -> Principal {
+        let sp = self
+            .emu
+            .add_secret_principal(TENANT, SP_CLIENT_ID, SP_SECRET);
+        for (registry, _) in &self.registries {
+            self.emu.grant(&sp.client_id, registry, role);
+        }
+        self.set("AZURE_TENANT_ID", TENANT);
+        self.set("AZURE_CLIENT_ID", &sp.client_id);
+        self.set("AZURE_CLIENT_SECRET", SP_SECRET);
+        sp
     }
 
     /// Puts an `az` stand-in on `PATH` that answers `az account get-access-token` with
