@@ -60,6 +60,7 @@ pub fn relevant(name: &str) -> bool {
         "HOME",
         "PATH",
         "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
         "HTTPS_PROXY",
         "https_proxy",
         "HTTP_PROXY",

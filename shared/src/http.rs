@@ -1,14 +1,22 @@
 //! The one place that builds HTTP clients and reads response bodies.
 //!
-//! Clients use rustls with the platform's roots plus any bundle named by `SSL_CERT_FILE`, honour
+//! Clients use rustls trusting the system's CA bundle plus any bundle named by `SSL_CERT_FILE`
+//! and the folders named by `SSL_CERT_DIR` (see [`roots`]), honour
 //! the proxy variables of the broker's [`Env`] (never the process environment: the `Env` the
 //! broker read is the only one any request uses), never follow redirects (a token must not be replayed to another
 //! host), and time out. Bodies are read up to a limit, so a hostile or broken server cannot make
 //! the process grow without bound.
 
 use crate::config::Env;
+use crate::{files, platform};
+use rustls::RootCertStore;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+use std::collections::BTreeSet;
 use std::error::Error as StdError;
 use std::net::IpAddr;
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// Largest response body read from any token endpoint.
@@ -53,20 +61,12 @@ fn proxies(env: &Env) -> Result<Vec<reqwest::Proxy>, String> {
 fn build(env: &Env, timeout: Duration, proxied: bool) -> Result<reqwest::Client, String> {
     // No system proxies: only what `env` says.
     let mut builder = reqwest::Client::builder()
+        .tls_backend_preconfigured(tls_config(env)?)
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(10).min(timeout))
         .timeout(timeout)
         .user_agent(concat!("acr-broker/", env!("CARGO_PKG_VERSION")));
-    if let Some(path) = env.get("SSL_CERT_FILE") {
-        let pem =
-            std::fs::read(path).map_err(|e| format!("cannot read SSL_CERT_FILE {path}: {e}"))?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem)
-            .map_err(|e| format!("SSL_CERT_FILE {path} is not a PEM bundle: {e}"))?;
-        for cert in certs {
-            builder = builder.add_root_certificate(cert);
-        }
-    }
     if proxied {
         for p in proxies(env)? {
             builder = builder.proxy(p);
@@ -75,6 +75,146 @@ fn build(env: &Env, timeout: Duration, proxied: bool) -> Result<reqwest::Client,
     builder
         .build()
         .map_err(|e| format!("cannot build the HTTP client: {e}"))
+}
+
+/// TLS as reqwest would set it up (TLS 1.2 and 1.3, rustls' aws-lc-rs provider, ALPN
+/// `http/1.1`, the only HTTP version the clients speak), with [`roots`] as the trusted CAs.
+fn tls_config(env: &Env) -> Result<rustls::ClientConfig, String> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("cannot set up TLS: {e}"))?
+        .with_root_certificates(roots(env)?)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// The CA certificates a client trusts: the system's bundle ([`system_roots`]), plus every
+/// certificate of the file `SSL_CERT_FILE` names (an extra bundle, e.g. a corporate or test CA;
+/// one that cannot be read or used is an error naming it) and of the files in the folders
+/// `SSL_CERT_DIR` names (`:`-separated). Fails when nothing at all is trusted.
+pub(crate) fn roots(env: &Env) -> Result<Arc<RootCertStore>, String> {
+    let system = system_roots();
+    let file = env.get("SSL_CERT_FILE");
+    let dirs = env.get("SSL_CERT_DIR");
+    if file.is_none() && dirs.is_none() {
+        return if system.is_empty() {
+            Err(no_roots())
+        } else {
+            Ok(system)
+        };
+    }
+    let mut store = RootCertStore::clone(&system);
+    if let Some(path) = file {
+        let pem =
+            std::fs::read(path).map_err(|e| format!("cannot read SSL_CERT_FILE {path}: {e}"))?;
+        for cert in CertificateDer::pem_slice_iter(&pem) {
+            let cert = cert.map_err(|e| format!("SSL_CERT_FILE {path} is not a PEM bundle: {e}"))?;
+            store.add(cert).map_err(|e| {
+                format!("SSL_CERT_FILE {path} holds a certificate that cannot be trusted: {e}")
+            })?;
+        }
+    }
+    for dir in dirs.into_iter().flat_map(|d| d.split(':')) {
+        if !dir.trim().is_empty() {
+            add_folder(&mut store, Path::new(dir.trim()));
+        }
+    }
+    if store.is_empty() {
+        return Err(no_roots());
+    }
+    Ok(Arc::new(store))
+}
+
+fn no_roots() -> String {
+    format!(
+        "no trusted CA certificates: none of {} holds any; install the ca-certificates package or set SSL_CERT_FILE",
+        platform::CA_BUNDLES.join(", ")
+    )
+}
+
+/// The system's CA certificates, read once per process: the first bundle of
+/// [`platform::CA_BUNDLES`] that holds certificates, else the files of
+/// [`platform::CA_FOLDERS`]. A miss that builds two clients (Entra through a local endpoint, then
+/// the registry) reads the bundle once; a cache hit builds no client and reads nothing.
+fn system_roots() -> Arc<RootCertStore> {
+    static ROOTS: OnceLock<Arc<RootCertStore>> = OnceLock::new();
+    ROOTS
+        .get_or_init(|| {
+            let bundles = platform::CA_BUNDLES.iter().map(Path::new);
+            let folders = platform::CA_FOLDERS.iter().map(Path::new);
+            Arc::new(load_system_roots(bundles, folders))
+        })
+        .clone()
+}
+
+/// The certificates of the first of `bundles` that holds any, else of every file in `folders`.
+fn load_system_roots<'a>(
+    bundles: impl IntoIterator<Item = &'a Path>,
+    folders: impl IntoIterator<Item = &'a Path>,
+) -> RootCertStore {
+    let mut store = RootCertStore::empty();
+    for bundle in bundles {
+        if let Some(pem) = read_ca_file(bundle) {
+            add_pem(&mut store, &pem);
+            if !store.is_empty() {
+                log::debug!("trusting {} CA certificates of {}", store.len(), bundle.display());
+                return store;
+            }
+        }
+    }
+    for folder in folders {
+        add_folder(&mut store, folder);
+    }
+    log::debug!("trusting {} CA certificates of the system's folders", store.len());
+    store
+}
+
+/// Adds the usable certificates of a PEM text; anything else in it is skipped, as OpenSSL
+/// skips it.
+fn add_pem(store: &mut RootCertStore, pem: &[u8]) {
+    let certs = CertificateDer::pem_slice_iter(pem).filter_map(Result::ok);
+    let (_, ignored) = store.add_parsable_certificates(certs);
+    if ignored > 0 {
+        log::debug!("{ignored} CA certificates cannot be used and are ignored");
+    }
+}
+
+/// Adds the certificates of every file in `folder`, each file read once however many links
+/// (OpenSSL's hash names) lead to it.
+fn add_folder(store: &mut RootCertStore, folder: &Path) {
+    let Ok(entries) = std::fs::read_dir(folder) else {
+        return;
+    };
+    let mut seen = BTreeSet::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Ok(meta) = std::fs::metadata(&path) else {
+            continue;
+        };
+        if meta.is_file()
+            && seen.insert(platform::file_identity(&meta))
+            && let Some(pem) = read_ca_file(&path)
+        {
+            add_pem(store, &pem);
+        }
+    }
+}
+
+/// Largest CA bundle read (Debian's whole bundle is about 220 KiB).
+const MAX_CA_BUNDLE: usize = 8 * 1024 * 1024;
+
+/// A system CA file's bytes, read as [`files::read_following`] reads (bounded, never waiting on
+/// a FIFO, a regular file only); `None` when it is missing or cannot be used, as for OpenSSL.
+fn read_ca_file(path: &Path) -> Option<Vec<u8>> {
+    match files::read_following(path, MAX_CA_BUNDLE) {
+        Ok(pem) => pem,
+        Err(e) => {
+            log::debug!("skipping the CA file {}: {e}", path.display());
+            None
+        }
+    }
 }
 
 /// Why a body could not be read.
@@ -250,6 +390,69 @@ mod tests {
             .unwrap_err();
         assert!(!is_certificate_failure(&e), "{}", error_chain(&e));
         assert!(send_may_heal(&e), "{}", error_chain(&e));
+    }
+
+    /// The system's roots come from the first bundle that holds certificates; later bundles and
+    /// the folders are not read.
+    #[test]
+    fn the_system_bundle_is_the_first_that_holds_certificates() {
+        let emu = Emulator::start(EmulatorConfig::default()).unwrap();
+        let d = tempfile::tempdir().unwrap();
+        let empty = d.path().join("empty.crt");
+        std::fs::write(&empty, "no certificate here\n").unwrap();
+        let one = d.path().join("one.crt");
+        std::fs::write(&one, emu.ca_pem()).unwrap();
+        let two = d.path().join("two.crt");
+        std::fs::write(&two, emu.ca_pem() + &emu.token_signing_cert_pem()).unwrap();
+        let folder = d.path().join("certs");
+        std::fs::create_dir(&folder).unwrap();
+        std::fs::write(folder.join("other.pem"), emu.token_signing_cert_pem()).unwrap();
+        let missing = d.path().join("missing.crt");
+        let store = load_system_roots(
+            [missing.as_path(), &empty, &one, &two],
+            [folder.as_path()],
+        );
+        assert_eq!(store.len(), 1);
+        // No bundle: the folder's files, each read once however many links lead to it.
+        std::os::unix::fs::symlink(folder.join("other.pem"), folder.join("0a1b2c3d.0")).unwrap();
+        std::fs::write(folder.join("README"), "not a certificate").unwrap();
+        let store = load_system_roots([missing.as_path()], [folder.as_path()]);
+        assert_eq!(store.len(), 1);
+    }
+
+    /// `SSL_CERT_FILE` and `SSL_CERT_DIR` add to the system's roots; a file that cannot be read
+    /// or holds a broken certificate is an error that names it.
+    #[test]
+    fn ssl_cert_file_and_dir_add_to_the_system_roots() {
+        let emu = Emulator::start(EmulatorConfig::default()).unwrap();
+        let system = system_roots().len();
+        let d = tempfile::tempdir().unwrap();
+        let ca = d.path().join("ca.pem");
+        std::fs::write(&ca, emu.ca_pem()).unwrap();
+        let env = Env::from_pairs([("SSL_CERT_FILE", ca.to_str().unwrap())]);
+        assert_eq!(roots(&env).unwrap().len(), system + 1);
+        let folder = d.path().join("certs");
+        std::fs::create_dir(&folder).unwrap();
+        std::fs::write(folder.join("signing.pem"), emu.token_signing_cert_pem()).unwrap();
+        let env = Env::from_pairs([
+            ("SSL_CERT_FILE", ca.to_str().unwrap()),
+            ("SSL_CERT_DIR", &format!("/nonexistent:{}", folder.display())),
+        ]);
+        assert_eq!(roots(&env).unwrap().len(), system + 2);
+
+        let missing = d.path().join("missing.pem");
+        let e = roots(&Env::from_pairs([("SSL_CERT_FILE", missing.to_str().unwrap())]))
+            .unwrap_err();
+        assert!(e.contains("cannot read SSL_CERT_FILE") && e.contains("missing.pem"), "{e}");
+        let broken = d.path().join("broken.pem");
+        std::fs::write(
+            &broken,
+            "-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let e = roots(&Env::from_pairs([("SSL_CERT_FILE", broken.to_str().unwrap())]))
+            .unwrap_err();
+        assert!(e.contains("broken.pem"), "{e}");
     }
 
     #[test]

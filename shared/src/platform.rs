@@ -75,6 +75,28 @@ pub fn open_dir_no_follow(dir: &Path) -> io::Result<File> {
         .open(dir)
 }
 
+/// The system's bundle of trusted CA certificates: the first of these files that exists and
+/// holds certificates (the list `openssl-probe` and Go's `crypto/x509` search on Linux). One file
+/// read instead of a folder of hundreds: the distributions that keep a hashed folder
+/// (`/etc/ssl/certs`) generate the bundle from the same certificates.
+pub const CA_BUNDLES: &[&str] = &[
+    "/etc/ssl/certs/ca-certificates.crt",                // Debian, Ubuntu, Gentoo, Arch
+    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem", // Fedora, RHEL 7+, CentOS
+    "/etc/pki/tls/certs/ca-bundle.crt",                  // RHEL 6, older Fedora
+    "/etc/ssl/ca-bundle.pem",                            // openSUSE, SLES
+    "/etc/pki/tls/cacert.pem",                           // OpenELEC
+    "/etc/ssl/cert.pem",                                 // Alpine
+];
+
+/// Folders of CA certificate files, read only when no bundle of [`CA_BUNDLES`] exists.
+pub const CA_FOLDERS: &[&str] = &["/etc/ssl/certs", "/etc/pki/tls/certs"];
+
+/// What identifies a file whatever path reaches it (device and inode): a folder's links to one
+/// certificate file are read once.
+pub fn file_identity(meta: &Metadata) -> (u64, u64) {
+    (meta.dev(), meta.ino())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -53,6 +53,7 @@ pub const SETTINGS: &[(&str, bool)] = &[
     ("ACR_DMI_ASSET_TAG_FILE", false),
     ("AZURE_ENVIRONMENT_FILEPATH", false),
     ("SSL_CERT_FILE", false),
+    ("SSL_CERT_DIR", false),
     ("HTTPS_PROXY", false),
     ("https_proxy", false),
     ("HTTP_PROXY", false),
