@@ -3,7 +3,9 @@
 # ship (the .deb, the benchmarks): release profile, static, not position-independent. Prints the
 # folder that holds them as its last line.
 #
-#   scripts/build-release.sh
+#   scripts/build-release.sh [-p PACKAGE]...
+#
+# Packages named with -p are built the same way besides the two (bench/run.sh: the floor).
 #
 # Honours CARGO_TARGET_DIR (default: target/); the binaries land in $CARGO_TARGET_DIR/<host
 # triple>/release/.
@@ -39,5 +41,5 @@ export RUSTFLAGS="${RUSTFLAGS:+$RUSTFLAGS }-C target-feature=+crt-static -C relo
 
 # Only the two binary packages: building the whole workspace would unify the test crate's
 # features (fuller tokio, rustls) into the binaries and make them bigger.
-cargo build --release --locked --target "$triple" -p docker-credential-acr -p acr-credential-provider >&2
+cargo build --release --locked --target "$triple" -p docker-credential-acr -p acr-credential-provider "$@" >&2
 echo "$target/$triple/release"
