@@ -183,12 +183,15 @@ fn read_regular(
         ));
     }
     check(&meta).map_err(|e| Error::io("refusing to read", path, e))?;
-    read_bounded(file, path, limit).map(Some)
+    read_bounded(file, path, limit, meta.len()).map(Some)
 }
 
-/// The whole of `file` (opened from `path`), refused when larger than `limit` bytes.
-fn read_bounded(file: File, path: &Path, limit: usize) -> Result<Vec<u8>, Error> {
-    let mut buf = Vec::new();
+/// The whole of `file` (opened from `path`), refused when larger than `limit` bytes. `size` (its
+/// size when opened) sizes the buffer, so that a file that has not grown since is read in one
+/// `read` and one that tells the end, not in reads of doubling sizes.
+fn read_bounded(file: File, path: &Path, limit: usize, size: u64) -> Result<Vec<u8>, Error> {
+    let size = usize::try_from(size).unwrap_or(usize::MAX);
+    let mut buf = Vec::with_capacity(size.min(limit).saturating_add(1));
     file.take(limit as u64 + 1)
         .read_to_end(&mut buf)
         .map_err(|e| Error::io("cannot read", path, e))?;
