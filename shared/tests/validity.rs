@@ -1,5 +1,7 @@
 //! The broker as a library, with an injected clock, against the Entra/ACR emulator: the minimum
-//! remaining validity (`ACR_MIN_VALIDITY`) and the audience fallback.
+//! remaining validity (`ACR_MIN_VALIDITY`) and the audience fallback, on the documented ways
+//! an audience is refused: Entra's AADSTS500011 (the tenant has no service principal for ACR's
+//! audience) and ACR's `arm aad token disallowed` (ARM-audience authentication disabled).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use acr_broker::audience::Audience;
@@ -12,6 +14,47 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 const SECRET: &str = "secret-8";
+/// ACR's Entra resource, whose service principal a tenant may lack (AADSTS500011).
+const ACR_RESOURCE: &str = "https://containerregistry.azure.net";
+
+/// The broker's warnings, as its binaries would print them, kept per thread (each test runs on
+/// a thread of its own, and the broker logs on the calling thread).
+mod warnings {
+    use log::{Level, LevelFilter, Log, Metadata, Record};
+    use std::cell::RefCell;
+    use std::sync::Once;
+
+    thread_local! {
+        static LOGGED: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+    }
+
+    struct Capture;
+
+    impl Log for Capture {
+        fn enabled(&self, metadata: &Metadata) -> bool {
+            metadata.level() <= Level::Warn
+        }
+
+        fn log(&self, record: &Record) {
+            if self.enabled(record.metadata()) {
+                LOGGED.with(|l| l.borrow_mut().push(record.args().to_string()));
+            }
+        }
+
+        fn flush(&self) {}
+    }
+
+    /// The warnings logged on this thread since the last call (the first call starts the
+    /// capture).
+    pub fn take() -> Vec<String> {
+        static INSTALL: Once = Once::new();
+        INSTALL.call_once(|| {
+            log::set_logger(&Capture).unwrap();
+            log::set_max_level(LevelFilter::Warn);
+        });
+        LOGGED.with(|l| std::mem::take(&mut *l.borrow_mut()))
+    }
+}
 
 struct Setup {
     emu: Emulator,
@@ -126,27 +169,46 @@ fn a_failed_refresh_below_an_explicit_minimum_is_an_error_but_best_effort_by_def
     let default = s.broker(&[]);
     let server = strict.login_server(&s.registry).unwrap();
     let first = strict.credential(&server).unwrap();
-    // 85 minutes left, and every exchange fails.
-    s.clock.set(first.expires_at - 85 * 60);
+    // 55 minutes left: past the refresh point of both (the default refreshes 3-hour tokens with
+    // 60 minutes left), and every exchange fails.
+    s.clock.set(first.expires_at - 55 * 60);
     s.fail_exchanges();
     let e = strict.credential(&server).unwrap_err().to_string();
     assert!(
-        e.contains("only 85 min left, less than ACR_MIN_VALIDITY (90 min)") && e.contains("503"),
+        e.contains("only 55 min left, less than ACR_MIN_VALIDITY (90 min)") && e.contains("503"),
         "{e}"
     );
     assert!(
         !e.contains('\n') && !e.contains(first.secret.expose()),
         "{e}"
     );
-    // The default keeps the old best effort: the still-usable token, with a warning.
+    // The default keeps the old best effort: it tries to refresh, fails, and hands out the
+    // still-usable token with a warning that says so.
+    warnings::take();
+    let exchanges = s.emu.counters().exchange();
     assert_eq!(default.credential(&server).unwrap().secret, first.secret);
+    assert!(
+        s.emu.counters().exchange() > exchanges,
+        "the default tried to refresh"
+    );
+    let warned = warnings::take();
+    assert!(
+        warned.iter().any(|w| w
+            .starts_with(&format!("refreshing the token for {} failed (", s.registry))
+            && w.contains("503")
+            && w.ends_with("; using the cached one, valid for 55 more minutes")),
+        "{warned:?}"
+    );
+    assert!(
+        warned.iter().all(|w| !w.contains(first.secret.expose())),
+        "{warned:?}"
+    );
 }
 
 #[test]
-fn a_registry_that_takes_only_arm_audience_tokens_works_and_is_remembered() {
+fn a_tenant_where_entra_issues_no_acr_audience_token_falls_back_to_arm_and_remembers_it() {
     let s = Setup::new(true);
-    s.emu
-        .set_registry_audiences(&s.registry, RegistryAudiences::ArmOnly);
+    s.emu.remove_tenant_resource(TENANT, ACR_RESOURCE);
     let broker = s.broker(&[]);
     let server = broker.login_server(&s.registry).unwrap();
     let first = broker.credential(&server).unwrap();
@@ -154,8 +216,8 @@ fn a_registry_that_takes_only_arm_audience_tokens_works_and_is_remembered() {
     let n = s.emu.counters();
     assert_eq!(
         (n.entra(), n.exchange()),
-        (2, 2),
-        "ACR's, refused; then ARM's"
+        (2, 1),
+        "ACR's, refused by Entra (AADSTS500011); then ARM's, exchanged"
     );
     // The next refresh starts with ARM's: one Entra request (the cached Entra token expired on
     // the injected clock) and one exchange, no ACR-audience attempt.
@@ -164,27 +226,59 @@ fn a_registry_that_takes_only_arm_audience_tokens_works_and_is_remembered() {
     assert_ne!(again.secret, first.secret);
     assert_eq!(again.audience, Some(Audience::Arm));
     let n = s.emu.counters();
-    assert_eq!((n.entra(), n.exchange()), (3, 3));
+    assert_eq!((n.entra(), n.exchange()), (3, 2));
+}
+
+#[test]
+fn a_registry_that_disables_arm_audience_tokens_sends_a_remembered_arm_audience_back_to_acr() {
+    let s = Setup::new(true);
+    // ARM's audience remembered, as in a tenant without ACR's service principal...
+    s.emu.remove_tenant_resource(TENANT, ACR_RESOURCE);
+    let broker = s.broker(&[]);
+    let server = broker.login_server(&s.registry).unwrap();
+    assert_eq!(
+        broker.credential(&server).unwrap().audience,
+        Some(Audience::Arm)
+    );
+    // ...until an administrator consents to ACR's app and disables ARM-audience authentication
+    // on the registry, which then refuses ARM's with its documented `arm aad token disallowed`.
+    s.emu.restore_tenant_resource(TENANT, ACR_RESOURCE);
+    s.emu
+        .set_registry_audiences(&s.registry, RegistryAudiences::AcrOnly);
+    s.clock.advance(2 * 3600 + 10);
+    let exchanges = s.emu.counters().exchange();
+    let again = broker.credential(&server).unwrap();
+    assert_eq!(again.audience, Some(Audience::Acr));
+    assert_eq!(
+        s.emu.counters().exchange(),
+        exchanges + 2,
+        "ARM's, refused by the registry; then ACR's"
+    );
 }
 
 #[test]
 fn a_forced_audience_is_not_fallen_back_from() {
     let s = Setup::new(true);
-    s.emu
-        .set_registry_audiences(&s.registry, RegistryAudiences::ArmOnly);
+    // A tenant without ACR's service principal, with ACR_AUDIENCE=acr: Entra's refusal, no
+    // second audience.
+    s.emu.remove_tenant_resource(TENANT, ACR_RESOURCE);
     let broker = s.broker(&[("ACR_AUDIENCE", "acr")]);
     let server = broker.login_server(&s.registry).unwrap();
     let e = broker.credential(&server).unwrap_err().to_string();
-    assert!(e.contains("acr aad token disallowed"), "{e}");
+    assert!(e.contains("AADSTS500011") && !e.contains("ARM"), "{e}");
     let n = s.emu.counters();
-    assert_eq!((n.entra(), n.exchange()), (1, 1));
-    // An ARM-audience-disabled registry with ACR_AUDIENCE=arm: the same.
+    assert_eq!((n.entra(), n.exchange()), (1, 0));
+    // An ARM-audience-disabled registry with ACR_AUDIENCE=arm: the registry's refusal, no
+    // second audience.
     s.emu
         .set_registry_audiences(&s.registry, RegistryAudiences::AcrOnly);
     let arm = s.broker(&[("ACR_AUDIENCE", "arm")]);
     let e = arm.credential(&server).unwrap_err().to_string();
-    assert!(e.contains("arm aad token disallowed"), "{e}");
-    assert_eq!(s.emu.counters().exchange(), 2);
+    assert!(
+        e.contains("arm aad token disallowed") && !e.contains("ACR-audience"),
+        "{e}"
+    );
+    assert_eq!(s.emu.counters().exchange(), 1);
 }
 
 #[test]
@@ -203,18 +297,21 @@ fn a_missing_role_is_one_error_with_no_second_entra_request() {
 
 #[test]
 fn a_refusal_both_ways_names_both_attempts_and_caches_nothing() {
+    // No ACR-audience token from Entra in the tenant, and no role for ARM's at the registry.
     let s = Setup::new(false);
-    s.emu
-        .set_registry_audiences(&s.registry, RegistryAudiences::ArmOnly);
+    s.emu.remove_tenant_resource(TENANT, ACR_RESOURCE);
     let broker = s.broker(&[]);
     let server = broker.login_server(&s.registry).unwrap();
     let e = broker.credential(&server).unwrap_err().to_string();
     assert!(
-        e.contains(": no ACR-audience token (the registry refused it: UNAUTHORIZED: acr aad token disallowed), and the ARM-audience attempt failed:")
+        e.contains(": no ACR-audience token (Entra issues none in this tenant: ")
+            && e.contains("AADSTS500011")
+            && e.contains("), and the ARM-audience attempt failed:")
             && e.contains("grant it AcrPull"),
         "{e}"
     );
     assert!(!e.contains('\n') && !e.contains(SECRET), "{e}");
     assert!(broker.cached_servers().is_empty());
-    assert_eq!(s.emu.counters().exchange(), 2);
+    let n = s.emu.counters();
+    assert_eq!((n.entra(), n.exchange()), (2, 1));
 }

@@ -60,11 +60,12 @@ use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 use tokio_rustls::TlsAcceptor;
 
-use crypto::{Keys, io_err, secs, unix_now};
+use crypto::{Keys, io_err, secs};
 use state::{Directory, Federated, Settings, Shared};
 
 /// Lock a mutex, ignoring poisoning: a panicked handler leaves no half-updated state behind
@@ -117,7 +118,9 @@ pub struct EmulatorConfig {
     pub access_lifetime: Duration,
     /// `iss` of ACR access tokens (the registry's `auth.token.issuer`).
     pub acr_issuer: String,
-    /// Tenant of managed identities.
+    /// The tenant managed identities belong to: that of their subscription, as a real managed
+    /// identity is a service principal of its subscription's tenant. Default [`crate::TENANT`],
+    /// the tenant of the tests' nodes and app registrations.
     pub managed_identity_tenant: String,
     /// The App Service `IDENTITY_HEADER` secret; default a fresh uuid.
     pub identity_header: Option<String>,
@@ -143,7 +146,7 @@ impl Default for EmulatorConfig {
             refresh_lifetime: Duration::from_secs(3 * 3600),
             access_lifetime: Duration::from_secs(3600),
             acr_issuer: "Azure Container Registry".to_owned(),
-            managed_identity_tenant: "72f988bf-0000-4000-8000-00000000e4a1".to_owned(),
+            managed_identity_tenant: crate::TENANT.to_owned(),
             identity_header: None,
             secret_principals: Vec::new(),
             managed_identities: Vec::new(),
@@ -207,6 +210,7 @@ impl Emulator {
             faults: Mutex::new(config.faults.clone()),
             settings: Mutex::new(settings),
             ci: Mutex::default(),
+            clock_offset: AtomicI64::new(0),
         });
 
         let ca_dir = tempfile::Builder::new().prefix("acr-emulator-").tempdir()?;
@@ -380,6 +384,12 @@ impl Emulator {
         lock(&self.shared.dir).remove_resource(tenant, resource);
     }
 
+    /// Undo [`Emulator::remove_tenant_resource`]: `tenant` has the service principal for
+    /// `resource` again (an administrator consented to the app), and Entra issues its tokens.
+    pub fn restore_tenant_resource(&self, tenant: &str, resource: &str) {
+        lock(&self.shared.dir).restore_resource(tenant, resource);
+    }
+
     /// Enable the admin user of a registry (on ACR the username is the registry's name): Basic
     /// `GET /oauth2/token` with these credentials gets every action asked for, with no role
     /// assignment, as with `docker login -u <name> -p <password>`.
@@ -464,7 +474,7 @@ impl Emulator {
         audience: &str,
         lifetime: Duration,
     ) -> String {
-        let now = unix_now();
+        let now = self.shared.now();
         let (namespace, name) = subject
             .strip_prefix("system:serviceaccount:")
             .and_then(|s| s.split_once(':'))
@@ -564,7 +574,8 @@ impl Emulator {
         audience: &str,
         lifetime: Duration,
     ) -> String {
-        let claims = entra::access_token_claims(principal, audience, lifetime, "0");
+        let claims =
+            entra::access_token_claims_at(self.shared.now(), principal, audience, lifetime, "0");
         self.shared.keys.entra.sign_infallible(&claims)
     }
 
@@ -576,6 +587,17 @@ impl Emulator {
     /// Drop every pending fault.
     pub fn clear_faults(&self) {
         lock(&self.shared.faults).clear();
+    }
+
+    /// Runs the emulator's clock `seconds` ahead of the machine's (behind when negative), from
+    /// now on, instead of a test sleeping: every token it issues (Entra, managed identity, ACR,
+    /// CI OIDC, service account) is dated by that clock, and every token it checks (client
+    /// assertions, Entra tokens at the exchange, ACR refresh and access tokens) is judged by it.
+    /// Ahead, tokens it issued earlier have expired for it; behind, the tokens it issues look
+    /// `-seconds` old to clients, which judge them by the machine's clock. The identity bindings
+    /// authority ([`Emulator::start_identity_binding_authority`]) keeps the machine's clock.
+    pub fn set_clock_offset(&self, seconds: i64) {
+        self.shared.clock_offset.store(seconds, Ordering::SeqCst);
     }
 
     /// Lifetimes of Entra access tokens and ACR refresh tokens issued from now on.

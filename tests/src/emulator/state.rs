@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -31,6 +32,9 @@ pub(crate) struct Shared {
     pub(crate) settings: Mutex<Settings>,
     /// CI jobs whose OIDC tokens the emulator issues.
     pub(crate) ci: Mutex<super::oidc::Jobs>,
+    /// Seconds the emulator's clock runs ahead of the machine's (negative: behind); see
+    /// [`Shared::now`].
+    pub(crate) clock_offset: AtomicI64,
 }
 
 /// Tunables that may change while running.
@@ -326,6 +330,14 @@ impl Directory {
         ));
     }
 
+    /// Gives the tenant `resource`'s service principal back.
+    pub(crate) fn restore_resource(&mut self, tenant: &str, resource: &str) {
+        self.missing_resources.remove(&(
+            tenant.to_ascii_lowercase(),
+            resource.trim_end_matches('/').to_ascii_lowercase(),
+        ));
+    }
+
     /// Whether the tenant lacks `resource`'s service principal.
     pub(crate) fn lacks_resource(&self, tenant: &str, resource: &str) -> bool {
         self.missing_resources.contains(&(
@@ -400,6 +412,14 @@ impl ConnCtl {
 }
 
 impl Shared {
+    /// The emulator's time, seconds since the Unix epoch: the machine's clock plus the offset
+    /// a test set ([`super::Emulator::set_clock_offset`]). Every token the emulator issues is
+    /// dated by it and every token it checks is judged by it, so a test moves the emulator's
+    /// time instead of sleeping.
+    pub(crate) fn now(&self) -> i64 {
+        super::crypto::unix_now().saturating_add(self.clock_offset.load(Ordering::SeqCst))
+    }
+
     /// Count a request and apply the first pending fault that matches it, if any. `Some` is the
     /// response to send instead of the normal one.
     pub(crate) async fn enter(
