@@ -2,11 +2,9 @@
 //! OIDC endpoints the emulator serves, and a federated token in `AZURE_FEDERATED_TOKEN`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
+use crate::common::*;
 use acr_tests::emulator::{CiJob, EndpointKind, Fault, FaultAction, Role};
 use acr_tests::sandbox::assert_no_secret;
-use common::*;
 use std::time::Duration;
 
 const GITHUB_APP: &str = "77777777-7777-7777-7777-777777777777";

@@ -2,10 +2,8 @@
 //! working node and each broken one, in text and JSON, never a secret, never reading stdin.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
+use crate::common::*;
 use acr_tests::sandbox::assert_no_secret;
-use common::*;
 use serde_json::{Value, json};
 use std::process::Output;
 use std::time::{Duration, Instant};
