@@ -221,9 +221,9 @@ pub struct Settings {
     pub authority_host: Option<String>,
     /// `ACR_CLOUD`: the cloud the identity belongs to, when set.
     pub cloud: Option<Cloud>,
-    /// The file holding the DMI chassis asset tag (`ACR_DMI_ASSET_TAG_FILE`, else the machine's
-    /// [`ASSET_TAG_FILE`] for the process environment); `None`: none is read (an environment
-    /// made of pairs that names none).
+    /// The file holding the DMI chassis asset tag: `ACR_DMI_ASSET_TAG_FILE`, else the machine's
+    /// `/sys/class/dmi/id/chassis_asset_tag` for the process environment; `None` (none is read)
+    /// for an environment made of pairs that names none.
     pub asset_tag_file: Option<PathBuf>,
 }
 
