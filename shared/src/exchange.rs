@@ -265,7 +265,7 @@ fn read_answer(
     match status {
         200 => {
             let parsed: ExchangeResponse = serde_json::from_slice(body)
-                .map_err(|e| fatal(format!("malformed exchange response: {e}")))?;
+                .map_err(|e| fatal(one_line(&format!("malformed exchange response: {e}"))))?;
             match parsed.refresh_token {
                 Some(t) if !t.is_empty() => Ok(t),
                 _ => Err(fatal("exchange response has no refresh_token".into())),
