@@ -157,36 +157,58 @@ impl Broker {
     }
 
     /// The cloud the identity is configured for, and the setting that says so: the cloud of
-    /// `AZURE_AUTHORITY_HOST` (`None` for an authority of no known cloud: a custom cloud, whose
-    /// registries configuration names), else `ACR_CLOUD`, else the public cloud. A caller that
-    /// reads azure.json's `cloud` sets `authority_host` from it.
+    /// `AZURE_AUTHORITY_HOST` (any spelling of a known cloud's authority, see
+    /// [`Cloud::of_authority`]), else `ACR_CLOUD` (which names the cloud of an authority no cloud
+    /// is known by, such as a custom cloud's), else the public cloud; `None` for an authority of
+    /// no known cloud without `ACR_CLOUD`. A caller that reads azure.json's `cloud` sets
+    /// `authority_host` from it.
     pub fn identity_cloud(&self) -> (Option<Cloud>, &'static str) {
-        match (&self.settings.authority_host, self.settings.cloud) {
-            (Some(a), _) => (
-                Cloud::of_authority(a),
-                "AZURE_AUTHORITY_HOST or azure.json's cloud",
-            ),
-            (None, Some(c)) => (Some(c), "ACR_CLOUD"),
+        let from_authority = self
+            .settings
+            .authority_host
+            .as_deref()
+            .map(Cloud::of_authority);
+        match (from_authority, self.settings.cloud) {
+            (Some(Some(c)), _) => (Some(c), "AZURE_AUTHORITY_HOST or azure.json's cloud"),
+            (_, Some(c)) => (Some(c), "ACR_CLOUD"),
+            (Some(None), None) => (None, "ACR_CLOUD"),
             (None, None) => (Some(Cloud::Public), "the default; ACR_CLOUD"),
         }
     }
 
     /// Refuses a registry of another cloud than the identity's, before any request: the
-    /// requested registry's domain must never choose where the identity's credential goes.
+    /// requested registry's domain must never choose where the identity's credential goes. An
+    /// identity of no known cloud (an authority no cloud is known by, without `ACR_CLOUD`) serves
+    /// only registries that configuration names, never one whose name places it in a cloud.
     pub fn check_cloud(&self, server: &LoginServer) -> Result<(), Error> {
-        let (Some(mine), setting) = self.identity_cloud() else {
+        let Some(theirs) = server.known_cloud() else {
             return Ok(());
         };
-        match server.known_cloud() {
-            Some(theirs) if theirs != mine => Err(Error::WrongCloud {
+        match self.identity_cloud() {
+            (Some(mine), _) if mine == theirs => Ok(()),
+            (Some(mine), setting) => Err(Error::WrongCloud {
                 registry: server.host().to_string(),
                 registry_cloud: theirs.name(),
                 identity_cloud: mine.name(),
                 setting,
                 wanted: theirs.setting(),
             }),
-            _ => Ok(()),
+            (None, _) => Err(Error::UnknownCloud {
+                registry: server.host().to_string(),
+                registry_cloud: theirs.name(),
+                authority: self.authority_name(),
+                wanted: theirs.setting(),
+            }),
         }
+    }
+
+    /// The authority's host (no user info, path or port), for messages.
+    fn authority_name(&self) -> String {
+        let authority = self.authority();
+        url::Url::parse(&authority)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_string))
+            .unwrap_or(authority)
     }
 
     /// A credential for `server` as the configured identity.
@@ -468,10 +490,6 @@ mod cloud_tests {
                 .contains("AZURE_AUTHORITY_HOST")
         );
 
-        // An authority of no known cloud (a custom cloud, an emulator) is the operator's word.
-        let custom = broker(&[("AZURE_AUTHORITY_HOST", "https://login.contoso.example")]);
-        assert!(custom.check_cloud(&cn).is_ok() && custom.check_cloud(&io).is_ok());
-
         let e = Settings::from_env(Env::from_pairs([("ACR_CLOUD", "mars")]), None)
             .unwrap_err()
             .to_string();
@@ -479,6 +497,58 @@ mod cloud_tests {
             e.contains("ACR_CLOUD=\"mars\" is not public, china or usgov"),
             "{e}"
         );
+    }
+}
+
+#[cfg(test)]
+mod authority_tests {
+    use super::test_broker as broker;
+
+    /// The review's finding: `:443`, a trailing slash or another of Entra's names for the public
+    /// authority made the identity's cloud unknown, and unknown allowed every registry.
+    #[test]
+    fn non_canonical_authority_spellings_keep_the_cross_cloud_guard() {
+        for authority in [
+            "https://login.microsoftonline.com:443",
+            "https://login.microsoftonline.com/",
+            "https://login.windows.net",
+        ] {
+            let b = broker(&[("AZURE_AUTHORITY_HOST", authority)]);
+            let cn = b.login_server("reg01.azurecr.cn").unwrap();
+            let io = b.login_server("reg01.azurecr.io").unwrap();
+            let e = b.check_cloud(&cn).unwrap_err().to_string();
+            assert!(e.contains("set ACR_CLOUD=china"), "{authority}: {e}");
+            assert!(b.check_cloud(&io).is_ok(), "{authority}");
+        }
+    }
+
+    /// An authority of no known cloud (a custom cloud, an emulator): registries configuration
+    /// names are its own, but a registry whose name places it in a known cloud is served only
+    /// when `ACR_CLOUD` says the identity belongs to that cloud.
+    #[test]
+    fn an_unknown_authority_serves_a_known_clouds_registry_only_when_acr_cloud_says_so() {
+        let pairs = [
+            ("AZURE_AUTHORITY_HOST", "https://login.contoso.example"),
+            ("ACR_LOGIN_SERVERS", "registry.contoso.example"),
+        ];
+        let custom = broker(&pairs);
+        let cn = custom.login_server("reg01.azurecr.cn").unwrap();
+        let io = custom.login_server("reg01.azurecr.io").unwrap();
+        let own = custom.login_server("registry.contoso.example").unwrap();
+        assert!(custom.check_cloud(&own).is_ok());
+        for server in [&cn, &io] {
+            let e = custom.check_cloud(server).unwrap_err().to_string();
+            assert!(
+                e.contains("login.contoso.example") && e.contains("ACR_CLOUD="),
+                "{e}"
+            );
+            assert!(!e.contains('\n'), "{e}");
+        }
+        let said = broker(&[pairs[0], pairs[1], ("ACR_CLOUD", "china")]);
+        assert!(said.check_cloud(&cn).is_ok());
+        assert!(said.check_cloud(&io).is_err());
+        assert!(said.check_cloud(&own).is_ok());
+        assert_eq!(said.authority(), "https://login.contoso.example");
     }
 }
 

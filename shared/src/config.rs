@@ -296,7 +296,9 @@ impl Settings {
             None => None,
             Some(a) => {
                 let a = a.trim().trim_end_matches('/').to_string();
-                if !a.to_ascii_lowercase().starts_with("https://") {
+                let usable =
+                    url::Url::parse(&a).is_ok_and(|u| u.scheme() == "https" && u.host().is_some());
+                if !usable {
                     return Err(Error::InvalidConfig(format!(
                         "AZURE_AUTHORITY_HOST={a:?} must be an https:// URL"
                     )));

@@ -40,6 +40,23 @@ pub enum Error {
         wanted: &'static str,
     },
 
+    /// The registry's name places it in a cloud, and the identity's authority is no cloud's this
+    /// broker knows (a custom cloud's, a test's): nothing is sent unless `ACR_CLOUD` says the
+    /// identity belongs to the registry's cloud.
+    #[error(
+        "{registry} is in {registry_cloud}, but the identity's Entra authority {authority} is not one of a cloud this helper knows; set ACR_CLOUD={wanted} if this identity belongs to {registry_cloud} (nothing was sent)"
+    )]
+    UnknownCloud {
+        /// Login server.
+        registry: String,
+        /// The registry's cloud, for the message.
+        registry_cloud: &'static str,
+        /// The authority's host.
+        authority: String,
+        /// The `ACR_CLOUD` value for the registry's cloud.
+        wanted: &'static str,
+    },
+
     /// A setting is present but unusable.
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),
