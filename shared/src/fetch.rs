@@ -282,7 +282,6 @@ impl Fetch<'_> {
         let grant = Grant {
             http: &self.http,
             server: self.target.server,
-            extra_servers: &self.settings.extra_login_servers,
             identity,
             tenant: tenant.as_deref(),
             aad_token: aad,
