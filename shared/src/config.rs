@@ -333,12 +333,15 @@ impl Settings {
     }
 
     /// The audience policy for `server`: `ACR_AUDIENCE` forces one; else ACR's first, with
-    /// ARM's as the fallback. A config file rule's `audience` reaches here as the
+    /// ARM's as the fallback only when `server` is an ACR login server of a known cloud (by the
+    /// anchored rule; not a custom domain, a custom cloud's registry or another configured
+    /// host: see [`crate::audience`]). A config file rule's `audience` reaches here as the
     /// `ACR_AUDIENCE` of the settings `Broker::for_registry` makes for its registry.
-    pub fn audience_for(&self, _server: &LoginServer) -> AudiencePolicy {
+    pub fn audience_for(&self, server: &LoginServer) -> AudiencePolicy {
         AudiencePolicy {
             first: self.audience.unwrap_or(Audience::Acr),
             forced: self.audience.is_some(),
+            fallback: self.audience.is_none() && server.known_cloud().is_some(),
         }
     }
 

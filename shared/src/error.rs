@@ -102,6 +102,24 @@ pub enum Error {
         error: Box<Error>,
     },
 
+    /// No token of one audience could be used, and the other is not tried unasked at this
+    /// registry (not a known cloud's ACR login server).
+    #[error(
+        "{registry}: no {first}-audience token ({refusal}); if this registry takes {second}-audience tokens, set ACR_AUDIENCE={setting} (or audience = \"{setting}\" in its config file rule): the other audience is tried unasked only at Azure Container Registry login servers of a known cloud"
+    )]
+    AudienceNotTaken {
+        /// Login server.
+        registry: String,
+        /// The audience tried, `ACR` or `ARM`.
+        first: &'static str,
+        /// Who refused it and why, one line.
+        refusal: String,
+        /// The other audience.
+        second: &'static str,
+        /// Its `ACR_AUDIENCE` value.
+        setting: &'static str,
+    },
+
     /// A refresh failed and the cached token has less life left than `ACR_MIN_VALIDITY` demands.
     #[error(
         "refreshing the token for {registry} failed ({cause}); the cached one has only {minutes_left} min left, less than ACR_MIN_VALIDITY ({min_minutes} min); fix the cause or lower ACR_MIN_VALIDITY"

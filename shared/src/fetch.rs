@@ -120,6 +120,15 @@ impl Fetch<'_> {
             other => return other,
         };
         let (server, second) = (self.target.server, first.other());
+        if !self.audience.fallback {
+            return Err(Error::AudienceNotTaken {
+                registry: server.host().to_string(),
+                first: first.name(),
+                refusal,
+                second: second.name(),
+                setting: second.setting(),
+            });
+        }
         log::info!(
             "{server}: no {}-audience token ({refusal}); trying the {} audience",
             first.name(),
