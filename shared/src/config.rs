@@ -6,7 +6,7 @@
 //! | `ACR_LOGIN_SERVERS` | extra login servers to serve, comma-separated `host[:port]` or `*.<suffix>` (custom domains, custom clouds, test hosts) |
 //! | `ACR_AUDIENCE` | `acr` (`https://containerregistry.azure.net/.default`) or `arm` (`https://management.azure.com/.default`): only this one is tried. Unset: ACR's first, then ARM's once if the registry refuses the audience (remembered per registry and identity) |
 //! | `ACR_MIN_VALIDITY` | the least life a handed-out token has left, e.g. `90m`, `2h`, `3600s` (default 60 minutes, best effort; set, it is strict); see [`crate::validity`] |
-//! | `ACR_CACHE_DIR` | cache folder (default `$XDG_CACHE_HOME/docker-credential-acr`, else `~/.cache/docker-credential-acr`) |
+//! | `ACR_CACHE_DIR` | cache folder (default: in a CI job, the job's temporary folder `$RUNNER_TEMP`/`$AGENT_TEMPDIRECTORY`; else `$XDG_CACHE_HOME/docker-credential-acr`, else `~/.cache/docker-credential-acr`) |
 //! | `ACR_TIMEOUT` | overall deadline of one fetch in seconds (default 30) |
 //! | `ACR_DMI_ASSET_TAG_FILE` | where the machine's DMI chassis asset tag is read (default `/sys/class/dmi/id/chassis_asset_tag`): IMDS is chosen when it holds Azure's tag. Tests point it elsewhere so that they behave alike on and off Azure VMs |
 //! | `ACR_CLOUD` | the cloud the identity belongs to: `public` (default), `china`, `usgov`; its credential goes only to that cloud's authority |
@@ -73,6 +73,8 @@ pub fn relevant(name: &str) -> bool {
         "SYSTEM_ACCESSTOKEN",
         "SYSTEM_PLANID",
         "SYSTEM_JOBID",
+        "RUNNER_TEMP",
+        "AGENT_TEMPDIRECTORY",
     ];
     PREFIXES.iter().any(|p| name.starts_with(p)) || NAMES.contains(&name)
 }
@@ -225,6 +227,16 @@ pub struct Settings {
 /// Where Linux exposes the DMI chassis asset tag.
 pub const ASSET_TAG_FILE: &str = "/sys/class/dmi/id/chassis_asset_tag";
 
+/// The cache folder of a CI job: in the job's temporary folder, which the CI system empties
+/// between jobs (GitHub Actions' `RUNNER_TEMP`, Azure Pipelines' `AGENT_TEMPDIRECTORY`), so a
+/// later job of the same user on a self-hosted runner cannot read this job's tokens.
+fn ci_job_cache_dir(env: &Env) -> Option<PathBuf> {
+    ["RUNNER_TEMP", "AGENT_TEMPDIRECTORY"]
+        .into_iter()
+        .find_map(|name| env.get(name))
+        .map(|temp| PathBuf::from(temp).join("docker-credential-acr"))
+}
+
 /// One configured login server: `host[:port]`, or `*.<suffix>` for every registry of a custom
 /// domain (the suffix must have at least two labels, so `*.com` is refused). Normalised.
 pub fn login_server_entry(item: &str) -> Result<String, &'static str> {
@@ -273,6 +285,7 @@ impl Settings {
             .get("ACR_CACHE_DIR")
             .map(PathBuf::from)
             .or(default_cache_dir)
+            .or_else(|| ci_job_cache_dir(&env))
             .or_else(|| {
                 env.get("XDG_CACHE_HOME")
                     .map(|x| PathBuf::from(x).join("docker-credential-acr"))
@@ -406,6 +419,45 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.cache_dir.unwrap(), PathBuf::from("/c"));
+    }
+
+    /// A CI job's tokens stay in the job's own temporary folder, which the CI system empties
+    /// between jobs: a later job on a self-hosted runner (same user) cannot read them.
+    #[test]
+    fn ci_jobs_cache_in_the_jobs_temp_folder_unless_a_folder_is_set() {
+        let dir = |pairs: &[(&str, &str)], default: Option<&str>| {
+            Settings::from_env(
+                Env::from_pairs(pairs.iter().copied()),
+                default.map(Into::into),
+            )
+            .unwrap()
+            .cache_dir
+            .unwrap()
+        };
+        let home = ("HOME", "/home/runner");
+        assert_eq!(
+            dir(&[home, ("RUNNER_TEMP", "/w/_temp")], None),
+            PathBuf::from("/w/_temp/docker-credential-acr")
+        );
+        assert_eq!(
+            dir(
+                &[
+                    home,
+                    ("XDG_CACHE_HOME", "/x"),
+                    ("AGENT_TEMPDIRECTORY", "/a/_temp")
+                ],
+                None
+            ),
+            PathBuf::from("/a/_temp/docker-credential-acr")
+        );
+        // A folder that is set wins.
+        let set = [home, ("RUNNER_TEMP", "/w/_temp"), ("ACR_CACHE_DIR", "/c")];
+        assert_eq!(dir(&set, None), PathBuf::from("/c"));
+        assert_eq!(
+            dir(&[home, ("RUNNER_TEMP", "/w/_temp")], Some("/var/lib/p")),
+            PathBuf::from("/var/lib/p")
+        );
+        assert!(relevant("RUNNER_TEMP") && relevant("AGENT_TEMPDIRECTORY"));
     }
 
     #[test]
