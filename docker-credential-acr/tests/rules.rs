@@ -6,15 +6,69 @@ mod common;
 
 use acr_tests::emulator::Role;
 use common::*;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 
-/// Writes the config file where the sandbox's helper looks for it, with `mode`.
+/// Writes the config file where the sandbox's helper looks for it, with `mode`, in folders only
+/// their owner may write (whatever the umask).
 fn config(w: &Sandbox, text: &str, mode: u32) -> std::path::PathBuf {
     let path = w.path("config/docker-credential-acr/config.toml");
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path.parent().unwrap())
+        .unwrap();
     std::fs::write(&path, text).unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
     path
+}
+
+#[test]
+fn files_a_rule_names_are_held_to_the_config_files_trust_rule() {
+    let w = sandbox();
+    let (p, pair) = w
+        .emu
+        .add_certificate_principal(TENANT, "55555555-5555-5555-5555-555555555555")
+        .unwrap();
+    w.emu.grant(&p.client_id, &w.registry, Role::AcrPull);
+    let rule = |certificate: &str| {
+        format!(
+            "[[registry]]\nmatch = \"{}\"\ntenant = \"{TENANT}\"\nclient_id = \"{}\"\ncertificate = \"{certificate}\"\n",
+            w.registry, p.client_id
+        )
+    };
+    let path = config(&w, &rule("team.pem"), 0o600);
+    let pem = path.with_file_name("team.pem");
+    std::fs::write(&pem, format!("{}\n{}", pair.cert_pem, pair.key_pem)).unwrap();
+    // A certificate others may write: anyone could put their own key there.
+    std::fs::set_permissions(&pem, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let o = get(&w, &w.registry);
+    assert!(!o.status.success());
+    let out = stdout(&o);
+    assert!(
+        out.contains("team.pem") && out.contains("chmod go-w"),
+        "{out}"
+    );
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert_eq!(w.emu.counters().entra_for(&p.client_id), 0);
+    std::fs::set_permissions(&pem, std::fs::Permissions::from_mode(0o600)).unwrap();
+    answer(&get(&w, &w.registry));
+    assert_eq!(w.emu.counters().entra_for(&p.client_id), 1);
+    // A private certificate in a folder others may write: swapped as easily.
+    let shared = w.path("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let moved = shared.join("team.pem");
+    std::fs::rename(&pem, &moved).unwrap();
+    config(&w, &rule(moved.to_str().unwrap()), 0o600);
+    std::fs::remove_dir_all(w.cache_dir()).unwrap();
+    let o = get(&w, &w.registry);
+    let out = stdout(&o);
+    assert!(!o.status.success(), "{out}");
+    assert!(
+        out.contains(shared.to_str().unwrap()) && out.contains("chmod go-w"),
+        "{out}"
+    );
+    assert_eq!(w.emu.counters().entra_for(&p.client_id), 1);
 }
 
 #[test]

@@ -247,7 +247,18 @@ impl Broker {
         server: &LoginServer,
         rule: &Rule,
     ) -> Result<(Broker, LoginServer), Error> {
-        let mut settings = Settings::from_env(rule.env(&self.settings.env)?, None)?;
+        self.rule_broker(server, rule, rule.env(&self.settings.env)?)
+    }
+
+    /// [`Broker::for_rule`] with the rule's environment `env` made already.
+    fn rule_broker(
+        &self,
+        server: &LoginServer,
+        rule: &Rule,
+        env: Env,
+    ) -> Result<(Broker, LoginServer), Error> {
+        let mut settings = Settings::from_env(env, None)?;
+        settings.files_from_config = true;
         settings.cache_dir = self.settings.cache_dir.clone();
         settings.extra_login_servers = self.settings.extra_login_servers.clone();
         let target = match &rule.login_server {

@@ -128,11 +128,14 @@ impl Env {
     }
 
     /// The user's config folder: `$XDG_CONFIG_HOME`, else `$HOME/.config`; `None` when neither
-    /// is set.
+    /// is set. A relative value is ignored, as the XDG base directory specification says: it
+    /// would name a folder under whatever folder the program runs in.
     pub fn config_home(&self) -> Option<PathBuf> {
         self.get("XDG_CONFIG_HOME")
             .map(PathBuf::from)
+            .filter(|d| d.is_absolute())
             .or_else(|| self.get("HOME").map(|h| PathBuf::from(h).join(".config")))
+            .filter(|d| d.is_absolute())
     }
 
     /// Sets a variable (for callers that add settings from flags).
@@ -222,6 +225,9 @@ pub struct Settings {
     pub cloud: Option<Cloud>,
     /// The file holding the DMI chassis asset tag (`ACR_DMI_ASSET_TAG_FILE`).
     pub asset_tag_file: PathBuf,
+    /// The identity's files (certificate, federated token file) are named by a config file
+    /// rule: they are read only as the config file itself is (`files::read_trusted`).
+    pub files_from_config: bool,
 }
 
 /// Where Linux exposes the DMI chassis asset tag.
@@ -342,6 +348,7 @@ impl Settings {
             authority_host,
             cloud,
             asset_tag_file,
+            files_from_config: false,
         })
     }
 

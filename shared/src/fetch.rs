@@ -261,6 +261,7 @@ impl Fetch<'_> {
         };
         let request = TokenRequest {
             identity,
+            files_from_config: self.settings.files_from_config,
             scope,
             authority: &self.target.authority,
             http,

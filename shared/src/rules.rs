@@ -27,7 +27,9 @@
 //!
 //! The file is read on every run (a missing file costs one failed `open`), parsed with `toml`,
 //! and refused as a whole, with its line number, when any rule is wrong; a file that another user
-//! owns or that group or others may write is refused as well.
+//! owns or that group or others may write is refused as well, and so is one in a folder that
+//! is (`files::read_trusted`), or named by a relative `ACR_CONFIG`. The certificate and token
+//! file a rule names are held to the same rule when they are read.
 
 use crate::config::{Env, Settings, SourceChoice, login_server_entry};
 use crate::error::{Error, one_line};
@@ -134,6 +136,13 @@ impl Rules {
         let Some(path) = config_path(env) else {
             return Ok(None);
         };
+        // Relative, it would be read from wherever the client runs (a cloned repository, say).
+        if !path.is_absolute() {
+            return Err(Error::InvalidConfig(format!(
+                "ACR_CONFIG={:?} is not an absolute path; name the file by its full path (a relative one would be looked up in whatever folder a client runs the helper from)",
+                path.display().to_string()
+            )));
+        }
         let bytes = match files::read_trusted(&path, MAX_FILE)? {
             Some(bytes) => bytes,
             None if env.get("ACR_CONFIG").is_none() => return Ok(None),
@@ -425,5 +434,56 @@ mod tests {
         let named = Env::from_pairs([("ACR_CONFIG", d.path().join("none.toml").to_str().unwrap())]);
         let e = Rules::load(&named).unwrap_err().to_string();
         assert!(e.contains("none.toml"), "{e}");
+    }
+
+    #[test]
+    fn a_relative_acr_config_is_refused() {
+        for relative in ["config.toml", "./acr/config.toml", "../config.toml"] {
+            let env = Env::from_pairs([("ACR_CONFIG", relative)]);
+            let e = Rules::load(&env).unwrap_err().to_string();
+            assert!(
+                e.contains("ACR_CONFIG") && e.contains("absolute path"),
+                "{relative}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_config_files_folders_must_be_as_private_as_the_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let folder = d.path().join("acr");
+        std::fs::create_dir(&folder).unwrap();
+        let file = folder.join("config.toml");
+        std::fs::write(&file, "[[registry]]\nmatch = \"a.azurecr.io\"\n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let env = Env::from_pairs([("ACR_CONFIG", file.to_str().unwrap())]);
+        let mode = |p: &Path, m: u32| {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap()
+        };
+        for refused in [0o777, 0o775, 0o757] {
+            mode(&folder, refused);
+            let e = Rules::load(&env).unwrap_err().to_string();
+            assert!(
+                e.contains(folder.to_str().unwrap()) && e.contains("chmod go-w"),
+                "{refused:o}: {e}"
+            );
+        }
+        // A sticky folder (as /tmp): others cannot replace what is in it.
+        for used in [0o755, 0o700, 0o1777] {
+            mode(&folder, used);
+            assert_eq!(
+                Rules::load(&env).unwrap().unwrap().rules.len(),
+                1,
+                "{used:o}"
+            );
+        }
+        // A link to the file is followed, and the folders that hold the file itself are checked.
+        mode(&folder, 0o777);
+        let link = d.path().join("link.toml");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        let env = Env::from_pairs([("ACR_CONFIG", link.to_str().unwrap())]);
+        let e = Rules::load(&env).unwrap_err().to_string();
+        assert!(e.contains(folder.to_str().unwrap()), "{e}");
     }
 }
