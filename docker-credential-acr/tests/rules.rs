@@ -112,6 +112,67 @@ fn a_custom_host_uses_its_login_servers_token_as_the_rules_identity() {
 }
 
 #[test]
+fn a_bad_config_file_leaves_hosts_that_are_not_login_servers_not_found() {
+    let (w, _) = sandbox_with_secret_principal();
+    config(
+        &w,
+        "[[registry]]\nmatch = \"team.azurecr.io\"\nidentity = \"magic\"\n",
+        0o600,
+    );
+    // Docker Hub, as a catch-all credsStore is asked for it: "not found", the cause on stderr.
+    for host in ["registry-1.docker.io", "https://index.docker.io/v1/"] {
+        let o = get(&w, host);
+        assert_eq!(stdout(&o), format!("{NOT_FOUND}\n"), "{host}");
+        assert_eq!(o.status.code(), Some(1));
+        assert!(
+            stderr(&o).contains("config.toml line 1: identity = \"magic\""),
+            "{}",
+            stderr(&o)
+        );
+    }
+    // A login server (here, one of ACR_LOGIN_SERVERS) still gets the error.
+    let o = get(&w, &w.registry);
+    assert!(
+        stdout(&o).contains("config.toml line 1: identity = \"magic\""),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(w.emu.counters().total(), 0);
+}
+
+#[test]
+fn a_secret_typed_into_secret_env_is_refused_and_never_echoed() {
+    let (w, _) = sandbox_with_secret_principal();
+    let typed = "Zq8~xP3.tYv_Fk9-Lm2";
+    config(
+        &w,
+        &format!(
+            "[[registry]]\nmatch = \"{}\"\ntenant = \"{TENANT}\"\nclient_id = \"c\"\nsecret_env = \"{typed}\"\n",
+            w.registry
+        ),
+        0o600,
+    );
+    for args in [
+        &["get"][..],
+        &["doctor", "--json", &w.registry],
+        &["doctor"],
+    ] {
+        let o = w.run(args, &w.registry);
+        let (out, err) = (stdout(&o), stderr(&o));
+        assert!(!o.status.success(), "{args:?}: {out}");
+        assert!(
+            out.contains("secret_env must name an environment variable"),
+            "{args:?}: {out}"
+        );
+        assert!(
+            !out.contains(typed) && !err.contains(typed),
+            "{args:?} echoed it: {out}{err}"
+        );
+    }
+    assert_eq!(w.emu.counters().total(), 0);
+}
+
+#[test]
 fn bad_config_files_fail_every_get_with_one_line_and_nothing_cached() {
     let (mut w, _) = sandbox_with_secret_principal();
     let registry = w.registry.clone();

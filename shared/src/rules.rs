@@ -201,6 +201,15 @@ impl Rule {
         }
         let pattern = login_server_entry(&raw.pattern)
             .map_err(|reason| format!("match = {:?}: {reason}", raw.pattern))?;
+        // What it names is not quoted: a secret typed where its variable's name belongs would be
+        // echoed on every `get` and in `doctor`.
+        if raw
+            .secret_env
+            .as_deref()
+            .is_some_and(|n| !is_variable_name(n))
+        {
+            return Err("secret_env must name an environment variable (letters, digits and `_`, not starting with a digit), and what it holds is not one (not shown: it may be the secret itself); put the secret in a variable and name that variable".into());
+        }
         if let Some(name) = &raw.identity {
             SourceChoice::parse(name).map_err(|_| {
                 format!("identity = {name:?} is not one of {}", SourceChoice::NAMES)
@@ -212,6 +221,14 @@ impl Rule {
             if entry.starts_with("*.") {
                 return Err(format!(
                     "login_server = {server:?} must name one registry, not a *.suffix"
+                ));
+            }
+            // Every host under a wildcard, a subdomain taken over by someone else too, would be
+            // handed that registry's (push-capable) token.
+            if pattern.starts_with("*.") {
+                return Err(format!(
+                    "match = {:?} with login_server = {server:?}: a wildcard would hand {server}'s token to every host under it; name each host in a rule of its own",
+                    raw.pattern
                 ));
             }
         }
@@ -286,6 +303,12 @@ impl Rule {
     }
 }
 
+/// Whether `name` is an environment variable's name: `[A-Za-z_][A-Za-z0-9_]*`.
+fn is_variable_name(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 /// The 1-based line of byte `offset` in `text`.
 fn line_of(text: &str, offset: usize) -> usize {
     text.as_bytes()[..offset.min(text.len())]
@@ -315,6 +338,28 @@ mod tests {
         assert!(r.matching("azurecr.io").is_none());
         assert!(r.matching("x.azurecr.io.evil.example").is_none());
         assert!(r.matching("prod.azurecr.cn").is_none());
+    }
+
+    #[test]
+    fn secret_env_must_be_a_variable_name_and_is_never_echoed() {
+        for typed in [
+            "Zq8~xP3.tYv_Fk9-Lm2",
+            "hunter2 s3cret",
+            "1STARTS_WITH_A_DIGIT",
+        ] {
+            let text =
+                format!("[[registry]]\nmatch = \"a.azurecr.io\"\nsecret_env = \"{typed}\"\n");
+            let e = parse(&text).unwrap_err();
+            assert!(
+                e.contains("line 1: secret_env must name an environment variable"),
+                "{e}"
+            );
+            assert!(!e.contains(typed) && !e.contains('\n'), "{e}");
+        }
+        for name in ["PROD_ACR_SECRET", "_x1", "a"] {
+            let text = format!("[[registry]]\nmatch = \"a.azurecr.io\"\nsecret_env = \"{name}\"\n");
+            parse(&text).unwrap();
+        }
     }
 
     #[test]
@@ -393,6 +438,22 @@ mod tests {
             assert!(!e.contains('\n'), "{e}");
             assert!(!e.contains("hunter2"), "{e}");
         }
+    }
+
+    #[test]
+    fn a_wildcard_rule_cannot_lend_a_login_servers_token() {
+        let e = parse(
+            "[[registry]]\nmatch = \"*.contoso.com\"\nlogin_server = \"contoso.azurecr.io\"\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("line 1: match = \"*.contoso.com\"") && e.contains("login_server"),
+            "{e}"
+        );
+        // One host, or a wildcard with its own identity, are fine.
+        parse("[[registry]]\nmatch = \"registry.contoso.com\"\nlogin_server = \"contoso.azurecr.io\"\n")
+            .unwrap();
+        parse("[[registry]]\nmatch = \"*.contoso.com\"\nidentity = \"cli\"\n").unwrap();
     }
 
     #[test]
