@@ -130,14 +130,22 @@ fn read_credentials(input: &str) -> Result<Credentials, Failure> {
     Ok(c)
 }
 
-/// `erase`: removes stored credentials and cached tokens of a host.
+/// `erase`: removes stored credentials and cached tokens of a host (for a host a config file
+/// rule serves, those of its login server and of the rule's identity). A config file that cannot
+/// be used does not stop a logout: what the environment alone names is removed, with a warning.
 pub fn erase(env: Env, input: &str) -> Result<String, Failure> {
     let url = server_url(input, "erase")?;
     let mut removed = false;
     if let Some(store) = Store::from_env(&env)? {
         removed |= store.remove(&url)?;
     }
-    let broker = Broker::new(Settings::from_env(env, None)?);
+    let broker = match Broker::with_config_file(env.clone()) {
+        Ok(broker) => broker,
+        Err(e) => {
+            log::warn!("{e}; erasing what the environment's settings name");
+            Broker::new(Settings::from_env(env, None)?)
+        }
+    };
     removed |= broker.erase(&Store::key(&url))? > 0;
     if removed {
         Ok(String::new())

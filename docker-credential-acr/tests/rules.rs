@@ -225,3 +225,57 @@ fn bad_config_files_fail_every_get_with_one_line_and_nothing_cached() {
     let o = get(&w, &registry);
     assert!(stdout(&o).contains("nowhere.toml"), "{}", stdout(&o));
 }
+
+/// The cache's files whose names start with `prefix` (`reg-`, `entra-`) and end in `.json`.
+fn cached(w: &Sandbox, prefix: &str) -> usize {
+    std::fs::read_dir(w.cache_dir()).map_or(0, |d| {
+        d.flatten()
+            .filter(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                name.starts_with(prefix) && name.ends_with(".json")
+            })
+            .count()
+    })
+}
+
+#[test]
+fn logout_of_a_rule_host_drops_its_tokens_and_its_rules_identitys() {
+    let mut w = sandbox();
+    let front = w.emu.add_secret_principal(
+        TENANT,
+        "33333333-3333-3333-3333-333333333333",
+        "rule-secret-1",
+    );
+    let team = w.emu.add_secret_principal(
+        TENANT,
+        "44444444-4444-4444-4444-444444444444",
+        "rule-secret-2",
+    );
+    w.emu.grant(&front.client_id, &w.registry, Role::AcrPull);
+    w.emu.grant(&team.client_id, &w.registry2, Role::AcrPull);
+    w.set("FRONT_SECRET", "rule-secret-1");
+    w.set("TEAM_SECRET", "rule-secret-2");
+    config(
+        &w,
+        &format!(
+            "[[registry]]\nmatch = \"registry.contoso.example\"\nlogin_server = \"{}\"\ntenant = \"{TENANT}\"\nclient_id = \"{}\"\nsecret_env = \"FRONT_SECRET\"\n\n\
+             [[registry]]\nmatch = \"{}\"\ntenant = \"{TENANT}\"\nclient_id = \"{}\"\nsecret_env = \"TEAM_SECRET\"\n",
+            w.registry, front.client_id, w.registry2, team.client_id
+        ),
+        0o600,
+    );
+    answer(&get(&w, "registry.contoso.example"));
+    answer(&get(&w, &w.registry2));
+    assert_eq!((cached(&w, "reg-"), cached(&w, "entra-")), (2, 2));
+    // The custom host's token is its login server's, fetched as its rule's identity: both go.
+    let o = w.run(&["erase"], "registry.contoso.example");
+    assert!(o.status.success(), "{}", stdout(&o));
+    assert_eq!((cached(&w, "reg-"), cached(&w, "entra-")), (1, 1));
+    // A rule registry: its token and its rule's identity's Entra tokens go.
+    let o = w.run(&["erase"], &w.registry2);
+    assert!(o.status.success(), "{}", stdout(&o));
+    assert_eq!((cached(&w, "reg-"), cached(&w, "entra-")), (0, 0));
+    // Nothing left to erase: the protocol's not-found.
+    let o = w.run(&["erase"], "registry.contoso.example");
+    assert_eq!(stdout(&o), format!("{NOT_FOUND}\n"));
+}

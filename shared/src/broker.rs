@@ -332,21 +332,35 @@ impl Broker {
     }
 
     /// Removes every cached entry for `server`, whatever the identity, and the cached Entra
-    /// tokens of the identity the settings name now (a logout must not leave a token that the
-    /// next fetch trusts, e.g. one a proxy planted). Returns how many files it removed.
+    /// tokens of the identity that serves it now (a logout must not leave a token that the next
+    /// fetch trusts, e.g. one a proxy planted). For a host a config file rule serves, those are
+    /// the entries of the login server whose token it uses and the rule's identity's Entra
+    /// tokens (found without the rule's secret, which no fingerprint holds). Returns how many
+    /// files it removed.
     pub fn erase(&self, server: &str) -> Result<usize, Error> {
         let Some(cache) = &self.cache else {
             return Ok(0);
         };
-        let mut n = 0;
-        for (path, entry) in cache.refresh_entries() {
-            if entry.login_server == server && crate::files::remove(&path)? {
-                n += 1;
-            }
-        }
         // Only for a login server: logging out of another host leaves the identity alone.
-        if let (Ok(identity), Ok(_)) = (self.identity(), self.login_server(server)) {
-            let fingerprint = identity.fingerprint(&self.authority());
+        let Ok(login) = self.login_server(server) else {
+            return remove_refresh_entries(cache, server);
+        };
+        let ruled = match self.rule_for(&login) {
+            Some(rule) => {
+                Some(self.rule_broker(&login, rule, rule.env_to_identify(&self.settings.env))?)
+            }
+            None => None,
+        };
+        let (broker, target) = match &ruled {
+            Some((broker, target)) => (broker, target),
+            None => (self, &login),
+        };
+        let mut n = remove_refresh_entries(cache, target.host())?;
+        if target.host() != server {
+            n += remove_refresh_entries(cache, server)?;
+        }
+        if let Ok(identity) = broker.identity() {
+            let fingerprint = identity.fingerprint(&broker.authority());
             for scope in [crate::config::ACR_SCOPE, crate::config::ARM_SCOPE] {
                 let path = cache.entra_path(&cache::key(&[&fingerprint, scope]));
                 if crate::files::remove(&path)? {
@@ -453,6 +467,17 @@ impl Broker {
             }
         }
     }
+}
+
+/// Removes the cached refresh entries for the login server `host`, whatever the identity.
+fn remove_refresh_entries(cache: &Cache, host: &str) -> Result<usize, Error> {
+    let mut n = 0;
+    for (path, entry) in cache.refresh_entries() {
+        if entry.login_server == host && crate::files::remove(&path)? {
+            n += 1;
+        }
+    }
+    Ok(n)
 }
 
 /// Whether a cached entry is handed out as it is: before its refresh point under `min`, and

@@ -273,6 +273,16 @@ impl Rule {
         Ok(self.env_with(base, secret.as_deref()))
     }
 
+    /// [`Rule::env`] for knowing who the identity is, not for using it: a secret variable that
+    /// is not set is stood in for (no fingerprint holds a secret), so a logout works without it.
+    pub(crate) fn env_to_identify(&self, base: &Env) -> Env {
+        let secret = self
+            .secret_env
+            .as_ref()
+            .map(|name| base.named(name).unwrap_or_else(|| "unset".to_string()));
+        self.env_with(base, secret.as_deref())
+    }
+
     fn env_with(&self, base: &Env, secret: Option<&str>) -> Env {
         let mut env = base.clone();
         for name in IDENTITY_VARIABLES {
