@@ -217,7 +217,7 @@ impl Provider {
         let setup = node_setup(&mut settings, options.azure_json.as_ref());
         if let (Some(file), Some(cloud)) = (&options.azure_json, &setup.unknown_cloud) {
             log::warn!(
-                "{}: unknown cloud {cloud:?}; the identity's Entra authority is the public cloud's unless AZURE_AUTHORITY_HOST says otherwise",
+                "{}: cloud {cloud:?} is unknown, so the Entra authority is ACR_CLOUD's, else the public cloud's (set AZURE_AUTHORITY_HOST or ACR_CLOUD)",
                 file.path.display()
             );
         }
@@ -539,7 +539,7 @@ pub struct NodeSetup {
     /// The default tenant of pod identities: azure.json's `tenantId`, else `AZURE_TENANT_ID`.
     pub pod_tenant: Option<String>,
     /// azure.json's `cloud` when it names none this provider knows and `AZURE_AUTHORITY_HOST` is
-    /// unset (the authority then follows the registry's domain).
+    /// unset (the authority is then `ACR_CLOUD`'s, else the public cloud's).
     pub unknown_cloud: Option<String>,
     /// `cloud: AzureStackCloud`: the environment file `AZURE_ENVIRONMENT_FILEPATH` names, or why
     /// it cannot be used; `None` for other clouds and when the variable is unset.

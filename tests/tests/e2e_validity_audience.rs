@@ -120,3 +120,21 @@ fn a_forced_audience_the_registry_refuses_fails_without_fallback() -> TestResult
     assert!(w.cached_refresh_tokens().is_empty());
     Ok(())
 }
+
+#[test]
+fn a_tenant_without_acrs_audience_gets_an_arm_audience_token_with_no_setting() -> TestResult {
+    if !e2e::isolated() {
+        return Ok(());
+    }
+    // A known cloud's ACR login server: the other audience is tried unasked.
+    let (w, sp) = world(RegistryAudiences::Both, true)?;
+    // The tenant has no service principal for ACR's audience (Entra: AADSTS500011).
+    w.emu
+        .remove_tenant_resource(TENANT, "https://containerregistry.azure.net");
+    let out = w.helper(&["get"], REGISTRY)?;
+    assert!(out.status.success(), "{out:?}");
+    let c = w.emu.counters();
+    assert_eq!(c.entra_for(&sp.client_id), 2, "ACR's, then ARM's: {c:?}");
+    assert_eq!(c.exchange_for(REGISTRY), 1, "{c:?}");
+    Ok(())
+}
