@@ -36,3 +36,19 @@ if [ "$(cargo deb --version 2>/dev/null)" != "cargo-deb $CARGO_DEB_VERSION" ]; t
   cargo install --locked cargo-deb --version "$CARGO_DEB_VERSION" ||
     { echo "install-deps.sh: error: cargo install cargo-deb $CARGO_DEB_VERSION failed" >&2; exit 1; }
 fi
+# Go 1.26 or later (with the module proxy, or a module cache that holds the modules) builds
+# tests/kubelet-harness, the kubelet's own credential-provider code (k8s.io/kubernetes v1.36.3) as
+# a test client of acr-credential-provider (tests/tests/kubelet_harness.rs). Debian 12's golang is
+# too old, so it is not installed here: the project's machines and CI have it.
+if ! command -v go >/dev/null 2>&1; then
+  echo "install-deps.sh: error: Go 1.26 or later is needed (https://go.dev/dl/) for tests/kubelet-harness" >&2
+  exit 1
+fi
+# Download the harness's modules (as go.sum pins them) and build it once, filling Go's build
+# cache: the tests then build it in seconds, and a clean clone needs only the module proxy here.
+(
+  cd "$(dirname "$0")/../tests/kubelet-harness"
+  export GOFLAGS=-mod=readonly GOTOOLCHAIN=local
+  go mod download
+  go build -o /dev/null .
+) || { echo "install-deps.sh: error: building tests/kubelet-harness failed" >&2; exit 1; }
