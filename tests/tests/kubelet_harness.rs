@@ -1194,6 +1194,7 @@ fn pulls_with(ctx: &Ctx, reference: &str, creds: &[Credential], want: usize) -> 
 /// One pull attempt with one credential (empty: anonymous); checks the digest.
 fn pull(ctx: &Ctx, reference: &str, c: &Credential) -> RowResult {
     let dest = ctx.w.path(&format!("pulls/{}", uuid_like(reference, c)));
+    std::fs::create_dir_all(ctx.w.path("pulls")).map_err(|e| e.to_string())?;
     let pair = format!("{}:{}", c.username, c.password);
     let creds: Vec<&str> = if c.username.is_empty() && c.password.is_empty() {
         vec!["--src-no-creds"]
