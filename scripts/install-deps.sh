@@ -2,6 +2,7 @@
 # Installs what building and testing this project needs on a fresh Debian 12 machine (run as root,
 # or with sudo available). The Rust toolchain itself (cargo, rustc >= 1.89) must already be there.
 set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
@@ -36,18 +37,28 @@ if [ "$(cargo deb --version 2>/dev/null)" != "cargo-deb $CARGO_DEB_VERSION" ]; t
   cargo install --locked cargo-deb --version "$CARGO_DEB_VERSION" ||
     { echo "install-deps.sh: error: cargo install cargo-deb $CARGO_DEB_VERSION failed" >&2; exit 1; }
 fi
-# Go 1.26 or later (with the module proxy, or a module cache that holds the modules) builds
-# tests/kubelet-harness, the kubelet's own credential-provider code (k8s.io/kubernetes v1.36.3) as
-# a test client of acr-credential-provider (tests/tests/kubelet_harness.rs). Debian 12's golang is
-# too old, so it is not installed here: the project's machines and CI have it.
+# Test tools built with Go from the Go module proxy (never part of the product, never on PATH):
+# the upstream AKS kubelet credential provider, the oracle of tests/tests/e2e_aks_differential.rs,
+# at the version tests/upstream/go.mod pins. Rebuilt only when that module changes.
 if ! command -v go >/dev/null 2>&1; then
-  echo "install-deps.sh: error: Go 1.26 or later is needed (https://go.dev/dl/) for tests/kubelet-harness" >&2
+  echo "install-deps.sh: error: Go (1.26) is needed to build the test tools; install it first" >&2
   exit 1
 fi
-# Download the harness's modules (as go.sum pins them) and build it once, filling Go's build
-# cache: the tests then build it in seconds, and a clean clone needs only the module proxy here.
+TOOLS=${ACR_TEST_TOOLS:-$HOME/.local/share/acr-test-tools}
+mkdir -p "$TOOLS/bin"
+stamp=$(cat "$ROOT/tests/upstream/go.mod" "$ROOT/tests/upstream/go.sum" | sha256sum | cut -c1-16)
+if [ "$(cat "$TOOLS/bin/acr-credential-provider.stamp" 2>/dev/null)" != "$stamp" ]; then
+  (cd "$ROOT/tests/upstream" && go build -trimpath -o "$TOOLS/bin/acr-credential-provider" \
+    sigs.k8s.io/cloud-provider-azure/cmd/acr-credential-provider) ||
+    { echo "install-deps.sh: error: building the upstream AKS credential provider failed" >&2; exit 1; }
+  echo "$stamp" >"$TOOLS/bin/acr-credential-provider.stamp"
+fi
+# The kubelet's own credential-provider code (k8s.io/kubernetes v1.36.3) as a test client of
+# acr-credential-provider (tests/kubelet-harness, tests/tests/kubelet_harness.rs): download its
+# modules (as go.sum pins them) and build it once, filling Go's build cache, so the tests build it
+# into the target folder in seconds and a clean clone needs only the module proxy here.
 (
-  cd "$(dirname "$0")/../tests/kubelet-harness"
+  cd "$ROOT/tests/kubelet-harness"
   export GOFLAGS=-mod=readonly GOTOOLCHAIN=local
   go mod download
   go build -o /dev/null .

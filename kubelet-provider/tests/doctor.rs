@@ -97,7 +97,7 @@ fn a_working_node_is_explained_and_its_token_is_the_one_a_request_gets() {
     // A real request with the same arguments is answered from the cache the doctor filled: the
     // doctor used the same folder, identity and authority.
     w.emu.reset_counters();
-    let r = response(&w.run(&[&azure_json], &request(V1, &image)));
+    let r = response(&w.run(&[&azure_json, EXCHANGE], &request(V1, &image)));
     assert_eq!(w.emu.counters().total(), 0, "{:?}", w.emu.counters());
     let password = r["auth"][&w.registry]["password"].as_str().unwrap();
     assert_eq!(claims(password)["appid"], NODE_CLIENT);

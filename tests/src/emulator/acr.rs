@@ -227,8 +227,21 @@ fn exchange_inner(shared: &Shared, host: &str, form: &Form) -> Result<Response, 
     if !lock(&shared.dir).registry_known(host) {
         return Err(unknown_registry(host));
     }
+    // Azure/acr docs/AAD-OAuth.md, "Calling POST /oauth2/exchange": `access_token`, or the
+    // deprecated `access_token_refresh_token` (an access token and an Entra refresh token; the
+    // AKS plugin sends the access token as both, cloud-provider-azure v1.35.3
+    // pkg/credentialprovider/azure_acr_helper.go:150-156) or `refresh_token` (an Entra refresh
+    // token alone, which the emulator cannot redeem).
     match form.get("grant_type") {
         Some("access_token") => {}
+        Some("access_token_refresh_token") if form.get("refresh_token").is_some() => {}
+        Some("access_token_refresh_token") => {
+            return Err(acr_error(
+                StatusCode::BAD_REQUEST,
+                "BAD_REQUEST",
+                "refresh_token is required with grant_type 'access_token_refresh_token'",
+            ));
+        }
         other => {
             return Err(acr_error(
                 StatusCode::BAD_REQUEST,

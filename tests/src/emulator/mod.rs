@@ -6,6 +6,7 @@
 //! | endpoint | what |
 //! |---|---|
 //! | `POST /{tenant}/oauth2/v2.0/token` | Entra client credentials: secret, certificate or federated assertion |
+//! | `GET /{tenant}/v2.0/.well-known/openid-configuration`, `GET /common/discovery/instance` | Entra's discovery documents, which MSAL-based clients (the Go SDK) read first |
 //! | `GET /msi/token` | App Service managed identity (`IDENTITY_ENDPOINT` / `IDENTITY_HEADER`) |
 //! | `GET /metadata/identity/oauth2/token` | IMDS (also on plain HTTP via [`Emulator::serve_imds_http`]) |
 //! | `GET /v2/` | ACR Bearer challenge, by `Host`; with a backend ([`Emulator::set_upstream`]), every `/v2/…` request is proxied to it |
@@ -14,7 +15,8 @@
 //! | `POST /pipelines/{job}/oidctoken` | Azure Pipelines OIDC token of a job's service connection ([`Emulator::add_pipelines_job`]) |
 //! | `GET\|POST /oauth2/token` | ACR refresh token (or admin user, [`Emulator::set_admin_user`]) → access token, by `Host` |
 //! | `GET\|DELETE /_emulator/counters`, `POST\|DELETE /_emulator/faults` | control |
-//! | `POST /` (any path) at `https://<sni-name>` | AKS identity bindings token authority, on a listener and CA of its own ([`Emulator::start_identity_binding_authority`]): service account token → Entra access token |
+//! | every request of every listener | recorded in the journal ([`Emulator::journal`]): identity-choosing parameters, never a secret |
+//! | `POST /` at `https://<sni-name>` | AKS identity bindings token authority, on a listener and CA of its own ([`Emulator::start_identity_binding_authority`]): service account token → Entra access token |
 //!
 //! Registry endpoints answer only for hosts added with [`Emulator::add_registry`] (matched as the
 //! client sent `Host`, port included unless 443). A registry with a backend is a real registry
@@ -36,8 +38,10 @@
 mod acr;
 mod binding;
 mod crypto;
+mod discovery;
 mod entra;
 mod host;
+mod journal;
 mod model;
 mod oidc;
 mod proxy;
@@ -49,6 +53,7 @@ mod tests;
 
 pub use binding::{IDENTITY_BINDING_AUDIENCE, IdentityBindingAuthority};
 pub use crypto::libtrust_key_id;
+pub use journal::Entry as JournalEntry;
 pub use model::{
     CertPair, Counters, EndpointKind, Fault, FaultAction, Principal, RegistryAudiences, Role,
 };
@@ -207,6 +212,7 @@ impl Emulator {
             faults: Mutex::new(config.faults.clone()),
             settings: Mutex::new(settings),
             ci: Mutex::default(),
+            journal: Arc::default(),
         });
 
         let ca_dir = tempfile::Builder::new().prefix("acr-emulator-").tempdir()?;
@@ -328,6 +334,17 @@ impl Emulator {
     /// Set every counter back to zero.
     pub fn reset_counters(&self) {
         *lock(&self.shared.counters) = Counters::default();
+    }
+
+    /// Every request received so far by any listener (the HTTPS port, IMDS, identity bindings
+    /// authorities), oldest first, with its identity-choosing parameters and no secret.
+    pub fn journal(&self) -> Vec<JournalEntry> {
+        self.shared.journal.entries()
+    }
+
+    /// Empty the journal.
+    pub fn clear_journal(&self) {
+        self.shared.journal.clear();
     }
 
     /// Serve the registry endpoints for `name`, the login server as clients see it

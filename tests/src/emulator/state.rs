@@ -31,6 +31,8 @@ pub(crate) struct Shared {
     pub(crate) settings: Mutex<Settings>,
     /// CI jobs whose OIDC tokens the emulator issues.
     pub(crate) ci: Mutex<super::oidc::Jobs>,
+    /// Every request of every listener (see `journal`).
+    pub(crate) journal: Arc<super::journal::Journal>,
 }
 
 /// Tunables that may change while running.
