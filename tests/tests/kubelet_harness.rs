@@ -720,7 +720,7 @@ fn shipped_configs(ctx: &mut Ctx) -> RowResult {
     let reg = image(REGISTRY);
     let out = row.run(
         ctx,
-        &[web.clone()],
+        std::slice::from_ref(&web),
         &[
             Lookup::for_pod(
                 &reg,
@@ -791,16 +791,21 @@ fn shipped_identity_bindings(ctx: &mut Ctx) -> RowResult {
     let reg = image(REGISTRY);
     let out = row.run(
         ctx,
-        &[batch.clone()],
-        &[Lookup::for_pod(
-            &reg,
-            "shop",
-            "batch-1",
-            "00000000-0000-4000-8000-0000000000d1",
-            "batch",
-        )],
+        std::slice::from_ref(&batch),
+        &[
+            Lookup::for_pod(
+                &reg,
+                "shop",
+                "batch-1",
+                "00000000-0000-4000-8000-0000000000d1",
+                "batch",
+            ),
+            // A static pod: no token; AKS's plugin fails, and so does ours without
+            // --fallback-to-node-identity.
+            Lookup::static_pod(&reg),
+        ],
     )?;
-    let [lookup] = &out[..] else {
+    let [lookup, static_pod] = &out[..] else {
         return Err(format!("{} lookups", out.len()));
     };
     runs(lookup, 1)?;
@@ -815,7 +820,8 @@ fn shipped_identity_bindings(ctx: &mut Ctx) -> RowResult {
         &default,
         ACR_CACHE_DURATION,
     )?;
-    pulls_with(ctx, &reg, &lookup.credentials, 0)
+    pulls_with(ctx, &reg, &lookup.credentials, 0)?;
+    fails(static_pod, "--fallback-to-node-identity")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -999,10 +1005,6 @@ impl RowFiles {
                     l.execs.len()
                 ));
             }
-            if l.plugin_errors != 0.0 {
-                let logs: Vec<&str> = l.execs.iter().map(|e| e.stderr.as_str()).collect();
-                return Err(format!("{}: the plugin failed: {logs:?}", l.image));
-            }
         }
         Ok(output.lookups)
     }
@@ -1043,7 +1045,13 @@ fn check_password(pw: &Pw, password: &str, registry: &str) -> RowResult {
     }
 }
 
+/// The kubelet ran the plugin `want` times for the lookup (0: its cache answered), and no run
+/// failed.
 fn runs(lookup: &LookupResult, want: u64) -> RowResult {
+    if lookup.plugin_errors != 0.0 {
+        let logs: Vec<&str> = lookup.execs.iter().map(|e| e.stderr.as_str()).collect();
+        return Err(format!("{}: the plugin failed: {logs:?}", lookup.image));
+    }
     if lookup.plugin_runs == want {
         Ok(())
     } else {
@@ -1058,6 +1066,28 @@ fn runs(lookup: &LookupResult, want: u64) -> RowResult {
             }
         ))
     }
+}
+
+/// The kubelet ran the plugin once, it failed with one line containing `want`, and the kubelet
+/// hands the runtime nothing (the pull goes on without credentials).
+fn fails(lookup: &LookupResult, want: &str) -> RowResult {
+    let exec = only_exec(lookup)?;
+    let lines: Vec<&str> = exec.stderr.lines().collect();
+    if lookup.plugin_errors != 1.0
+        || exec.exit_code == 0
+        || !exec.stdout.is_empty()
+        || lines.len() != 1
+        || !lines[0].contains(want)
+    {
+        return Err(format!(
+            "{}: expected one failure naming {want:?}, got exit {} and {:?}",
+            lookup.image, exec.exit_code, exec.stderr
+        ));
+    }
+    if lookup.found || !lookup.credentials.is_empty() {
+        return Err(format!("{}: credentials after a failure", lookup.image));
+    }
+    Ok(())
 }
 
 fn only_exec(lookup: &LookupResult) -> Result<&Exec, String> {
