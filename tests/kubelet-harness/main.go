@@ -386,8 +386,12 @@ func newRecorder(binDir string) (*recorder, error) {
 	if err != nil {
 		return nil, err
 	}
-	os.Setenv(shimBinDirEnv, absBin)
-	os.Setenv(shimRecordEnv, r.file)
+	if err := os.Setenv(shimBinDirEnv, absBin); err != nil {
+		return nil, err
+	}
+	if err := os.Setenv(shimRecordEnv, r.file); err != nil {
+		return nil, err
+	}
 	return r, nil
 }
 
