@@ -1223,7 +1223,9 @@ fn pulls_with(ctx: &Ctx, reference: &str, creds: &[Credential], want: usize) -> 
 
 /// One pull attempt with one credential (empty: anonymous); checks the digest.
 fn pull(ctx: &Ctx, reference: &str, c: &Credential) -> RowResult {
-    let dest = ctx.w.path(&format!("pulls/{}", uuid_like(reference, c)));
+    let dest = ctx
+        .w
+        .path(&format!("pulls/{}", pull_dir_name(reference, c)));
     std::fs::create_dir_all(ctx.w.path("pulls")).map_err(|e| e.to_string())?;
     let pair = format!("{}:{}", c.username, c.password);
     let creds: Vec<&str> = if c.username.is_empty() && c.password.is_empty() {
@@ -1249,7 +1251,7 @@ fn pull(ctx: &Ctx, reference: &str, c: &Credential) -> RowResult {
     }
 }
 
-fn uuid_like(reference: &str, c: &Credential) -> String {
+fn pull_dir_name(reference: &str, c: &Credential) -> String {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
     (reference, &c.username, &c.password).hash(&mut h);
