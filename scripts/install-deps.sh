@@ -37,22 +37,9 @@ if [ "$(cargo deb --version 2>/dev/null)" != "cargo-deb $CARGO_DEB_VERSION" ]; t
   cargo install --locked cargo-deb --version "$CARGO_DEB_VERSION" ||
     { echo "install-deps.sh: error: cargo install cargo-deb $CARGO_DEB_VERSION failed" >&2; exit 1; }
 fi
-# Test tools built with Go from the Go module proxy (never part of the product, never on PATH):
-# the upstream AKS kubelet credential provider, the oracle of tests/tests/e2e_aks_differential.rs,
-# at the version tests/upstream/go.mod pins. Rebuilt only when that module changes.
-if ! command -v go >/dev/null 2>&1; then
-  echo "install-deps.sh: error: Go (1.26) is needed to build the test tools; install it first" >&2
-  exit 1
-fi
-TOOLS=${ACR_TEST_TOOLS:-$HOME/.local/share/acr-test-tools}
-mkdir -p "$TOOLS/bin"
-stamp=$(cat "$ROOT/tests/upstream/go.mod" "$ROOT/tests/upstream/go.sum" | sha256sum | cut -c1-16)
-if [ "$(cat "$TOOLS/bin/acr-credential-provider.stamp" 2>/dev/null)" != "$stamp" ]; then
-  (cd "$ROOT/tests/upstream" && go build -trimpath -o "$TOOLS/bin/acr-credential-provider" \
-    sigs.k8s.io/cloud-provider-azure/cmd/acr-credential-provider) ||
-    { echo "install-deps.sh: error: building the upstream AKS credential provider failed" >&2; exit 1; }
-  echo "$stamp" >"$TOOLS/bin/acr-credential-provider.stamp"
-fi
+# Test tools built with Go from the Go module proxy (the upstream AKS plugin, the oracle of the
+# differential suite): downloaded and built once here, so the test command finds them ready.
+"$ROOT/scripts/build-test-tools.sh"
 # The kubelet's own credential-provider code (k8s.io/kubernetes v1.36.3) as a test client of
 # acr-credential-provider (tests/kubelet-harness, tests/tests/kubelet_harness.rs): download its
 # modules (as go.sum pins them) and build it once, filling Go's build cache, so the tests build it

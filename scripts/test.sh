@@ -7,6 +7,9 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # Public docs must not link to private items or to nothing.
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked -q
+# The test tools built with Go (the upstream AKS plugin): current after install-deps.sh, rebuilt
+# here only if their pinned modules changed.
+./scripts/build-test-tools.sh
 # The cross-binary tests in tests/ run the binaries of the other crates: build them all first.
 cargo build --workspace --bins --locked
 # The kubelet harness (Go, tests/kubelet-harness): formatted and vetted. Its test builds it into the
