@@ -40,3 +40,13 @@ fi
 # Test tools built with Go from the Go module proxy (the upstream AKS plugin, the oracle of the
 # differential suite): downloaded and built once here, so the test command finds them ready.
 "$ROOT/scripts/build-test-tools.sh"
+# The kubelet's own credential-provider code (k8s.io/kubernetes v1.36.3) as a test client of
+# acr-credential-provider (tests/kubelet-harness, tests/tests/kubelet_harness.rs): download its
+# modules (as go.sum pins them) and build it once, filling Go's build cache, so the tests build it
+# into the target folder in seconds and a clean clone needs only the module proxy here.
+(
+  cd "$ROOT/tests/kubelet-harness"
+  export GOFLAGS=-mod=readonly GOTOOLCHAIN=local
+  go mod download
+  go build -o /dev/null .
+) || { echo "install-deps.sh: error: building tests/kubelet-harness failed" >&2; exit 1; }

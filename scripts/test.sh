@@ -12,6 +12,15 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked -q
 ./scripts/build-test-tools.sh
 # The cross-binary tests in tests/ run the binaries of the other crates: build them all first.
 cargo build --workspace --bins --locked
+# The kubelet harness (Go, tests/kubelet-harness): formatted and vetted. Its test builds it into the
+# target folder (quick once scripts/install-deps.sh warmed Go's cache).
+(
+  cd tests/kubelet-harness
+  export GOFLAGS=-mod=readonly GOTOOLCHAIN=local
+  unformatted=$(gofmt -l .)
+  if [ -n "$unformatted" ]; then echo "gofmt: not formatted: $unformatted" >&2; exit 1; fi
+  go vet .
+)
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 set +e

@@ -425,7 +425,24 @@ fn token_inner(
         verify_refresh_token(shared, refresh, host).map_err(|m| unauthorized(&m))?
     } else {
         let Some((user, password)) = basic(headers) else {
-            return Err(challenge_response(host, None, None));
+            if headers.contains_key(header::AUTHORIZATION)
+                || !lock(&shared.dir).anonymous_pull(host)
+            {
+                return Err(challenge_response(host, None, None));
+            }
+            // Anonymous pull: no credentials at all, pull only.
+            return sign_access(
+                shared,
+                host,
+                &Caller {
+                    object_id: String::new(),
+                    app_id: None,
+                    tenant: String::new(),
+                    admin: false,
+                },
+                Some(Role::AcrPull),
+                form,
+            );
         };
         let admin = lock(&shared.dir).is_admin(host, &user, &password);
         if admin {
@@ -457,6 +474,17 @@ fn token_inner(
     } else {
         lock(&shared.dir).role(host, &caller.object_id, caller.app_id.as_deref())
     };
+    sign_access(shared, host, &caller, role, form)
+}
+
+/// An access token for `caller` with the requested scopes `role` allows.
+fn sign_access(
+    shared: &Shared,
+    host: &str,
+    caller: &Caller,
+    role: Option<Role>,
+    form: &Form,
+) -> Result<Response, Response> {
     let access = granted_access(role, &form.all("scope"));
     let settings = shared.settings();
     let now = unix_now();

@@ -383,6 +383,19 @@ impl Emulator {
         lock(&self.shared.dir).set_owner(registry, tenant);
     }
 
+    /// Turns a registry's anonymous pull (ACR's `anonymousPullEnabled`) on or off. When on, the
+    /// token service gives a client that sends no credentials at all (`GET /oauth2/token` without
+    /// `Authorization`, Docker's anonymous flow) an access token for the requested repositories'
+    /// `pull` action only. A client that does authenticate is judged by its role as before, so an
+    /// identity without a role still gets no access: ACR's documentation (Learn, "Make your
+    /// container registry content publicly available", azure/container-registry/anonymous-pull-access)
+    /// says anonymous pull opens all content for read to unauthenticated clients, offers them only
+    /// data-plane operations, and that a client that authenticated before must clear its
+    /// credentials before an anonymous pull.
+    pub fn set_anonymous_pull(&self, registry: &str, enabled: bool) {
+        lock(&self.shared.dir).set_anonymous_pull(registry, enabled);
+    }
+
     /// Which Entra token audiences a registry's `/oauth2/exchange` takes (default: both). A token
     /// of another audience is refused with 401 as real ACR refuses an ARM-audience token when
     /// ARM-audience authentication is disabled (see [`RegistryAudiences`]).

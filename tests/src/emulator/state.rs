@@ -78,6 +78,8 @@ pub(crate) struct Directory {
     owners: HashMap<String, String>,
     /// The audiences a registry takes, by normalized host; absent: both.
     audiences: HashMap<String, RegistryAudiences>,
+    /// Registries with anonymous pull enabled, by normalized host.
+    anonymous_pull: BTreeSet<String>,
     /// The ARM resource id of a user-assigned identity, lowercase (ARM ids are
     /// case-insensitive) → its client id.
     resource_ids: HashMap<String, String>,
@@ -317,6 +319,21 @@ impl Directory {
             .get(&host::normalize(registry))
             .copied()
             .unwrap_or_default()
+    }
+
+    /// Enable or disable a registry's anonymous pull.
+    pub(crate) fn set_anonymous_pull(&mut self, registry: &str, enabled: bool) {
+        let host = host::normalize(registry);
+        if enabled {
+            self.anonymous_pull.insert(host);
+        } else {
+            self.anonymous_pull.remove(&host);
+        }
+    }
+
+    /// Whether a registry has anonymous pull enabled.
+    pub(crate) fn anonymous_pull(&self, registry: &str) -> bool {
+        self.anonymous_pull.contains(&host::normalize(registry))
     }
 
     /// Make `tenant` the owner of a registry (replacing an earlier owner).

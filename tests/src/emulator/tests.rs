@@ -1610,3 +1610,68 @@ fn pipelines_oidc_endpoint_wants_the_access_token_and_the_service_connection() -
     );
     Ok(())
 }
+
+#[test]
+fn anonymous_pull_gives_unauthenticated_clients_pull_only() -> Result<(), Box<dyn Error>> {
+    let emu = start()?;
+    let host = registry_host(&emu);
+    emu.add_registry(&host);
+    let c = client(&emu, &[REGISTRY])?;
+    let scope = [
+        ("service", host.as_str()),
+        ("scope", "repository:app:pull,push"),
+    ];
+    let anonymous = || -> Result<(u16, Value), Box<dyn Error>> {
+        body(
+            c.get(registry_url(&emu, "/oauth2/token"))
+                .query(&scope)
+                .send()?,
+        )
+    };
+    // Off (the default): no credentials, no token.
+    assert_eq!(anonymous()?.0, 401);
+
+    emu.set_anonymous_pull(&host, true);
+    let (status, ok) = anonymous()?;
+    assert_eq!(status, 200, "{ok}");
+    let access = claims(ok["access_token"].as_str().ok_or("no access token")?)?;
+    assert_eq!(
+        access["access"],
+        serde_json::json!([{"type": "repository", "name": "app", "actions": ["pull"]}]),
+        "pull only, whatever was asked"
+    );
+    assert_eq!(access["sub"], "");
+
+    // A client that authenticates is judged by its role: without one it gets no access, and
+    // wrong credentials are refused, anonymous pull or not.
+    emu.add_secret_principal(TENANT, "no-role", "no-role-secret");
+    let (status, ok) = body(
+        c.get(registry_url(&emu, "/oauth2/token"))
+            .query(&scope)
+            .basic_auth("no-role", Some("no-role-secret"))
+            .send()?,
+    )?;
+    assert_eq!(status, 200, "{ok}");
+    let access = claims(ok["access_token"].as_str().ok_or("no access token")?)?;
+    assert_eq!(access["access"], serde_json::json!([]));
+    let refused = c
+        .get(registry_url(&emu, "/oauth2/token"))
+        .query(&scope)
+        .basic_auth("no-role", Some("wrong"))
+        .send()?;
+    assert_eq!(refused.status().as_u16(), 401);
+    let refused = c
+        .get(registry_url(&emu, "/oauth2/token"))
+        .query(&scope)
+        .bearer_auth("not-basic")
+        .send()?;
+    assert_eq!(
+        refused.status().as_u16(),
+        401,
+        "an Authorization header is not anonymous"
+    );
+
+    emu.set_anonymous_pull(&host, false);
+    assert_eq!(anonymous()?.0, 401);
+    Ok(())
+}
