@@ -718,7 +718,11 @@ fn run_row(
         .spawn()
         .and_then(|mut child| {
             if let Some(mut input) = child.stdin.take() {
-                input.write_all(request.to_string().as_bytes())?;
+                // A provider that fails on its arguments exits before reading stdin.
+                match input.write_all(request.to_string().as_bytes()) {
+                    Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e),
+                    _ => {}
+                }
             }
             child.wait_with_output()
         })?;

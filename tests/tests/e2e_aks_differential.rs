@@ -463,7 +463,11 @@ fn run(
         .spawn()
         .and_then(|mut child| {
             if let Some(mut input) = child.stdin.take() {
-                input.write_all(request.to_string().as_bytes())?;
+                // A provider that fails on its arguments exits before reading stdin.
+                match input.write_all(request.to_string().as_bytes()) {
+                    Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e),
+                    _ => {}
+                }
             }
             // Only rows whose fault never clears are cut short; the others get the kubelet's
             // own minute, so a loaded machine cannot turn a slow answer into a difference.
