@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs every check and test of the workspace: format, lints, public docs, every test (the fuzz
-# targets' seeds included), as on an Azure VM with the Azure CLI installed
-# (scripts/as-azure-vm.sh), and the Debian package built the way it ships. Tests that need
+# Runs every check and test of the workspace: format, lints, public docs (and gofmt and go vet of
+# the Go kubelet harness), every test (the fuzz targets' seeds, the kubelet harness and the
+# differential suite against the upstream AKS plugin included), as on an Azure VM with the Azure
+# CLI installed (scripts/as-azure-vm.sh), and the Debian package built the way it ships. Tests that need
 # network namespaces (IMDS at 169.254.169.254, the end-to-end tests) need root, as CI has.
 # Ends with one line of test counts and where the time went; docs/TESTING.md explains the phases.
 set -euo pipefail
@@ -36,6 +37,24 @@ deb_pid=$!
 set +m
 log=$(mktemp)
 trap 'rm -f "$log"; kill -- -"$deb_pid" 2>/dev/null || true' EXIT
+
+# The test tools built with Go (the upstream AKS plugin, tests/upstream): current after
+# install-deps.sh, rebuilt here only if their pinned modules changed. The kubelet harness (Go,
+# tests/kubelet-harness): formatted and vetted here; its test builds it into the target folder
+# (quick once scripts/install-deps.sh warmed Go's cache).
+t0=$SECONDS
+./scripts/build-test-tools.sh
+(
+    cd tests/kubelet-harness
+    export GOFLAGS=-mod=readonly GOTOOLCHAIN=local
+    unformatted=$(gofmt -l .)
+    if [ -n "$unformatted" ]; then
+        echo "gofmt: not formatted: $unformatted" >&2
+        exit 1
+    fi
+    go vet .
+)
+note "Go: test tools, gofmt, vet" $((SECONDS - t0))
 
 t0=$SECONDS
 cargo clippy --workspace --all-targets --locked -- -D warnings

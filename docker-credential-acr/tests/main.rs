@@ -8,6 +8,7 @@ mod ci_federation;
 mod common;
 mod doctor;
 mod helper;
+mod hostile_registry;
 mod imds;
 mod keychain;
 mod no_secrets;

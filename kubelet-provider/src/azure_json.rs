@@ -225,6 +225,10 @@ pub struct CustomCloud {
     pub path: PathBuf,
     /// `activeDirectoryEndpoint`, without a trailing `/`: the Entra authority.
     pub authority_host: Option<String>,
+    /// Why `activeDirectoryEndpoint` cannot be the Entra authority (not an https:// URL). Only
+    /// identities that ask Entra fail for it: the AKS plugin reads the file as a whole and a
+    /// managed-identity node never uses the field.
+    pub authority_error: Option<String>,
     /// `containerRegistryDNSSuffix` without a leading dot, e.g. `azurecr.contoso.example`:
     /// images on `<name>.<suffix>` are served.
     pub registry_suffix: Option<String>,
@@ -247,16 +251,17 @@ impl CustomCloud {
         };
         let string =
             |key: &str| text(&object, key).map_err(|e| format!("environment file {name}: {e}"));
-        let authority_host = match string("activeDirectoryEndpoint")? {
-            None => None,
+        let (authority_host, authority_error) = match string("activeDirectoryEndpoint")? {
+            None => (None, None),
             Some(a) if a.to_ascii_lowercase().starts_with("https://") => {
-                Some(a.trim_end_matches('/').to_string())
+                (Some(a.trim_end_matches('/').to_string()), None)
             }
-            Some(_) => {
-                return Err(format!(
-                    "environment file {name}: activeDirectoryEndpoint must be an https:// URL"
-                ));
-            }
+            Some(_) => (
+                None,
+                Some(format!(
+                    "environment file {name}: activeDirectoryEndpoint must be an https:// URL to ask Entra for a token"
+                )),
+            ),
         };
         let registry_suffix = match string("containerRegistryDNSSuffix")? {
             None => None,
@@ -273,6 +278,7 @@ impl CustomCloud {
         Ok(CustomCloud {
             path: path.to_path_buf(),
             authority_host,
+            authority_error,
             registry_suffix,
         })
     }
@@ -546,7 +552,10 @@ mod tests {
             r#"{"activeDirectoryEndpoint":"http://login.contoso.example"}"#,
         )
         .unwrap();
-        let e = a.custom_cloud(Some(path)).unwrap_err();
+        // Not an error of the file: only identities that ask Entra fail for it.
+        let c = a.custom_cloud(Some(path)).unwrap().unwrap();
+        assert_eq!(c.authority_host, None);
+        let e = c.authority_error.unwrap();
         assert!(
             e.contains("activeDirectoryEndpoint must be an https:// URL"),
             "{e}"

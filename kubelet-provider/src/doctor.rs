@@ -47,6 +47,7 @@ pub fn doctor(env: Env, args: &DoctorArgs) -> Diagnosis<NodeParts> {
         mirrors,
         identity_bindings,
         fallback_to_node_identity,
+        exchange_sp_secret: _,
     } = NodeConfig::from_flags(&args.node, env);
     let azure_json = azure_json
         .as_ref()
@@ -221,7 +222,9 @@ fn custom_cloud_part(cloud: Result<CustomCloud, String>) -> CustomCloudPart {
     match cloud {
         Ok(c) => CustomCloudPart::Read {
             environment_file: c.path.display().to_string(),
-            authority: c.authority_host,
+            authority: c
+                .authority_host
+                .or_else(|| c.authority_error.map(|e| format!("unusable ({e})"))),
             registry_suffix: c.registry_suffix,
         },
         Err(error) => CustomCloudPart::Failed { error },

@@ -95,7 +95,7 @@ fn a_working_node_is_explained_and_its_token_is_the_one_a_request_gets() {
     // A real request with the same arguments is answered from the cache the doctor filled: the
     // doctor used the same folder, identity and authority.
     w.emu.reset_counters();
-    let r = response(&w.run(&[&azure_json], &request(V1, &image)));
+    let r = response(&w.run(&[&azure_json, EXCHANGE], &request(V1, &image)));
     assert_eq!(w.emu.counters().total(), 0, "{:?}", w.emu.counters());
     let password = r["auth"][&w.registry]["password"].as_str().unwrap();
     assert_eq!(claims(password)["appid"], NODE_CLIENT);
@@ -490,4 +490,32 @@ fn doctor_reads_no_stdin_and_the_flags_have_one_shape() {
         err,
         "acr-credential-provider: error: the following required arguments were not provided: --doctor[=<IMAGE_OR_REGISTRY>]; run with --help for usage\n"
     );
+}
+
+/// azure.json naming a cloud the provider does not know, with no `AZURE_AUTHORITY_HOST`: the
+/// report and the warning say which authority is used (the identity's cloud chooses it, never the
+/// registry's domain).
+#[test]
+fn an_unknown_cloud_in_azure_json_says_which_authority_is_used() {
+    let (mut w, _) = sandbox_with_node_principal();
+    w.unset("AZURE_AUTHORITY_HOST");
+    w.write(
+        "azure.json",
+        &json!({"cloud": "AzureMarsCloud", "tenantId": TENANT, "aadClientId": NODE_CLIENT,
+                "aadClientSecret": NODE_SECRET, "useManagedIdentityExtension": false})
+        .to_string(),
+    );
+    let azure_json = w.azure_json();
+    let o = doctor(&w, &[&azure_json, "--doctor"]);
+    let out = stdout(&o);
+    let want = "is unknown, so the Entra authority is ACR_CLOUD's, else the public cloud's (set AZURE_AUTHORITY_HOST or ACR_CLOUD)";
+    assert!(line(&out, "azure.json: ").ends_with(want), "{out}");
+    // A request (for an image that is not ACR's: nothing is sent anywhere) warns the same way.
+    let o = w.run(&[&azure_json], &request(V1, "docker.io/library/alpine:3"));
+    let err = stderr(&o);
+    assert!(
+        err.contains("\"AzureMarsCloud\"") && err.contains(want),
+        "{err}"
+    );
+    assert!(!out.contains("registry's domain") && !err.contains("registry's domain"));
 }

@@ -59,8 +59,7 @@ fn build(env: &Env, timeout: Duration, proxied: bool) -> Result<reqwest::Client,
         .timeout(timeout)
         .user_agent(concat!("acr-broker/", env!("CARGO_PKG_VERSION")));
     if let Some(path) = env.get("SSL_CERT_FILE") {
-        let pem =
-            std::fs::read(path).map_err(|e| format!("cannot read SSL_CERT_FILE {path}: {e}"))?;
+        let pem = read_ca_bundle(std::path::Path::new(path), "SSL_CERT_FILE")?;
         let certs = reqwest::Certificate::from_pem_bundle(&pem)
             .map_err(|e| format!("SSL_CERT_FILE {path} is not a PEM bundle: {e}"))?;
         for cert in certs {
@@ -75,6 +74,15 @@ fn build(env: &Env, timeout: Duration, proxied: bool) -> Result<reqwest::Client,
     builder
         .build()
         .map_err(|e| format!("cannot build the HTTP client: {e}"))
+}
+
+/// Largest CA bundle read (Debian's whole bundle is about 220 KiB).
+const MAX_CA_BUNDLE: usize = 8 * 1024 * 1024;
+
+/// The CA bundle at `path` (named by the setting `what`), read as [`crate::files::read_named`]
+/// reads.
+pub(crate) fn read_ca_bundle(path: &std::path::Path, what: &str) -> Result<Vec<u8>, String> {
+    crate::files::read_named(path, MAX_CA_BUNDLE, what, false)
 }
 
 /// Why a body could not be read.
@@ -250,6 +258,22 @@ mod tests {
             .unwrap_err();
         assert!(!is_certificate_failure(&e), "{}", error_chain(&e));
         assert!(send_may_heal(&e), "{}", error_chain(&e));
+    }
+
+    #[test]
+    fn the_ca_bundle_is_read_bounded_and_never_waits_on_a_fifo() {
+        let d = tempfile::tempdir().unwrap();
+        let fifo = d.path().join("ca.pem");
+        let _writer = crate::files::fifo::FifoWriter::new(&fifo, "");
+        let big = d.path().join("big.pem");
+        std::fs::File::create(&big)
+            .and_then(|f| f.set_len(MAX_CA_BUNDLE as u64 + 1))
+            .unwrap();
+        for (path, want) in [(&fifo, "not a regular file"), (&big, "larger than")] {
+            let env = Env::from_pairs([("SSL_CERT_FILE", path.to_str().unwrap())]);
+            let e = client(&env, Duration::from_secs(10)).unwrap_err();
+            assert!(e.contains("SSL_CERT_FILE") && e.contains(want), "{e}");
+        }
     }
 
     #[test]

@@ -18,6 +18,15 @@ pub const O_NONBLOCK: i32 = libc::O_NONBLOCK;
 /// `open(2)` fails unless the path is a folder.
 pub const O_DIRECTORY: i32 = libc::O_DIRECTORY;
 
+/// The sticky bit of a folder's mode: only an entry's owner (or the folder's) may remove or
+/// rename it.
+pub const STICKY: u32 = 0o1000;
+
+/// Whether two metadata describe the same file (device and inode).
+pub fn same_file(a: &Metadata, b: &Metadata) -> bool {
+    a.dev() == b.dev() && a.ino() == b.ino()
+}
+
 /// `options` that refuse to open a symlink (the last component of the path). Replaces any other
 /// custom flag set on `options`.
 pub fn no_follow(options: &mut OpenOptions) -> &mut OpenOptions {

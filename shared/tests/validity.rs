@@ -1,7 +1,9 @@
 //! The broker as a library, with an injected clock, against the Entra/ACR emulator: the minimum
-//! remaining validity (`ACR_MIN_VALIDITY`) and the audience fallback, on the documented ways
-//! an audience is refused: Entra's AADSTS500011 (the tenant has no service principal for ACR's
-//! audience) and ACR's `arm aad token disallowed` (ARM-audience authentication disabled).
+//! remaining validity (`ACR_MIN_VALIDITY`) and the audience at a configured host (no fallback
+//! unasked), on the documented ways an audience is refused: Entra's AADSTS500011 (the tenant has
+//! no service principal for ACR's audience) and ACR's `arm aad token disallowed` (ARM-audience
+//! authentication disabled). The fallback itself needs a known cloud's login server name:
+//! `tests/tests/e2e_validity_audience.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use acr_broker::audience::Audience;
@@ -205,54 +207,42 @@ fn a_failed_refresh_below_an_explicit_minimum_is_an_error_but_best_effort_by_def
     );
 }
 
+/// A host that is not a known cloud's ACR login server (here one of `ACR_LOGIN_SERVERS`) gets an
+/// ARM-audience token only when asked for one, even after an entry remembers ARM's for it.
+/// (The fallback with no setting, for `*.azurecr.io`, is `e2e_validity_audience`'s.)
 #[test]
-fn a_tenant_where_entra_issues_no_acr_audience_token_falls_back_to_arm_and_remembers_it() {
+fn a_configured_host_gets_arm_tokens_only_when_asked_even_once_remembered() {
     let s = Setup::new(true);
+    // A tenant without ACR's service principal: Entra issues no ACR-audience token
+    // (AADSTS500011, the documented trigger), ARM's works.
     s.emu.remove_tenant_resource(TENANT, ACR_RESOURCE);
-    let broker = s.broker(&[]);
-    let server = broker.login_server(&s.registry).unwrap();
-    let first = broker.credential(&server).unwrap();
-    assert_eq!(first.audience, Some(Audience::Arm));
+    let asked = s.broker(&[("ACR_AUDIENCE", "arm")]);
+    let server = asked.login_server(&s.registry).unwrap();
+    let first = asked.credential(&server).unwrap();
+    assert_eq!(
+        first.audience,
+        Some(Audience::Arm),
+        "remembered in the entry"
+    );
+    // Expired: the next fetch, without the setting, asks for ACR's audience only, and names
+    // the setting when Entra refuses it.
+    s.clock.set(first.expires_at + 10);
+    let unasked = s.broker(&[]);
+    let e = unasked.credential(&server).unwrap_err().to_string();
+    assert!(
+        e.contains(&format!(
+            "{}: no ACR-audience token (Entra issues none in this tenant: ",
+            s.registry
+        )) && e.contains("AADSTS500011")
+            && e.contains("set ACR_AUDIENCE=arm"),
+        "{e}"
+    );
+    assert!(!e.contains('\n'), "{e}");
     let n = s.emu.counters();
     assert_eq!(
         (n.entra(), n.exchange()),
         (2, 1),
-        "ACR's, refused by Entra (AADSTS500011); then ARM's, exchanged"
-    );
-    // The next refresh starts with ARM's: one Entra request (the cached Entra token expired on
-    // the injected clock) and one exchange, no ACR-audience attempt.
-    s.clock.advance(2 * 3600 + 10);
-    let again = broker.credential(&server).unwrap();
-    assert_ne!(again.secret, first.secret);
-    assert_eq!(again.audience, Some(Audience::Arm));
-    let n = s.emu.counters();
-    assert_eq!((n.entra(), n.exchange()), (3, 2));
-}
-
-#[test]
-fn a_registry_that_disables_arm_audience_tokens_sends_a_remembered_arm_audience_back_to_acr() {
-    let s = Setup::new(true);
-    // ARM's audience remembered, as in a tenant without ACR's service principal...
-    s.emu.remove_tenant_resource(TENANT, ACR_RESOURCE);
-    let broker = s.broker(&[]);
-    let server = broker.login_server(&s.registry).unwrap();
-    assert_eq!(
-        broker.credential(&server).unwrap().audience,
-        Some(Audience::Arm)
-    );
-    // ...until an administrator consents to ACR's app and disables ARM-audience authentication
-    // on the registry, which then refuses ARM's with its documented `arm aad token disallowed`.
-    s.emu.restore_tenant_resource(TENANT, ACR_RESOURCE);
-    s.emu
-        .set_registry_audiences(&s.registry, RegistryAudiences::AcrOnly);
-    s.clock.advance(2 * 3600 + 10);
-    let exchanges = s.emu.counters().exchange();
-    let again = broker.credential(&server).unwrap();
-    assert_eq!(again.audience, Some(Audience::Acr));
-    assert_eq!(
-        s.emu.counters().exchange(),
-        exchanges + 2,
-        "ARM's, refused by the registry; then ACR's"
+        "ARM's when asked, exchanged; then ACR's only, refused by Entra"
     );
 }
 
@@ -293,25 +283,4 @@ fn a_missing_role_is_one_error_with_no_second_entra_request() {
     );
     let n = s.emu.counters();
     assert_eq!((n.entra(), n.exchange()), (1, 1));
-}
-
-#[test]
-fn a_refusal_both_ways_names_both_attempts_and_caches_nothing() {
-    // No ACR-audience token from Entra in the tenant, and no role for ARM's at the registry.
-    let s = Setup::new(false);
-    s.emu.remove_tenant_resource(TENANT, ACR_RESOURCE);
-    let broker = s.broker(&[]);
-    let server = broker.login_server(&s.registry).unwrap();
-    let e = broker.credential(&server).unwrap_err().to_string();
-    assert!(
-        e.contains(": no ACR-audience token (Entra issues none in this tenant: ")
-            && e.contains("AADSTS500011")
-            && e.contains("), and the ARM-audience attempt failed:")
-            && e.contains("grant it AcrPull"),
-        "{e}"
-    );
-    assert!(!e.contains('\n') && !e.contains(SECRET), "{e}");
-    assert!(broker.cached_servers().is_empty());
-    let n = s.emu.counters();
-    assert_eq!((n.entra(), n.exchange()), (2, 1));
 }

@@ -6,13 +6,16 @@
 //! private HOME and the environment that points a helper binary at both. [`e2e`] puts the
 //! emulator in front of real registries under real ACR names, for real clients.
 //! [`secret_service`] runs a private D-Bus session with GNOME Keyring for keychain tests.
-//! [`az`] is the one stand-in for the Azure CLI that every test puts on its `PATH`. [`suite`]
-//! checks that each crate's one integration-test binary includes every test file.
+//! [`az`] is the one stand-in for the Azure CLI that every test puts on its `PATH`.
+//! [`kubelet`] builds and runs the kubelet's own credential-provider code (a Go harness) as a
+//! client of `acr-credential-provider`. [`suite`] checks that each crate's one integration-test
+//! binary includes every test file.
 #![deny(missing_docs)]
 
 pub mod az;
 pub mod e2e;
 pub mod emulator;
+pub mod kubelet;
 pub mod sandbox;
 pub mod secret_service;
 pub mod suite;

@@ -144,3 +144,43 @@ fn a_forced_audience_the_registry_refuses_fails_without_fallback() -> TestResult
     assert!(w.cached_refresh_tokens().is_empty());
     Ok(())
 }
+
+#[test]
+fn a_remembered_arm_audience_goes_back_to_acr_when_the_registry_disables_arm_tokens() -> TestResult
+{
+    if !e2e::isolated() {
+        return Ok(());
+    }
+    let (mut w, sp) = world(Refusal::NoAcrAudienceInTenant, true)?;
+    // Two-minute refresh tokens from a registry whose clock is 21 s behind reach the helper with
+    // 99 s left: with ACR_MIN_VALIDITY=100s, each get refreshes the one it cached.
+    w.emu
+        .set_lifetimes(Duration::from_secs(3600), Duration::from_secs(120));
+    w.emu.set_clock_offset(-21);
+    w.set("ACR_MIN_VALIDITY", "100s");
+    let ok = |out: std::process::Output| {
+        assert!(out.status.success(), "{out:?}");
+    };
+    ok(w.helper(&["get"], REGISTRY)?);
+    let c = w.emu.counters();
+    assert_eq!(c.entra_for(&sp.client_id), 2, "ACR's refused, ARM's: {c:?}");
+    assert_eq!(c.exchange_for(REGISTRY), 1, "{c:?}");
+    // An administrator adds ACR's service principal to the tenant and disables ARM-audience
+    // authentication on the registry: the remembered ARM audience, tried first, is refused with
+    // ACR's documented `arm aad token disallowed`, then ACR's is taken.
+    w.emu.restore_tenant_resource(TENANT, ACR_RESOURCE);
+    w.emu
+        .set_registry_audiences(REGISTRY, RegistryAudiences::AcrOnly);
+    w.emu.reset_counters();
+    ok(w.helper(&["get"], REGISTRY)?);
+    let c = w.emu.counters();
+    assert_eq!(c.exchange_for(REGISTRY), 2, "ARM's refused, ACR's: {c:?}");
+    assert_eq!(c.entra_for(&sp.client_id), 1, "ACR's (ARM's cached): {c:?}");
+    // ACR's is remembered: the next refresh asks for it first, with its cached Entra token.
+    w.emu.reset_counters();
+    ok(w.helper(&["get"], REGISTRY)?);
+    let c = w.emu.counters();
+    assert_eq!(c.exchange_for(REGISTRY), 1, "{c:?}");
+    assert_eq!(c.entra_for(&sp.client_id), 0, "{c:?}");
+    Ok(())
+}

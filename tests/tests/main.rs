@@ -8,6 +8,7 @@
 mod acr_emulator_bin;
 mod azure_identity_compat;
 mod e2e_aks_compat;
+mod e2e_aks_differential;
 mod e2e_ci_federation;
 mod e2e_clouds;
 mod e2e_containers_tools;
@@ -18,6 +19,7 @@ mod e2e_kubelet;
 mod e2e_registry_rules;
 mod e2e_roles_and_cache;
 mod e2e_validity_audience;
+mod kubelet_harness;
 mod mixed_concurrency;
 
 #[test]

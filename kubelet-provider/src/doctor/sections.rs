@@ -103,7 +103,7 @@ impl fmt::Display for AzureJsonPart {
                 match unknown_cloud {
                     Some(cloud) => write!(
                         f,
-                        "; cloud {cloud:?} is unknown, so the Entra authority follows the registry's domain"
+                        "; cloud {cloud:?} is unknown, so the Entra authority is ACR_CLOUD's, else the public cloud's (set AZURE_AUTHORITY_HOST or ACR_CLOUD)"
                     ),
                     None => Ok(()),
                 }

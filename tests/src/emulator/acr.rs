@@ -227,8 +227,21 @@ fn exchange_inner(shared: &Shared, host: &str, form: &Form) -> Result<Response, 
     if !lock(&shared.dir).registry_known(host) {
         return Err(unknown_registry(host));
     }
+    // Azure/acr docs/AAD-OAuth.md, "Calling POST /oauth2/exchange": `access_token`, or the
+    // deprecated `access_token_refresh_token` (an access token and an Entra refresh token; the
+    // AKS plugin sends the access token as both, cloud-provider-azure v1.35.3
+    // pkg/credentialprovider/azure_acr_helper.go:150-156) or `refresh_token` (an Entra refresh
+    // token alone, which the emulator cannot redeem).
     match form.get("grant_type") {
         Some("access_token") => {}
+        Some("access_token_refresh_token") if form.get("refresh_token").is_some() => {}
+        Some("access_token_refresh_token") => {
+            return Err(acr_error(
+                StatusCode::BAD_REQUEST,
+                "BAD_REQUEST",
+                "refresh_token is required with grant_type 'access_token_refresh_token'",
+            ));
+        }
         other => {
             return Err(acr_error(
                 StatusCode::BAD_REQUEST,
@@ -413,7 +426,24 @@ fn token_inner(
         verify_refresh_token(shared, refresh, host).map_err(|m| unauthorized(&m))?
     } else {
         let Some((user, password)) = basic(headers) else {
-            return Err(challenge_response(host, None, None));
+            if headers.contains_key(header::AUTHORIZATION)
+                || !lock(&shared.dir).anonymous_pull(host)
+            {
+                return Err(challenge_response(host, None, None));
+            }
+            // Anonymous pull: no credentials at all, pull only.
+            return sign_access(
+                shared,
+                host,
+                &Caller {
+                    object_id: String::new(),
+                    app_id: None,
+                    tenant: String::new(),
+                    admin: false,
+                },
+                Some(Role::AcrPull),
+                form,
+            );
         };
         let admin = lock(&shared.dir).is_admin(host, &user, &password);
         if admin {
@@ -445,6 +475,17 @@ fn token_inner(
     } else {
         lock(&shared.dir).role(host, &caller.object_id, caller.app_id.as_deref())
     };
+    sign_access(shared, host, &caller, role, form)
+}
+
+/// An access token for `caller` with the requested scopes `role` allows.
+fn sign_access(
+    shared: &Shared,
+    host: &str,
+    caller: &Caller,
+    role: Option<Role>,
+    form: &Form,
+) -> Result<Response, Response> {
     let access = granted_access(role, &form.all("scope"));
     let settings = shared.settings();
     let now = shared.now();

@@ -152,7 +152,13 @@ fn resource_of_scope(scope: Option<&str>) -> Result<String, EntraError> {
             "The request body must contain the following parameter: 'scope'.",
         ));
     };
-    let scopes: Vec<&str> = scope.split_whitespace().collect();
+    // The OpenID Connect scopes MSAL adds to every request (`openid offline_access profile`)
+    // are reserved: Entra accepts them beside a `/.default` scope and ignores them in the client
+    // credentials flow (MSAL for Go sends them; azure_identity does not).
+    let scopes: Vec<&str> = scope
+        .split_whitespace()
+        .filter(|s| !matches!(*s, "openid" | "offline_access" | "profile" | "email"))
+        .collect();
     let [single] = scopes.as_slice() else {
         return Err(fail(
             StatusCode::BAD_REQUEST,

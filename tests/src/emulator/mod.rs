@@ -6,6 +6,7 @@
 //! | endpoint | what |
 //! |---|---|
 //! | `POST /{tenant}/oauth2/v2.0/token` | Entra client credentials: secret, certificate or federated assertion |
+//! | `GET /{tenant}/v2.0/.well-known/openid-configuration`, `GET /common/discovery/instance` | Entra's discovery documents, which MSAL-based clients (the Go SDK) read first |
 //! | `GET /msi/token` | App Service managed identity (`IDENTITY_ENDPOINT` / `IDENTITY_HEADER`) |
 //! | `GET /metadata/identity/oauth2/token` | IMDS (also on plain HTTP via [`Emulator::serve_imds_http`]) |
 //! | `GET /v2/` | ACR Bearer challenge, by `Host`; with a backend ([`Emulator::set_upstream`]), every `/v2/…` request is proxied to it |
@@ -14,7 +15,8 @@
 //! | `POST /pipelines/{job}/oidctoken` | Azure Pipelines OIDC token of a job's service connection ([`Emulator::add_pipelines_job`]) |
 //! | `GET\|POST /oauth2/token` | ACR refresh token (or admin user, [`Emulator::set_admin_user`]) → access token, by `Host` |
 //! | `GET\|DELETE /_emulator/counters`, `POST\|DELETE /_emulator/faults` | control |
-//! | `POST /` (any path) at `https://<sni-name>` | AKS identity bindings token authority, on a listener and CA of its own ([`Emulator::start_identity_binding_authority`]): service account token → Entra access token |
+//! | every request of every listener | recorded in the journal ([`Emulator::journal`]): identity-choosing parameters, never a secret |
+//! | `POST /` at `https://<sni-name>` | AKS identity bindings token authority, on a listener and CA of its own ([`Emulator::start_identity_binding_authority`]): service account token → Entra access token |
 //!
 //! Registry endpoints answer only for hosts added with [`Emulator::add_registry`] (matched as the
 //! client sent `Host`, port included unless 443). A registry with a backend is a real registry
@@ -36,8 +38,10 @@
 mod acr;
 mod binding;
 mod crypto;
+mod discovery;
 mod entra;
 mod host;
+mod journal;
 mod model;
 mod oidc;
 mod proxy;
@@ -49,6 +53,7 @@ mod tests;
 
 pub use binding::{IDENTITY_BINDING_AUDIENCE, IdentityBindingAuthority};
 pub use crypto::libtrust_key_id;
+pub use journal::Entry as JournalEntry;
 pub use model::{
     CertPair, Counters, EndpointKind, Fault, FaultAction, Principal, RegistryAudiences, Role,
 };
@@ -211,6 +216,7 @@ impl Emulator {
             settings: Mutex::new(settings),
             ci: Mutex::default(),
             clock_offset: AtomicI64::new(0),
+            journal: Arc::default(),
         });
 
         let ca_dir = tempfile::Builder::new().prefix("acr-emulator-").tempdir()?;
@@ -334,6 +340,17 @@ impl Emulator {
         *lock(&self.shared.counters) = Counters::default();
     }
 
+    /// Every request received so far by any listener (the HTTPS port, IMDS, identity bindings
+    /// authorities), oldest first, with its identity-choosing parameters and no secret.
+    pub fn journal(&self) -> Vec<JournalEntry> {
+        self.shared.journal.entries()
+    }
+
+    /// Empty the journal.
+    pub fn clear_journal(&self) {
+        self.shared.journal.clear();
+    }
+
     /// Serve the registry endpoints for `name`, the login server as clients see it
     /// (`myreg.azurecr.io`, `localhost:43121`).
     pub fn add_registry(&self, name: &str) {
@@ -368,6 +385,19 @@ impl Emulator {
     /// multi-tenant app whose service principal in the registry's tenant holds a role.
     pub fn set_registry_tenant(&self, registry: &str, tenant: &str) {
         lock(&self.shared.dir).set_owner(registry, tenant);
+    }
+
+    /// Turns a registry's anonymous pull (ACR's `anonymousPullEnabled`) on or off. When on, the
+    /// token service gives a client that sends no credentials at all (`GET /oauth2/token` without
+    /// `Authorization`, Docker's anonymous flow) an access token for the requested repositories'
+    /// `pull` action only. A client that does authenticate is judged by its role as before, so an
+    /// identity without a role still gets no access: ACR's documentation (Learn, "Make your
+    /// container registry content publicly available", azure/container-registry/anonymous-pull-access)
+    /// says anonymous pull opens all content for read to unauthenticated clients, offers them only
+    /// data-plane operations, and that a client that authenticated before must clear its
+    /// credentials before an anonymous pull.
+    pub fn set_anonymous_pull(&self, registry: &str, enabled: bool) {
+        lock(&self.shared.dir).set_anonymous_pull(registry, enabled);
     }
 
     /// Which Entra token audiences a registry's `/oauth2/exchange` takes (default: both). A token

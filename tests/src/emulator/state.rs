@@ -35,6 +35,8 @@ pub(crate) struct Shared {
     /// Seconds the emulator's clock runs ahead of the machine's (negative: behind); see
     /// [`Shared::now`].
     pub(crate) clock_offset: AtomicI64,
+    /// Every request of every listener (see `journal`).
+    pub(crate) journal: Arc<super::journal::Journal>,
 }
 
 /// Tunables that may change while running.
@@ -80,6 +82,8 @@ pub(crate) struct Directory {
     owners: HashMap<String, String>,
     /// The audiences a registry takes, by normalized host; absent: both.
     audiences: HashMap<String, RegistryAudiences>,
+    /// Registries with anonymous pull enabled, by normalized host.
+    anonymous_pull: BTreeSet<String>,
     /// The ARM resource id of a user-assigned identity, lowercase (ARM ids are
     /// case-insensitive) → its client id.
     resource_ids: HashMap<String, String>,
@@ -319,6 +323,21 @@ impl Directory {
             .get(&host::normalize(registry))
             .copied()
             .unwrap_or_default()
+    }
+
+    /// Enable or disable a registry's anonymous pull.
+    pub(crate) fn set_anonymous_pull(&mut self, registry: &str, enabled: bool) {
+        let host = host::normalize(registry);
+        if enabled {
+            self.anonymous_pull.insert(host);
+        } else {
+            self.anonymous_pull.remove(&host);
+        }
+    }
+
+    /// Whether a registry has anonymous pull enabled.
+    pub(crate) fn anonymous_pull(&self, registry: &str) -> bool {
+        self.anonymous_pull.contains(&host::normalize(registry))
     }
 
     /// Make `tenant` the owner of a registry (replacing an earlier owner).

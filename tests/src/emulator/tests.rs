@@ -1229,28 +1229,53 @@ fn identity_binding_authority_issues_tokens_the_registry_exchanges() -> TestResu
     assert_eq!(status, 200, "{ok}");
     assert!(ok["refresh_token"].is_string());
 
-    // A managed identity, the ARM scope, another path.
-    let (status, ok) = body(
-        c.post(authority_url(&auth, "/token"))
-            .form(&[
-                ("grant_type", "client_credentials"),
-                (
-                    "client_assertion_type",
-                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-                ),
-                ("client_id", "ib-mi"),
-                ("scope", "https://management.azure.com/.default"),
-                ("client_assertion", sa.as_str()),
-            ])
-            .send()?,
-    )?;
+    // A managed identity and the ARM scope; only at `/`, where the AKS plugin posts, and a
+    // tenant, when sent, must be the identity's own.
+    let mi_request = |path: &str, tenant: Option<&str>| {
+        let mut form = vec![
+            ("grant_type", "client_credentials"),
+            (
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ),
+            ("client_id", "ib-mi"),
+            ("scope", "https://management.azure.com/.default"),
+            ("client_assertion", sa.as_str()),
+        ];
+        form.extend(tenant.map(|t| ("tenant", t)));
+        body(c.post(authority_url(&auth, path)).form(&form).send()?)
+    };
+    let (status, err) = mi_request("/token", None)?;
+    assert_eq!(status, 404, "{err}");
+    assert!(err.to_string().contains("POST to /"), "{err}");
+    let (status, err) = mi_request("/", Some("some-other-tenant"))?;
+    assert_eq!(status, 400, "{err}");
+    let (status, ok) = mi_request("/", Some(mi.tenant.as_str()))?;
+    assert_eq!(status, 200, "{ok}");
+    let (status, ok) = mi_request("/", None)?;
     assert_eq!(status, 200, "{ok}");
     let tc = claims(ok["access_token"].as_str().ok_or("no token")?)?;
     assert_eq!(tc["aud"], "https://management.azure.com");
     assert_eq!(tc["oid"], mi.object_id.as_str());
     assert_eq!(tc["tid"], mi.tenant.as_str());
-    assert_eq!(auth.requests(), 2);
+    assert_eq!(auth.requests(), 5);
     assert_eq!(emu.counters().entra(), 0, "the authority is not Entra");
+    // The journal has each request with its path and identity-choosing fields, and no secret.
+    let journal: Vec<_> = emu
+        .journal()
+        .into_iter()
+        .filter(|e| e.listener == "binding")
+        .collect();
+    assert_eq!(journal.len(), 5, "{journal:?}");
+    assert_eq!(journal[1].path, "/token");
+    assert_eq!(journal[2].params["tenant"], "some-other-tenant");
+    assert_eq!(journal[4].params["client_id"], "ib-mi");
+    assert_eq!(journal[4].params["client_assertion.sub"], SA_SUBJECT);
+    let text = format!("{journal:?}");
+    assert!(
+        !text.contains(sa.as_str()),
+        "the assertion itself is not kept"
+    );
     Ok(())
 }
 
@@ -1588,5 +1613,70 @@ fn pipelines_oidc_endpoint_wants_the_access_token_and_the_service_connection() -
         3,
         "the GET never reached it"
     );
+    Ok(())
+}
+
+#[test]
+fn anonymous_pull_gives_unauthenticated_clients_pull_only() -> Result<(), Box<dyn Error>> {
+    let emu = start()?;
+    let host = registry_host(&emu);
+    emu.add_registry(&host);
+    let c = client(&emu, &[REGISTRY])?;
+    let scope = [
+        ("service", host.as_str()),
+        ("scope", "repository:app:pull,push"),
+    ];
+    let anonymous = || -> Result<(u16, Value), Box<dyn Error>> {
+        body(
+            c.get(registry_url(&emu, "/oauth2/token"))
+                .query(&scope)
+                .send()?,
+        )
+    };
+    // Off (the default): no credentials, no token.
+    assert_eq!(anonymous()?.0, 401);
+
+    emu.set_anonymous_pull(&host, true);
+    let (status, ok) = anonymous()?;
+    assert_eq!(status, 200, "{ok}");
+    let access = claims(ok["access_token"].as_str().ok_or("no access token")?)?;
+    assert_eq!(
+        access["access"],
+        serde_json::json!([{"type": "repository", "name": "app", "actions": ["pull"]}]),
+        "pull only, whatever was asked"
+    );
+    assert_eq!(access["sub"], "");
+
+    // A client that authenticates is judged by its role: without one it gets no access, and
+    // wrong credentials are refused, anonymous pull or not.
+    emu.add_secret_principal(TENANT, "no-role", "no-role-secret");
+    let (status, ok) = body(
+        c.get(registry_url(&emu, "/oauth2/token"))
+            .query(&scope)
+            .basic_auth("no-role", Some("no-role-secret"))
+            .send()?,
+    )?;
+    assert_eq!(status, 200, "{ok}");
+    let access = claims(ok["access_token"].as_str().ok_or("no access token")?)?;
+    assert_eq!(access["access"], serde_json::json!([]));
+    let refused = c
+        .get(registry_url(&emu, "/oauth2/token"))
+        .query(&scope)
+        .basic_auth("no-role", Some("wrong"))
+        .send()?;
+    assert_eq!(refused.status().as_u16(), 401);
+    let refused = c
+        .get(registry_url(&emu, "/oauth2/token"))
+        .query(&scope)
+        .bearer_auth("not-basic")
+        .send()?;
+    assert_eq!(
+        refused.status().as_u16(),
+        401,
+        "an Authorization header is not anonymous"
+    );
+
+    emu.set_anonymous_pull(&host, false);
+    assert_eq!(anonymous()?.0, 401);
     Ok(())
 }
