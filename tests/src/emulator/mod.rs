@@ -216,6 +216,7 @@ impl Emulator {
             settings: Mutex::new(settings),
             ci: Mutex::default(),
             clock_offset: AtomicI64::new(0),
+            clock_stopped_at: AtomicI64::new(state::CLOCK_RUNS),
             journal: Arc::default(),
         });
 
@@ -628,6 +629,20 @@ impl Emulator {
     /// authority ([`Emulator::start_identity_binding_authority`]) keeps the machine's clock.
     pub fn set_clock_offset(&self, seconds: i64) {
         self.shared.clock_offset.store(seconds, Ordering::SeqCst);
+        self.shared
+            .clock_stopped_at
+            .store(state::CLOCK_RUNS, Ordering::SeqCst);
+    }
+
+    /// Stops the emulator's clock at `unix_seconds` until a test moves it again (this, or
+    /// [`Emulator::set_clock_offset`], which starts it again): every token it issues is dated,
+    /// and every token it checks judged, at exactly that second, however long the requests
+    /// take: for a test that drives a client's clock through simulated time (the broker's
+    /// `ManualClock`) and wants the emulator's to agree to the second.
+    pub fn stop_clock_at(&self, unix_seconds: i64) {
+        self.shared
+            .clock_stopped_at
+            .store(unix_seconds, Ordering::SeqCst);
     }
 
     /// Lifetimes of Entra access tokens and ACR refresh tokens issued from now on.

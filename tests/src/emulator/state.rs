@@ -23,6 +23,9 @@ use super::model::{
 };
 use super::proxy::Upstream;
 
+/// `Shared::clock_stopped_at` when the emulator's clock runs.
+pub(crate) const CLOCK_RUNS: i64 = i64::MIN;
+
 /// Everything the handlers share.
 pub(crate) struct Shared {
     pub(crate) keys: Keys,
@@ -35,6 +38,9 @@ pub(crate) struct Shared {
     /// Seconds the emulator's clock runs ahead of the machine's (negative: behind); see
     /// [`Shared::now`].
     pub(crate) clock_offset: AtomicI64,
+    /// Where the emulator's clock stands still ([`super::Emulator::stop_clock_at`]), or
+    /// [`CLOCK_RUNS`].
+    pub(crate) clock_stopped_at: AtomicI64,
     /// Every request of every listener (see `journal`).
     pub(crate) journal: Arc<super::journal::Journal>,
 }
@@ -432,11 +438,17 @@ impl ConnCtl {
 
 impl Shared {
     /// The emulator's time, seconds since the Unix epoch: the machine's clock plus the offset
-    /// a test set ([`super::Emulator::set_clock_offset`]). Every token the emulator issues is
-    /// dated by it and every token it checks is judged by it, so a test moves the emulator's
-    /// time instead of sleeping.
+    /// a test set ([`super::Emulator::set_clock_offset`]), or where a test stopped it
+    /// ([`super::Emulator::stop_clock_at`]). Every token the emulator issues is dated by it and
+    /// every token it checks is judged by it, so a test moves the emulator's time instead of
+    /// sleeping.
     pub(crate) fn now(&self) -> i64 {
-        super::crypto::unix_now().saturating_add(self.clock_offset.load(Ordering::SeqCst))
+        match self.clock_stopped_at.load(Ordering::SeqCst) {
+            CLOCK_RUNS => {
+                super::crypto::unix_now().saturating_add(self.clock_offset.load(Ordering::SeqCst))
+            }
+            stopped => stopped,
+        }
     }
 
     /// Count a request and apply the first pending fault that matches it, if any. `Some` is the

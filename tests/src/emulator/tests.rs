@@ -627,6 +627,71 @@ fn challenge_exchange_and_token_filter_by_role() -> TestResult {
     Ok(())
 }
 
+/// A stopped clock dates every token at its second, however long requests take, and judges
+/// them there: a day ahead, Entra's and the registry's tokens carry that second; stopped at the
+/// refresh token's expiry, the registry refuses it; running again, the same token is good.
+#[test]
+fn a_stopped_clock_dates_and_judges_every_token_at_its_second() -> TestResult {
+    let emu = start()?;
+    let host = registry_host(&emu);
+    emu.add_registry(&host);
+    let c = client(&emu, &[REGISTRY])?;
+    let sp = emu.add_secret_principal(TENANT, "clocked", "s");
+    emu.grant(&sp.client_id, &host, Role::AcrPull);
+    let at = unix_now() + 24 * 3600;
+    emu.stop_clock_at(at);
+
+    let (status, ok) = secret_request(&c, &emu, "clocked", "s", ACR_SCOPE)?;
+    assert_eq!(status, 200, "{ok}");
+    let aad = ok["access_token"].as_str().ok_or("no token")?;
+    assert_eq!(claims(aad)?["iat"], at);
+    assert_eq!(claims(aad)?["exp"], at + 3600);
+    let (status, ok) = exchange(&c, &emu, aad)?;
+    assert_eq!(status, 200, "{ok}");
+    let refresh = ok["refresh_token"]
+        .as_str()
+        .ok_or("no refresh token")?
+        .to_owned();
+    let rc = claims(&refresh)?;
+    assert_eq!(
+        (&rc["iat"], &rc["exp"]),
+        (&json!(at), &json!(at + 3 * 3600))
+    );
+    let sa = emu.mint_service_account_token(
+        "https://oidc.example",
+        "system:serviceaccount:ns:sa",
+        "api://AzureADTokenExchange",
+        std::time::Duration::from_secs(600),
+    );
+    assert_eq!(claims(&sa)?["iat"], at);
+    assert_eq!(
+        acr_access(&c, &emu, &refresh, &["repository:app:pull"])?.0,
+        200
+    );
+
+    // Stopped at its expiry, the refresh token is refused; a second earlier, taken.
+    emu.stop_clock_at(at + 3 * 3600);
+    assert_eq!(
+        acr_access(&c, &emu, &refresh, &["repository:app:pull"])?.0,
+        401
+    );
+    emu.stop_clock_at(at + 3 * 3600 - 1);
+    assert_eq!(
+        acr_access(&c, &emu, &refresh, &["repository:app:pull"])?.0,
+        200
+    );
+
+    // Running again (no offset): new tokens are dated by the machine's clock.
+    let before = unix_now();
+    emu.set_clock_offset(0);
+    let (_, ok) = secret_request(&c, &emu, "clocked", "s", ACR_SCOPE)?;
+    let iat = claims(ok["access_token"].as_str().ok_or("no token")?)?["iat"]
+        .as_i64()
+        .ok_or("no iat")?;
+    assert!((before..=unix_now()).contains(&iat), "{iat}");
+    Ok(())
+}
+
 #[test]
 fn access_token_kid_names_the_bundle_certificate_key() -> TestResult {
     let emu = start()?;
