@@ -2,6 +2,7 @@
 # Installs what building and testing this project needs on a fresh Debian 12 machine (run as root,
 # or with sudo available). The Rust toolchain itself (cargo, rustc >= 1.89) must already be there.
 set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
@@ -36,3 +37,16 @@ if [ "$(cargo deb --version 2>/dev/null)" != "cargo-deb $CARGO_DEB_VERSION" ]; t
   cargo install --locked cargo-deb --version "$CARGO_DEB_VERSION" ||
     { echo "install-deps.sh: error: cargo install cargo-deb $CARGO_DEB_VERSION failed" >&2; exit 1; }
 fi
+# Test tools built with Go from the Go module proxy (the upstream AKS plugin, the oracle of the
+# differential suite): downloaded and built once here, so the test command finds them ready.
+"$ROOT/scripts/build-test-tools.sh"
+# The kubelet's own credential-provider code (k8s.io/kubernetes v1.36.3) as a test client of
+# acr-credential-provider (tests/kubelet-harness, tests/tests/kubelet_harness.rs): download its
+# modules (as go.sum pins them) and build it once, filling Go's build cache, so the tests build it
+# into the target folder in seconds and a clean clone needs only the module proxy here.
+(
+  cd "$ROOT/tests/kubelet-harness"
+  export GOFLAGS=-mod=readonly GOTOOLCHAIN=local
+  go mod download
+  go build -o /dev/null .
+) || { echo "install-deps.sh: error: building tests/kubelet-harness failed" >&2; exit 1; }

@@ -5,7 +5,8 @@ use crate::configure::{self, Change};
 use crate::failure::Failure;
 use crate::protocol::Credentials;
 use crate::store::Store;
-use acr_broker::{ACR_USERNAME, Broker, Env, Secret, Settings};
+use acr_broker::rules::Rules;
+use acr_broker::{ACR_USERNAME, Broker, Env, LoginServer, Secret, Settings};
 use std::collections::BTreeMap;
 use std::io::Read;
 
@@ -48,7 +49,7 @@ pub fn get(env: Env, input: &str) -> Result<String, Failure> {
     let anonymous_fallback = env
         .get("ACR_ANONYMOUS_FALLBACK")
         .is_some_and(|v| v != "0" && v != "false");
-    let broker = Broker::with_config_file(env)?;
+    let broker = broker_for(env, &url)?;
     let server = match broker.login_server(&url) {
         Ok(s) => s,
         Err(e) => {
@@ -60,6 +61,22 @@ pub fn get(env: Env, input: &str) -> Result<String, Failure> {
         Ok(c) => answer(&url, &c.username, &c.secret),
         Err(e) if anonymous_fallback => {
             log::warn!("{e}; continuing anonymously (ACR_ANONYMOUS_FALLBACK is set)");
+            Err(Failure::NotFound)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The broker for a `get` of `url`: the environment's settings and the config file's rules. A
+/// config file that cannot be used fails only hosts that are login servers without it: for any
+/// other host (Docker Hub, asked of a catch-all `credsStore`) the answer is "not found", with
+/// the cause on stderr, as it would be with no file.
+fn broker_for(env: Env, url: &str) -> Result<Broker, Failure> {
+    let settings = Settings::from_env(env, None)?;
+    match Rules::load(&settings.env) {
+        Ok(rules) => Ok(Broker::new(settings).with_rules(rules)),
+        Err(e) if LoginServer::parse(url, &settings.extra_login_servers).is_err() => {
+            log::warn!("{e}");
             Err(Failure::NotFound)
         }
         Err(e) => Err(e.into()),
@@ -113,14 +130,22 @@ fn read_credentials(input: &str) -> Result<Credentials, Failure> {
     Ok(c)
 }
 
-/// `erase`: removes stored credentials and cached tokens of a host.
+/// `erase`: removes stored credentials and cached tokens of a host (for a host a config file
+/// rule serves, those of its login server and of the rule's identity). A config file that cannot
+/// be used does not stop a logout: what the environment alone names is removed, with a warning.
 pub fn erase(env: Env, input: &str) -> Result<String, Failure> {
     let url = server_url(input, "erase")?;
     let mut removed = false;
     if let Some(store) = Store::from_env(&env)? {
         removed |= store.remove(&url)?;
     }
-    let broker = Broker::new(Settings::from_env(env, None)?);
+    let broker = match Broker::with_config_file(env.clone()) {
+        Ok(broker) => broker,
+        Err(e) => {
+            log::warn!("{e}; erasing what the environment's settings name");
+            Broker::new(Settings::from_env(env, None)?)
+        }
+    };
     removed |= broker.erase(&Store::key(&url))? > 0;
     if removed {
         Ok(String::new())

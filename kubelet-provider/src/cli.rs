@@ -42,10 +42,16 @@ struct Cli {
     azure_json: Option<PathBuf>,
 
     /// Pull images on SRC with the credentials of the ACR login server DST, with the node's
-    /// identity; each side is host or host:port (e.g. mcr.microsoft.com:myregistry.azurecr.io).
-    /// Repeatable.
-    #[arg(short = 'r', long, value_name = "SRC:DST[,SRC:DST]")]
-    registry_mirror: Vec<String>,
+    /// identity; each side is host or host:port (e.g. mcr.microsoft.com:myregistry.azurecr.io),
+    /// DST optionally followed by a repository path. Given twice, the last value wins, as for
+    /// the AKS plugin: list several mappings in one value, comma-separated.
+    #[arg(
+        short = 'r',
+        long,
+        overrides_with = "registry_mirror",
+        value_name = "SRC:DST[,SRC:DST]"
+    )]
+    registry_mirror: Option<String>,
 
     /// Identity bindings: the TLS server name of the cluster's local token authority (AKS
     /// service-account image pull). Pods then pull as the client id their service account's
@@ -102,10 +108,18 @@ struct Cli {
     #[arg(long, value_name = "DIR")]
     cache_dir: Option<PathBuf>,
 
-    /// Use the node identity when a pod's service-account token comes without the
-    /// kubernetes.azure.com/acr-client-id annotation, instead of failing.
+    /// Use the node identity where the AKS plugin fails for want of a pod identity: a pod's
+    /// service-account token without the kubernetes.azure.com/acr-client-id annotation, or
+    /// identity bindings (--ib-sni-name) without a token (static pods).
     #[arg(long)]
     fallback_to_node_identity: bool,
+
+    /// On a service-principal node (azure.json useManagedIdentityExtension: false), exchange the
+    /// service principal's secret for a short-lived ACR token instead of handing the id and
+    /// secret to the container runtime as the AKS plugin does (falls back to them when no token
+    /// can be had, e.g. for a registry in another tenant).
+    #[arg(long)]
+    exchange_sp_secret: bool,
 
     /// Read no request: check this node's setup (azure.json, identity, mirrors, cache folder and,
     /// given an image or registry, its challenge and a token) and print a report; exit 1 when a
@@ -129,9 +143,10 @@ impl Cli {
     fn node_flags(self) -> NodeFlags {
         NodeFlags {
             azure_json: self.azure_json,
-            registry_mirror: self.registry_mirror,
+            registry_mirror: self.registry_mirror.into_iter().collect(),
             cache_dir: self.cache_dir,
             fallback_to_node_identity: self.fallback_to_node_identity,
+            exchange_sp_secret: self.exchange_sp_secret,
             identity_bindings: BindingFlags {
                 sni_name: self.ib_sni_name,
                 default_client_id: self.ib_default_client_id,

@@ -55,9 +55,10 @@ impl Mirrors {
     }
 
     /// Parses every entry on its own: the mappings that can be read, and why each other one
-    /// cannot (a source given twice keeps its first mapping). A request uses the first and
-    /// warns of the rest, as the AKS plugin skips entries it cannot read: one bad entry must not
-    /// stop a node's pulls.
+    /// cannot. A source given twice keeps its last mapping, as the AKS plugin's map does
+    /// (cloud-provider-azure v1.35.3 pkg/credentialprovider/azure_credentials.go:355-361). A
+    /// request uses the mappings and warns of the rest, as the AKS plugin skips entries it
+    /// cannot read: one bad entry must not stop a node's pulls.
     pub fn parse_each(values: &[String]) -> (Mirrors, Vec<MirrorError>) {
         let mut mirrors: Vec<Mirror> = Vec::new();
         let mut errors = Vec::new();
@@ -73,10 +74,10 @@ impl Mirrors {
             };
             match parse_entry(entry) {
                 Err(reason) => errors.push(error(reason)),
-                Ok(m) if mirrors.iter().any(|seen| seen.source == m.source) => {
-                    errors.push(error(format!("{} is mirrored twice", m.source)));
+                Ok(m) => {
+                    mirrors.retain(|seen| seen.source != m.source);
+                    mirrors.push(m);
                 }
-                Ok(m) => mirrors.push(m),
             }
         }
         (Mirrors(mirrors), errors)
@@ -113,7 +114,7 @@ fn parse_entry(entry: &str) -> Result<Mirror, String> {
     }
     let (hosts_part, path) = match entry.split_once('/') {
         None => (entry, None),
-        Some((hosts, path)) => (hosts, Some(repository_path(path)?)),
+        Some((hosts, path)) => (hosts, repository_path(path)?),
     };
     let mut hosts: Vec<String> = Vec::new();
     for part in hosts_part.split(':') {
@@ -152,21 +153,17 @@ fn parse_entry(entry: &str) -> Result<Mirror, String> {
     Ok(mirror)
 }
 
-/// A repository path after the destination host: lowercase name components (`[a-z0-9._-]`,
-/// starting with a letter or digit) separated by single `/`, as in OCI repository names.
-fn repository_path(path: &str) -> Result<String, String> {
-    let path = path.trim_end_matches('/');
-    let good = |c: &str| {
-        c.starts_with(|ch: char| ch.is_ascii_lowercase() || ch.is_ascii_digit())
-            && c.chars()
-                .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || "._-".contains(ch))
-    };
-    if path.is_empty() || !path.split('/').all(good) {
-        return Err(format!(
-            "{path:?} after the destination is not a repository path (lowercase names separated by /)"
-        ));
+/// The path after the destination host, as given: the AKS plugin replaces the source by the whole
+/// destination string (cloud-provider-azure v1.35.3
+/// pkg/credentialprovider/azure_credentials.go:334-341, `processImageWithRegistryMirror`), so any path (a trailing
+/// slash, upper case) leaves the destination registry, and so the credentials, unchanged. `None`
+/// for an empty path; control characters are refused (the path is shown in reports).
+fn repository_path(path: &str) -> Result<Option<String>, String> {
+    let path = path.trim_matches('/');
+    if path.chars().any(char::is_control) {
+        return Err("the path after the destination holds control characters".into());
     }
-    Ok(path.to_string())
+    Ok((!path.is_empty()).then(|| path.to_string()))
 }
 
 #[cfg(test)]
@@ -232,6 +229,25 @@ mod tests {
         let m = m.iter().next().unwrap();
         assert_eq!(m.destination, "myregistry.azurecr.io");
         assert_eq!(m.path.as_deref(), Some("a/b-c"));
+        // As the AKS plugin, which replaces the source by the destination string as given: a
+        // trailing slash or an upper-case path leaves the destination registry as it is.
+        for (spec, path) in [
+            ("mcr.microsoft.com:myregistry.azurecr.io/", None),
+            (
+                "mcr.microsoft.com:myregistry.azurecr.io/AKS/Repo",
+                Some("AKS/Repo"),
+            ),
+        ] {
+            let m = Mirrors::parse(&[spec.into()]).unwrap();
+            let m = m.iter().next().unwrap();
+            assert_eq!(m.destination, "myregistry.azurecr.io", "{spec}");
+            assert_eq!(m.path.as_deref(), path, "{spec}");
+        }
+        // A source given twice keeps its last destination, as the AKS plugin's map.
+        assert_eq!(
+            parse("a.example:b.example,a.example:c.example"),
+            Ok(pairs(&[("a.example", "c.example")]))
+        );
     }
 
     #[test]
@@ -260,15 +276,12 @@ mod tests {
             ("a.example:5000:6000:b.example", "two ports"),
             ("a.example::b.example", "empty host or port"),
             ("https://a.example:b.example", "scheme"),
-            ("a.example/path:b.example", "not a repository path"),
-            ("a.example:b.example/", "not a repository path"),
-            ("a.example:b.example/Upper", "not a repository path"),
-            ("a.example:b.example//x", "not a repository path"),
+            ("a.example/path:b.example", "found 1 host(s)"),
+            ("a.example:b.example/\u{7}", "control characters"),
             ("a.example:99999:b.example", "bad port"),
             ("a_b.example:b.example", "characters"),
             ("user@a.example:b.example", "characters"),
             ("a.example:a.example:443", "same registry"),
-            ("a.example:b.example,a.example:c.example", "mirrored twice"),
         ] {
             let e = parse(spec).unwrap_err();
             assert!(e.contains(why), "{spec}: {e}");
@@ -290,8 +303,8 @@ mod properties {
 
         /// Mirror-shaped lists (hosts, ports, separators, stray colons, slashes and schemes):
         /// an entry is accepted exactly when it names two different hosts (the destination may
-        /// carry a repository path, a source may not), and then each source maps to its
-        /// destination; a refusal is one line naming the entry.
+        /// carry any path, a source none), and then each source maps to its last destination; a
+        /// refusal is one line naming the entry.
         #[test]
         fn mirror_shaped_lists(
             entries in proptest::collection::vec(
@@ -321,7 +334,7 @@ mod properties {
             let joined = specs.join(",");
             let result = Mirrors::parse(std::slice::from_ref(&joined));
             // What a correct reading must conclude, entry by entry.
-            let mut sources = Vec::new();
+            let mut wanted: std::collections::BTreeMap<String, &str> = Default::default();
             let mut all_ok = true;
             for (src, port, dst, oddity) in &entries {
                 let port_ok = port.is_none_or(|p| p.parse::<u32>().is_ok_and(|n| (1..=65535).contains(&n)));
@@ -329,17 +342,17 @@ mod properties {
                     Some(p) if *p != "443" => format!("{}:{p}", src.to_ascii_lowercase()),
                     _ => src.to_ascii_lowercase(),
                 };
-                let ok = (oddity.is_empty() || *oddity == "/path")
+                let ok = matches!(*oddity, "" | "/path" | "/Bad Path")
                     && port_ok
-                    && src_norm != *dst
-                    && !sources.contains(&src_norm);
+                    && src_norm != *dst;
                 all_ok &= ok;
-                sources.push(src_norm);
+                // The last mapping of a source wins.
+                wanted.insert(src_norm, dst);
             }
             match result {
                 Ok(m) => {
                     prop_assert!(all_ok, "accepted {joined}");
-                    for ((_, _, dst, _), src) in entries.iter().zip(&sources) {
+                    for (src, dst) in &wanted {
                         prop_assert_eq!(m.destination(src), Some(*dst));
                     }
                 }

@@ -30,6 +30,8 @@ pub struct NodeFlags {
     pub cache_dir: Option<PathBuf>,
     /// `--fallback-to-node-identity`.
     pub fallback_to_node_identity: bool,
+    /// `--exchange-sp-secret`.
+    pub exchange_sp_secret: bool,
     /// The `--ib-*` flags.
     pub identity_bindings: BindingFlags,
 }
@@ -61,6 +63,8 @@ pub struct NodeConfig {
     pub identity_bindings: Result<Option<IdentityBindings>, String>,
     /// `--fallback-to-node-identity`.
     pub fallback_to_node_identity: bool,
+    /// `--exchange-sp-secret`.
+    pub exchange_sp_secret: bool,
 }
 
 impl NodeConfig {
@@ -78,6 +82,7 @@ impl NodeConfig {
             mirrors: Mirrors::parse_each(&flags.registry_mirror),
             identity_bindings: flags.identity_bindings.check(),
             fallback_to_node_identity: flags.fallback_to_node_identity,
+            exchange_sp_secret: flags.exchange_sp_secret,
         }
     }
 
@@ -99,6 +104,7 @@ impl NodeConfig {
             azure_json,
             mirrors,
             fallback_to_node_identity: self.fallback_to_node_identity,
+            exchange_sp_secret: self.exchange_sp_secret,
             identity_bindings,
         };
         Ok((settings, options))

@@ -1,15 +1,25 @@
-//! From a kubelet request to a response, through the broker.
+//! From a kubelet request to a response, through the broker, answering as the AKS plugin does.
+//!
+//! The oracle is the AKS plugin itself (cloud-provider-azure `cmd/acr-credential-provider`,
+//! release v1.35.3): `tests/tests/e2e_aks_differential.rs` runs it beside this provider, row by
+//! row, and `docs/COMPATIBILITY.md` lists every difference that remains, each with its reason.
 //!
 //! ```text
-//! image ─► registry host ─► mirror? (source ─► ACR destination) ─► login server (else: no auth)
-//!       ─► identity: mirrored images: the node's, always (as the AKS plugin);
-//!          with --ib-sni-name and a service-account token: the pod's, through the cluster's
-//!          local token authority (identity bindings);
-//!          else the pod's (service-account token + client-id annotation), else the node's
-//!          (azure.json, else the broker's chain)
-//!       ─► broker credential (cache, or Entra + exchange) ─► auth + cacheDuration
-//!          (a service-principal node whose derived token fails: its id and secret, as AKS does)
+//! image ─► registry host ─► mirror? (source ─► ACR destination) ─► login server (else: no auth,
+//!          cacheDuration 0s)
+//!       ─► whose identity (pkg/credentialprovider/azure_credentials.go:95-119):
+//!          mirrored images: the node's;
+//!          with --ib-sni-name: the pod's, through the cluster's local authority (a token and a
+//!            client id, from the annotation or --ib-default-client-id, are required);
+//!          with a service-account token: the pod's (client-id annotation required; tenant
+//!            from its annotation, else azure.json's);
+//!          else the node's
+//!       ─► a service-principal node (azure.json useManagedIdentityExtension: false) answers its
+//!          aadClientId/aadClientSecret for every ACR domain, with no network (:216-261), unless
+//!          --exchange-sp-secret asks for a derived token
+//!       ─► else the broker's credential (cache, or Entra + exchange) under the image's host
 //!       ─► plus "*.azurecr.*" with empty credentials: the kubelet's anonymous fallback
+//!       ─► cacheDuration 5m0s (:43, :204-206), never past the broker's refresh point
 //! ```
 //!
 //! **Per-pod identity.** A pod's service-account token becomes a federated client assertion for
@@ -35,9 +45,20 @@ pub const TENANT_ID_ANNOTATION: &str = "kubernetes.azure.com/acr-tenant-id";
 /// kubelet tries it after the identity's credentials, so registries with anonymous pull enabled
 /// still work when the identity has no role.
 pub const ANONYMOUS_KEY: &str = "*.azurecr.*";
-/// How long the kubelet may keep a service principal's id and secret (the fallback answer): short,
-/// so a transient failure of the derived token does not pin the long-lived secret for long.
-pub const BASIC_CACHE_SECONDS: u64 = 10 * 60;
+/// How long the kubelet may keep an answer with credentials: the AKS plugin's
+/// `defaultCacheTTL` (cloud-provider-azure v1.35.3 pkg/credentialprovider/azure_credentials.go:43).
+pub const CACHE_SECONDS: u64 = 5 * 60;
+/// The registry domains a service-principal node's id and secret are answered for, as the AKS
+/// plugin's `containerRegistryUrls` (azure_credentials.go:49).
+pub const SERVICE_PRINCIPAL_KEYS: [&str; 4] = [
+    "*.azurecr.io",
+    "*.azurecr.cn",
+    "*.azurecr.de",
+    "*.azurecr.us",
+];
+/// Login servers of the retired Azure Germany cloud, which the AKS plugin still recognises
+/// (`acrRE`, azure_credentials.go:51) and AgentBaker's `matchImages` still lists.
+pub const GERMANY_LOGIN_SERVERS: &str = "*.azurecr.de";
 
 /// Configuration beyond the broker's settings.
 #[derive(Debug, Default)]
@@ -47,8 +68,12 @@ pub struct Options {
     pub azure_json: Option<AzureJson>,
     /// Registry mirrors.
     pub mirrors: Mirrors,
-    /// Use the node identity when a pod's token comes without a client-id annotation.
+    /// Use the node identity when the AKS plugin would fail for want of a pod identity: a pod's
+    /// token without the client-id annotation, or identity bindings without a token.
     pub fallback_to_node_identity: bool,
+    /// A service-principal node exchanges its secret for an ACR token (answered under the
+    /// registry's host) instead of answering the id and secret themselves.
+    pub exchange_sp_secret: bool,
     /// AKS identity bindings (`--ib-*`), when on.
     pub identity_bindings: Option<IdentityBindings>,
 }
@@ -70,14 +95,11 @@ pub enum ProviderError {
         /// The service account, e.g. `service account default/app`.
         account: String,
     },
-    /// The annotation came without a token.
+    /// Identity bindings without a service-account token.
     #[error(
-        "the service account names client id {client_id} (kubernetes.azure.com/acr-client-id) but the kubelet sent no service-account token; set tokenAttributes in the provider's CredentialProviderConfig"
+        "identity bindings are on (--ib-sni-name) but the kubelet sent no service-account token (a pod without a service account, such as a static pod); run the provider with --fallback-to-node-identity to pull such images with the node's identity"
     )]
-    MissingToken {
-        /// The annotated client id.
-        client_id: String,
-    },
+    MissingBindingToken,
     /// No tenant for a pod identity.
     #[error(
         "no tenant for {account}: set the kubernetes.azure.com/acr-tenant-id annotation, tenantId in azure.json, or AZURE_TENANT_ID"
@@ -151,16 +173,33 @@ impl Answer {
     pub fn cache_duration(&self, now: i64) -> GoDuration {
         match self {
             Answer::Token(c) => cache_duration(c, now),
-            Answer::Basic { .. } => GoDuration(BASIC_CACHE_SECONDS),
+            Answer::Basic { .. } => GoDuration(CACHE_SECONDS),
         }
     }
+}
+
+/// Whose credential a request gets.
+enum Who {
+    /// The node's identity.
+    Node,
+    /// A pod's identity.
+    Pod(ServiceAccount, Identity),
 }
 
 /// Answers kubelet requests.
 pub struct Provider {
     broker: Broker,
     clock: Arc<dyn Clock>,
-    node_identity: Option<Identity>,
+    /// The node identity azure.json describes, or why it describes none (used only when a
+    /// request needs it); `None` without azure.json: the broker's chain.
+    node_identity: Option<Result<Identity, String>>,
+    /// A service-principal node's id and secret, answered as they are; `None` for other nodes
+    /// and with `--exchange-sp-secret`.
+    service_principal: Option<(String, Secret)>,
+    /// A custom cloud's registry suffix, answered with the service principal's id and secret.
+    custom_suffix: Option<String>,
+    /// Why identities that ask Entra cannot be used (a custom cloud's unusable authority).
+    entra_unusable: Option<String>,
     pod_tenant: Option<String>,
     mirrors: Mirrors,
     fallback_to_node_identity: bool,
@@ -178,14 +217,33 @@ impl Provider {
         let setup = node_setup(&mut settings, options.azure_json.as_ref());
         if let (Some(file), Some(cloud)) = (&options.azure_json, &setup.unknown_cloud) {
             log::warn!(
-                "{}: unknown cloud {cloud:?}; the Entra authority follows the registry's domain",
+                "{}: cloud {cloud:?} is unknown, so the Entra authority is ACR_CLOUD's, else the public cloud's (set AZURE_AUTHORITY_HOST or ACR_CLOUD)",
                 file.path.display()
             );
         }
         if let Some(Err(e)) = &setup.custom_cloud {
             return Err(ProviderError::Config(e.clone()));
         }
-        let node_identity = setup.identity.transpose().map_err(ProviderError::Config)?;
+        let (custom_suffix, entra_unusable) = match &setup.custom_cloud {
+            Some(Ok(cloud)) => (cloud.registry_suffix.clone(), cloud.authority_error.clone()),
+            _ => (None, None),
+        };
+        let service_principal = options
+            .azure_json
+            .as_ref()
+            .filter(|f| !f.use_managed_identity_extension && !options.exchange_sp_secret)
+            .map(|f| {
+                if f.aad_client_secret.is_none() {
+                    log::warn!(
+                        "{}: a service-principal node without aadClientSecret; answering an empty password, as the AKS plugin does",
+                        f.path.display()
+                    );
+                }
+                (
+                    f.aad_client_id.clone().unwrap_or_default(),
+                    f.aad_client_secret.clone().unwrap_or_else(|| Secret::new("")),
+                )
+            });
         let broker = Broker::with_clock(settings, Arc::clone(&clock));
         // A mapping to a registry that is not a login server gets no credentials (the AKS
         // plugin finds no ACR in the rewritten image): drop it with a warning, serve the rest.
@@ -199,7 +257,10 @@ impl Provider {
         Ok(Provider {
             broker,
             clock,
-            node_identity,
+            node_identity: setup.identity,
+            service_principal,
+            custom_suffix,
+            entra_unusable,
             pod_tenant: setup.pod_tenant,
             mirrors: options.mirrors,
             fallback_to_node_identity: options.fallback_to_node_identity,
@@ -208,7 +269,8 @@ impl Provider {
     }
 
     /// The response to `request`. An image that is not on an ACR login server (nor on a mirror
-    /// of one) gets a response with no credentials: no token leaves the node for it.
+    /// of one) gets a response with no credentials and `cacheDuration: 0s`: no token leaves the
+    /// node for it.
     pub fn respond(
         &self,
         request: &CredentialProviderRequest,
@@ -221,80 +283,174 @@ impl Provider {
             ));
         };
         let mirrored = self.mirrors.for_image_host(host);
-        let server = match self.broker.login_server(mirrored.unwrap_or(host)) {
+        let target = mirrored.unwrap_or(host);
+        let server = match self.broker.login_server(target) {
             Ok(server) => server,
             Err(e) => return Ok(no_credentials(request, &e.to_string())),
         };
-        // Mirrored images always use the node identity, as the AKS plugin does: the mirror is
-        // the cluster's bootstrap registry (network-isolated clusters), not the pod's.
-        let answer = match mirrored {
+        // Whose identity: decided (and its errors raised) before a service-principal node
+        // answers, as the AKS plugin builds its credential first.
+        let who = match mirrored {
+            // Mirrored images always use the node identity, as the AKS plugin does: the mirror
+            // is the cluster's bootstrap registry (network-isolated clusters), not the pod's.
             Some(destination) => {
                 log::debug!("{host} is mirrored to {destination}; using the node identity");
-                self.node_answer(&server)?
+                Who::Node
             }
-            None => self.answer(&server, request)?,
+            None => self.whose(request)?,
         };
         let mut response = CredentialProviderResponse::new(request.api_version);
+        if let Some((username, password)) = &self.service_principal {
+            let unmatched = mirrored.is_none().then_some(host);
+            self.service_principal_keys(unmatched, username, password, &mut response);
+            response.cache_duration = Some(GoDuration(CACHE_SECONDS));
+            return Ok(with_anonymous(response));
+        }
+        let answer = match who {
+            Who::Node => self.node_answer(&server)?,
+            Who::Pod(account, identity) => {
+                Answer::Token(self.pod_identity_credential(&server, &account, &identity)?)
+            }
+        };
         response.cache_duration = Some(answer.cache_duration(self.clock.now()));
         let auth = answer.auth();
-        // The key the kubelet matches against the image (as written, port included), and the
-        // login server itself when it differs (a mirror's destination, a normalised host).
-        response.auth.insert(host.to_string(), auth.clone());
-        response.auth.insert(server.host().to_string(), auth);
-        response.auth.insert(
-            ANONYMOUS_KEY.to_string(),
-            AuthConfig {
-                username: String::new(),
-                password: Secret::new(""),
-            },
-        );
-        Ok(response)
+        // The keys the AKS plugin answers: the registry as the image names it (or, for a
+        // mirrored image, the destination and the source).
+        response.auth.insert(target.to_string(), auth.clone());
+        if mirrored.is_some() {
+            response.auth.insert(host.to_string(), auth);
+        }
+        Ok(with_anonymous(response))
     }
 
-    /// The answer for an image that is not mirrored: identity bindings, the pod's identity or
-    /// the node's.
-    fn answer(
+    /// A service-principal node's answer: its id and secret for every ACR domain (and a custom
+    /// cloud's), as the AKS plugin gives them; plus the image's own registry (`host`, not for
+    /// mirrored images) when none of those patterns matches it (a geo-replica or a configured
+    /// login server), so its pull works too.
+    fn service_principal_keys(
         &self,
-        server: &LoginServer,
-        request: &CredentialProviderRequest,
-    ) -> Result<Answer, ProviderError> {
-        if let Some(ib) = &self.identity_bindings {
-            // Without a token (static pods: requireServiceAccount is false), the node's identity.
-            return match service_account_token(request) {
-                Some(token) => self
-                    .binding_credential(server, request, token, ib)
-                    .map(Answer::Token),
-                None => self.node_answer(server),
-            };
-        }
-        let token = service_account_token(request);
-        match (token, annotation(request, CLIENT_ID_ANNOTATION)?) {
-            (Some(token), Some(client_id)) => self
-                .pod_credential(server, request, token, client_id)
-                .map(Answer::Token),
-            (Some(token), None) => {
-                let account = ServiceAccount::from_token(token)
-                    .map(|s| s.describe())
-                    .unwrap_or_else(|| "the pod's service account".to_string());
-                if self.fallback_to_node_identity {
-                    log::info!("{account} names no identity; using the node's");
-                    self.node_identity_credential(server).map(Answer::Token)
-                } else {
-                    Err(ProviderError::MissingAnnotation { account })
-                }
+        host: Option<&str>,
+        username: &str,
+        password: &Secret,
+        response: &mut CredentialProviderResponse,
+    ) {
+        let auth = AuthConfig {
+            username: username.to_string(),
+            password: password.clone(),
+        };
+        let mut keys: Vec<String> = SERVICE_PRINCIPAL_KEYS
+            .iter()
+            .map(|k| (*k).to_string())
+            .collect();
+        if let Some(suffix) = &self.custom_suffix
+            && suffix.contains("azurecr.")
+        {
+            let key = format!("*.{suffix}");
+            if !keys.iter().any(|k| k.eq_ignore_ascii_case(&key)) {
+                keys.push(key);
             }
-            (None, Some(client_id)) => Err(ProviderError::MissingToken {
-                client_id: client_id.to_string(),
-            }),
-            (None, None) => self.node_answer(server),
+        }
+        if let Some(host) = host
+            && !keys.iter().any(|k| glob_matches(k, host))
+        {
+            log::debug!(
+                "{host} is matched by none of the service principal's patterns; answering it too"
+            );
+            keys.push(host.to_string());
+        }
+        for key in keys {
+            response.auth.insert(key, auth.clone());
         }
     }
 
-    /// The node identity's answer: its token, or for a service-principal node whose derived
-    /// token cannot be had (the registry is in another tenant, Entra refuses), its id and secret,
-    /// as the AKS plugin answers.
+    /// Whose identity answers a request that is not mirrored, as the AKS plugin decides
+    /// (azure_credentials.go:95-119): identity bindings, else the pod's token, else the node's.
+    fn whose(&self, request: &CredentialProviderRequest) -> Result<Who, ProviderError> {
+        let token = service_account_token(request);
+        if let Some(ib) = &self.identity_bindings {
+            let Some(token) = token else {
+                return if self.fallback_to_node_identity {
+                    log::info!(
+                        "identity bindings without a service-account token; using the node's identity"
+                    );
+                    Ok(Who::Node)
+                } else {
+                    Err(ProviderError::MissingBindingToken)
+                };
+            };
+            let account =
+                ServiceAccount::from_token(token).ok_or(ProviderError::BadServiceAccountToken)?;
+            // An annotation that is present wins, even empty (which is an error), as upstream's
+            // map lookup (identity_bindings_credentials.go:242-249).
+            let client_id = match present_annotation(request, CLIENT_ID_ANNOTATION)? {
+                Some(c) => Some(c.to_string()),
+                None => ib.default_client_id.clone(),
+            }
+            .filter(|c| !c.is_empty())
+            .ok_or_else(|| ProviderError::NoBindingClientId {
+                account: account.describe(),
+            })?;
+            let tenant = annotation(request, TENANT_ID_ANNOTATION)?
+                .map(str::to_string)
+                .or_else(|| ib.default_tenant_id.clone())
+                .or_else(|| self.pod_tenant.clone());
+            let identity = Identity::IdentityBinding {
+                sni_name: ib.sni_name.clone(),
+                apiserver: ib.apiserver.clone(),
+                ca_file: ib.ca_file.clone(),
+                tenant,
+                client_id,
+                assertion: token.clone(),
+            };
+            return Ok(Who::Pod(account, identity));
+        }
+        let Some(token) = token else {
+            // No token: the node identity, whatever the annotations say (upstream reads them
+            // only with a token).
+            return Ok(Who::Node);
+        };
+        let account =
+            ServiceAccount::from_token(token).ok_or(ProviderError::BadServiceAccountToken)?;
+        let Some(client_id) = annotation(request, CLIENT_ID_ANNOTATION)? else {
+            return if self.fallback_to_node_identity {
+                log::info!("{} names no identity; using the node's", account.describe());
+                Ok(Who::Node)
+            } else {
+                Err(ProviderError::MissingAnnotation {
+                    account: account.describe(),
+                })
+            };
+        };
+        let tenant = match annotation(request, TENANT_ID_ANNOTATION)? {
+            Some(t) => t.to_string(),
+            None => self
+                .pod_tenant
+                .clone()
+                .ok_or_else(|| ProviderError::NoTenant {
+                    account: account.describe(),
+                })?,
+        };
+        let identity = Identity::Federated {
+            tenant,
+            client_id: client_id.to_string(),
+            assertion: token.clone(),
+        };
+        Ok(Who::Pod(account, identity))
+    }
+
+    /// The node identity's answer: its token, or, with `--exchange-sp-secret` on a
+    /// service-principal node whose derived token cannot be had (the registry is in another
+    /// tenant, Entra refuses), its id and secret, as the AKS plugin answers.
     fn node_answer(&self, server: &LoginServer) -> Result<Answer, ProviderError> {
-        match (self.node_identity_credential(server), &self.node_identity) {
+        let identity = match &self.node_identity {
+            Some(Ok(identity)) => Some(identity),
+            Some(Err(e)) => return Err(ProviderError::Config(e.clone())),
+            None => None,
+        };
+        if !matches!(identity, Some(Identity::Imds { .. })) {
+            self.check_entra()?;
+        }
+        match (self.node_identity_credential(server, identity), identity) {
             (Ok(c), _) => Ok(Answer::Token(c)),
             (
                 Err(e),
@@ -314,40 +470,6 @@ impl Provider {
         }
     }
 
-    /// Identity bindings: the pod's token exchanged at the cluster's local authority.
-    fn binding_credential(
-        &self,
-        server: &LoginServer,
-        request: &CredentialProviderRequest,
-        token: &Secret,
-        ib: &IdentityBindings,
-    ) -> Result<Credential, ProviderError> {
-        let account =
-            ServiceAccount::from_token(token).ok_or(ProviderError::BadServiceAccountToken)?;
-        let client_id =
-            match annotation(request, CLIENT_ID_ANNOTATION)? {
-                Some(c) => c.to_string(),
-                None => ib.default_client_id.clone().ok_or_else(|| {
-                    ProviderError::NoBindingClientId {
-                        account: account.describe(),
-                    }
-                })?,
-            };
-        let tenant = annotation(request, TENANT_ID_ANNOTATION)?
-            .map(str::to_string)
-            .or_else(|| ib.default_tenant_id.clone())
-            .or_else(|| self.pod_tenant.clone());
-        let identity = Identity::IdentityBinding {
-            sni_name: ib.sni_name.clone(),
-            apiserver: ib.apiserver.clone(),
-            ca_file: ib.ca_file.clone(),
-            tenant,
-            client_id,
-            assertion: token.clone(),
-        };
-        self.pod_identity_credential(server, &account, &identity)
-    }
-
     /// The broker's credential for a pod's identity; errors name the service account.
     fn pod_identity_credential(
         &self,
@@ -355,6 +477,9 @@ impl Provider {
         account: &ServiceAccount,
         identity: &Identity,
     ) -> Result<Credential, ProviderError> {
+        if !matches!(identity, Identity::IdentityBinding { .. }) {
+            self.check_entra()?;
+        }
         self.broker
             .credential_for(server, identity)
             .map_err(|source| ProviderError::Pod {
@@ -364,38 +489,45 @@ impl Provider {
             })
     }
 
-    fn node_identity_credential(&self, server: &LoginServer) -> Result<Credential, ProviderError> {
-        Ok(match &self.node_identity {
+    /// Fails when identities that ask Entra cannot be used on this node.
+    fn check_entra(&self) -> Result<(), ProviderError> {
+        match &self.entra_unusable {
+            Some(e) => Err(ProviderError::Config(e.clone())),
+            None => Ok(()),
+        }
+    }
+
+    fn node_identity_credential(
+        &self,
+        server: &LoginServer,
+        identity: Option<&Identity>,
+    ) -> Result<Credential, ProviderError> {
+        Ok(match identity {
             Some(identity) => self.broker.credential_for(server, identity)?,
             None => self.broker.credential(server)?,
         })
     }
+}
 
-    fn pod_credential(
-        &self,
-        server: &LoginServer,
-        request: &CredentialProviderRequest,
-        token: &Secret,
-        client_id: &str,
-    ) -> Result<Credential, ProviderError> {
-        let account =
-            ServiceAccount::from_token(token).ok_or(ProviderError::BadServiceAccountToken)?;
-        let tenant = match annotation(request, TENANT_ID_ANNOTATION)? {
-            Some(t) => t.to_string(),
-            None => self
-                .pod_tenant
-                .clone()
-                .ok_or_else(|| ProviderError::NoTenant {
-                    account: account.describe(),
-                })?,
-        };
-        let identity = Identity::Federated {
-            tenant,
-            client_id: client_id.to_string(),
-            assertion: token.clone(),
-        };
-        self.pod_identity_credential(server, &account, &identity)
-    }
+/// `response` with the kubelet's anonymous fallback entry added.
+fn with_anonymous(mut response: CredentialProviderResponse) -> CredentialProviderResponse {
+    response.auth.insert(
+        ANONYMOUS_KEY.to_string(),
+        AuthConfig {
+            username: String::new(),
+            password: Secret::new(""),
+        },
+    );
+    response
+}
+
+/// Whether the kubelet's glob `pattern` (`*` for exactly one label, no port) matches `host`.
+fn glob_matches(pattern: &str, host: &str) -> bool {
+    let (p, h): (Vec<&str>, Vec<&str>) = (pattern.split('.').collect(), host.split('.').collect());
+    p.len() == h.len()
+        && p.iter()
+            .zip(&h)
+            .all(|(p, h)| *p == "*" || p.eq_ignore_ascii_case(h))
 }
 
 /// What the node's azure.json makes of the settings, exactly as a request applies it.
@@ -407,7 +539,7 @@ pub struct NodeSetup {
     /// The default tenant of pod identities: azure.json's `tenantId`, else `AZURE_TENANT_ID`.
     pub pod_tenant: Option<String>,
     /// azure.json's `cloud` when it names none this provider knows and `AZURE_AUTHORITY_HOST` is
-    /// unset (the authority then follows the registry's domain).
+    /// unset (the authority is then `ACR_CLOUD`'s, else the public cloud's).
     pub unknown_cloud: Option<String>,
     /// `cloud: AzureStackCloud`: the environment file `AZURE_ENVIRONMENT_FILEPATH` names, or why
     /// it cannot be used; `None` for other clouds and when the variable is unset.
@@ -418,6 +550,10 @@ pub struct NodeSetup {
 /// `AZURE_AUTHORITY_HOST` does, and its identity and `tenantId` become the node's.
 pub fn node_setup(settings: &mut Settings, azure_json: Option<&AzureJson>) -> NodeSetup {
     let mut setup = NodeSetup::default();
+    // The AKS plugin still serves the retired Azure Germany cloud's registries.
+    settings
+        .extra_login_servers
+        .push(GERMANY_LOGIN_SERVERS.to_string());
     if let Some(file) = azure_json {
         setup.custom_cloud = file
             .custom_cloud(settings.env.get("AZURE_ENVIRONMENT_FILEPATH"))
@@ -465,10 +601,12 @@ pub fn check_mirror(broker: &Broker, mirror: &Mirror) -> Result<(), String> {
     }
 }
 
-/// How long the kubelet may keep `credential`: until the broker would refresh it, and never
-/// closer to its expiry than the broker's hand-out margin; `0s` when that time has passed.
+/// How long the kubelet may keep `credential`: the AKS plugin's five minutes, and never past the
+/// point where the broker would refresh it (nor closer to its expiry than the broker's hand-out
+/// margin); `0s` when that point has passed.
 pub fn cache_duration(credential: &Credential, now: i64) -> GoDuration {
-    GoDuration(u64::try_from(credential.keep_until().saturating_sub(now)).unwrap_or(0))
+    let until_refresh = u64::try_from(credential.keep_until().saturating_sub(now)).unwrap_or(0);
+    GoDuration(until_refresh.min(CACHE_SECONDS))
 }
 
 /// The registry part of an image reference, as written: the first path component when it looks
@@ -487,10 +625,14 @@ fn service_account_token(request: &CredentialProviderRequest) -> Option<&Secret>
         .filter(|t| !t.expose().trim().is_empty())
 }
 
+/// The answer for an image this provider has no credentials for: no `auth`, and `0s` so the
+/// kubelet does not keep it (as the AKS plugin, azure_credentials.go:194-201).
 fn no_credentials(request: &CredentialProviderRequest, reason: &str) -> CredentialProviderResponse {
     let image: String = request.image.trim().chars().take(200).collect();
     log::warn!("no credentials for {image}: {reason}");
-    CredentialProviderResponse::new(request.api_version)
+    let mut response = CredentialProviderResponse::new(request.api_version);
+    response.cache_duration = Some(GoDuration(0));
+    response
 }
 
 /// An annotation's value: `None` when absent or empty, an error when it cannot be an Entra id
@@ -499,14 +641,24 @@ fn annotation<'a>(
     request: &'a CredentialProviderRequest,
     key: &'static str,
 ) -> Result<Option<&'a str>, ProviderError> {
+    Ok(present_annotation(request, key)?.filter(|v| !v.is_empty()))
+}
+
+/// An annotation's value when it is present, even empty; an error when it cannot be an Entra id.
+fn present_annotation<'a>(
+    request: &'a CredentialProviderRequest,
+    key: &'static str,
+) -> Result<Option<&'a str>, ProviderError> {
     let Some(value) = request
         .service_account_annotations
         .get(key)
         .map(|v| v.trim())
-        .filter(|v| !v.is_empty())
     else {
         return Ok(None);
     };
+    if value.is_empty() {
+        return Ok(Some(value));
+    }
     let ok = value.len() <= 256
         && value
             .bytes()
@@ -572,17 +724,17 @@ mod tests {
     }
 
     #[test]
-    fn cache_duration_runs_to_the_refresh_point() {
-        // A 3 h token issued now: refreshed when a third remains, so 2 h.
+    fn cache_duration_is_five_minutes_up_to_the_refresh_point() {
+        // A 3 h token issued now (refreshed in 2 h): the AKS plugin's five minutes.
         let now = 1_000_000;
         assert_eq!(
             cache_duration(&credential(now + 3 * 3600, now + 2 * 3600), now).to_string(),
-            "2h0m0s"
+            "5m0s"
         );
-        // Fetched 61 s ago: 1h58m59s left before the refresh point.
+        // Due for refresh in 119 s: the kubelet keeps it no longer.
         assert_eq!(
-            cache_duration(&credential(now + 3 * 3600 - 61, now + 2 * 3600 - 61), now).to_string(),
-            "1h58m59s"
+            cache_duration(&credential(now + 3600, now + 119), now).to_string(),
+            "1m59s"
         );
     }
 
@@ -700,7 +852,8 @@ mod tests {
         ] {
             let r = p.respond(&request(image, None, &[])).unwrap();
             assert!(r.auth.is_empty(), "{image}");
-            assert_eq!(r.cache_duration, None);
+            // "0s", as the AKS plugin: the kubelet must not keep the empty answer.
+            assert_eq!(r.cache_duration, Some(GoDuration(0)), "{image}");
         }
     }
 
@@ -712,7 +865,7 @@ mod tests {
         let client = (CLIENT_ID_ANNOTATION, "c");
         // The token, the annotations, and what the error must say.
         type Case<'a> = (Option<Secret>, &'a [(&'a str, &'a str)], &'a [&'a str]);
-        let cases: [Case; 5] = [
+        let cases: [Case; 4] = [
             (
                 Some(token.clone()),
                 &[],
@@ -721,7 +874,6 @@ mod tests {
                     "--fallback-to-node-identity",
                 ],
             ),
-            (None, &[client], &["sent no service-account token"]),
             (
                 Some(token.clone()),
                 &[client],
@@ -793,7 +945,7 @@ mod tests {
         assert_eq!(p.pod_tenant.as_deref(), Some("t"));
         assert!(matches!(
             p.node_identity,
-            Some(Identity::Imds { client_id: None })
+            Some(Ok(Identity::Imds { client_id: None }))
         ));
 
         let settings = Settings::from_env(
@@ -814,22 +966,70 @@ mod tests {
     }
 
     #[test]
-    fn incomplete_azure_json_is_a_configuration_error() {
+    fn incomplete_service_principal_answers_an_empty_password_as_upstream() {
         let file = AzureJson::parse(
             br#"{"aadClientId":"c"}"#,
             std::path::Path::new("/etc/azure.json"),
         )
         .unwrap();
-        let e = provider(Options {
-            azure_json: Some(file),
+        let p = provider(Options {
+            azure_json: Some(file.clone()),
             ..Options::default()
         })
-        .err()
-        .unwrap()
-        .to_string();
+        .unwrap();
+        let r = p
+            .respond(&request("myregistry.azurecr.io/app", None, &[]))
+            .unwrap();
+        let keys: Vec<&str> = r.auth.keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "*.azurecr.*",
+                "*.azurecr.cn",
+                "*.azurecr.de",
+                "*.azurecr.io",
+                "*.azurecr.us"
+            ]
+        );
+        assert_eq!(r.auth["*.azurecr.io"].username, "c");
+        assert_eq!(r.auth["*.azurecr.io"].password.expose(), "");
+        assert_eq!(r.cache_duration, Some(GoDuration(CACHE_SECONDS)));
+        // Asked for a derived token, it needs the whole service principal.
+        let p = provider(Options {
+            azure_json: Some(file),
+            exchange_sp_secret: true,
+            ..Options::default()
+        })
+        .unwrap();
+        let e = p
+            .respond(&request("myregistry.azurecr.io/app", None, &[]))
+            .unwrap_err()
+            .to_string();
         assert!(
             e.starts_with("/etc/azure.json: neither useManagedIdentityExtension"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn kubelet_globs() {
+        for (pattern, host, want) in [
+            ("*.azurecr.io", "myregistry.azurecr.io", true),
+            ("*.azurecr.io", "MyRegistry.AzureCR.io", true),
+            (
+                "*.azurecr.io",
+                "myregistry.westeurope.geo.azurecr.io",
+                false,
+            ),
+            ("*.azurecr.io", "azurecr.io", false),
+            ("*.azurecr.io", "myregistry.azurecr.io:443", false),
+            (
+                "*.azurecr.contoso.example",
+                "r.azurecr.contoso.example",
+                true,
+            ),
+        ] {
+            assert_eq!(glob_matches(pattern, host), want, "{pattern} {host}");
+        }
     }
 }

@@ -3,11 +3,9 @@
 //! the lock files nobody uses any more, and nothing else.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
+use crate::common::*;
 use acr_broker::Secret;
 use acr_broker::cache::{CACHE_VERSION, EntraEntry, RefreshEntry, key};
-use common::*;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -154,7 +152,7 @@ fn a_cold_run_removes_expired_entries_and_stale_locks_and_keeps_the_rest() {
 
     // One cold run: it fetches and writes entries, and tidies the folder on the way.
     let image = format!("{}/team/app:1", w.registry);
-    response(&w.run(&[&w.azure_json()], &request(V1, &image)));
+    response(&w.run(&[&w.azure_json(), EXCHANGE], &request(V1, &image)));
     assert_eq!(w.emu.counters().exchange(), 1, "a cold run");
 
     let after = names(&dir);
@@ -169,7 +167,7 @@ fn a_cold_run_removes_expired_entries_and_stale_locks_and_keeps_the_rest() {
             .any(|n| n.starts_with("reg-") && n.ends_with(".json") && !kept.contains(n)),
         "{after:?}"
     );
-    response(&w.run(&[&w.azure_json()], &request(V1, &image)));
+    response(&w.run(&[&w.azure_json(), EXCHANGE], &request(V1, &image)));
     assert_eq!(w.emu.counters().exchange(), 1, "answered from the cache");
     drop(held);
 }

@@ -2,16 +2,24 @@
 //! working node and each broken one, in text and JSON, never a secret, never reading stdin.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
+use crate::common::*;
 use acr_tests::sandbox::assert_no_secret;
-use common::*;
 use serde_json::{Value, json};
 use std::process::Output;
 use std::time::{Duration, Instant};
 
 /// Runs `args` and checks the run printed no secret on stdout (`Sandbox::run` checks stderr).
+/// The node's service principal derives tokens (`--exchange-sp-secret`), so the challenge and
+/// token checks are what a request does; `a_service_principal_node_answers_without_a_request`
+/// checks the AKS plugin's answer.
 fn doctor(w: &Sandbox, args: &[&str]) -> Output {
+    let mut args = args.to_vec();
+    args.push(EXCHANGE);
+    doctor_as_given(w, &args)
+}
+
+/// [`doctor`] with exactly `args`.
+fn doctor_as_given(w: &Sandbox, args: &[&str]) -> Output {
     let o = w.run(args, "");
     assert_no_secret(&w.emu, &o.stdout, &format!("stdout of --doctor {args:?}"));
     assert!(!stdout(&o).contains(NODE_SECRET), "{}", stdout(&o));
@@ -97,7 +105,7 @@ fn a_working_node_is_explained_and_its_token_is_the_one_a_request_gets() {
     // A real request with the same arguments is answered from the cache the doctor filled: the
     // doctor used the same folder, identity and authority.
     w.emu.reset_counters();
-    let r = response(&w.run(&[&azure_json], &request(V1, &image)));
+    let r = response(&w.run(&[&azure_json, EXCHANGE], &request(V1, &image)));
     assert_eq!(w.emu.counters().total(), 0, "{:?}", w.emu.counters());
     let password = r["auth"][&w.registry]["password"].as_str().unwrap();
     assert_eq!(claims(password)["appid"], NODE_CLIENT);
@@ -232,7 +240,7 @@ fn a_broken_azure_json_is_named_and_never_quoted() {
     let out = failed(&doctor(&w, &[missing, &image]));
     assert!(
         line(&out, "azure.json: ").starts_with(&format!(
-            "azure.json: ERROR cannot read {missing}: No such file or directory"
+            "azure.json: ERROR cannot read {missing}: the file does not exist"
         )),
         "{out}"
     );
@@ -491,5 +499,68 @@ fn doctor_reads_no_stdin_and_the_flags_have_one_shape() {
     assert_eq!(
         err,
         "acr-credential-provider: error: the following required arguments were not provided: --doctor[=<IMAGE_OR_REGISTRY>]; run with --help for usage\n"
+    );
+}
+
+/// azure.json naming a cloud the provider does not know, with no `AZURE_AUTHORITY_HOST`: the
+/// report and the warning say which authority is used (the identity's cloud chooses it, never the
+/// registry's domain).
+#[test]
+fn an_unknown_cloud_in_azure_json_says_which_authority_is_used() {
+    let (mut w, _) = sandbox_with_node_principal();
+    w.unset("AZURE_AUTHORITY_HOST");
+    w.write(
+        "azure.json",
+        &json!({"cloud": "AzureMarsCloud", "tenantId": TENANT, "aadClientId": NODE_CLIENT,
+                "aadClientSecret": NODE_SECRET, "useManagedIdentityExtension": false})
+        .to_string(),
+    );
+    let azure_json = w.azure_json();
+    let o = doctor(&w, &[&azure_json, "--doctor"]);
+    let out = stdout(&o);
+    let want = "is unknown, so the Entra authority is ACR_CLOUD's, else the public cloud's (set AZURE_AUTHORITY_HOST or ACR_CLOUD)";
+    assert!(line(&out, "azure.json: ").ends_with(want), "{out}");
+    // A request (for an image that is not ACR's: nothing is sent anywhere) warns the same way.
+    let o = w.run(&[&azure_json], &request(V1, "docker.io/library/alpine:3"));
+    let err = stderr(&o);
+    assert!(
+        err.contains("\"AzureMarsCloud\"") && err.contains(want),
+        "{err}"
+    );
+    assert!(!out.contains("registry's domain") && !err.contains("registry's domain"));
+}
+
+/// A service-principal node without `--exchange-sp-secret` answers the principal's id and secret
+/// and makes no request, so the report says that and checks no challenge or token.
+#[test]
+fn a_service_principal_node_answers_without_a_request() {
+    let (w, node) = sandbox_with_node_principal();
+    let image = format!("{}/app:1", w.registry);
+    let o = doctor_as_given(&w, &[&w.azure_json(), &format!("--doctor={image}")]);
+    let out = stdout(&o);
+    assert!(o.status.success(), "{out}");
+    assert_eq!(
+        line(&out, "node answer: "),
+        format!(
+            "node answer: service principal {}'s id and secret for *.azurecr.io, *.azurecr.cn, *.azurecr.de, *.azurecr.us (no request; the registry checks them; --exchange-sp-secret answers a derived token instead)",
+            node.client_id
+        )
+    );
+    assert!(!out.contains("\nregistry: "), "{out}");
+    assert_eq!(w.emu.counters().total(), 0, "{:?}", w.emu.counters());
+    // Without the secret, the answer would carry an empty password: a failure to fix.
+    w.write(
+        "nosecret.json",
+        &format!("{{\"aadClientId\": \"{NODE_CLIENT}\"}}"),
+    );
+    let nosecret = w.path("nosecret.json");
+    let out = failed(&doctor_as_given(
+        &w,
+        &[nosecret.to_str().unwrap(), &format!("--doctor={image}")],
+    ));
+    assert!(
+        line(&out, "node answer: ")
+            .ends_with("ERROR azure.json has no aadClientSecret, so the password is empty"),
+        "{out}"
     );
 }

@@ -3,10 +3,8 @@
 //! username and password are used with the registry's token service as a registry client would.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
+use crate::common::*;
 use acr_tests::emulator::Role;
-use common::*;
 use serde_json::Value;
 
 /// Checks every field of a response carrying a fresh credential for `login_server`, keyed by
@@ -53,18 +51,18 @@ fn check_response(r: &Value, version: &str, keys: &[&str], login_server: &str) -
     let c = claims(&password);
     assert_eq!(c["aud"], login_server, "{c}");
     assert_eq!(c["grant_type"], "refresh_token", "{c}");
-    // cacheDuration: until the refresh point (a third of the 3 h lifetime before expiry), so
-    // about 2 h for a fresh token, and never as long as the token lives.
+    // cacheDuration: the AKS plugin's five minutes, never past the refresh point (a third of
+    // the 3 h lifetime before expiry), so exactly 5m0s for a fresh token.
     let exp = c["exp"].as_i64().unwrap();
     let iat = c["iat"].as_i64().unwrap();
     let duration = go_seconds(r["cacheDuration"].as_str().unwrap()) as i64;
-    let left = exp - unix_now();
-    assert!(duration < left, "{duration} < {left}");
     let refresh_point = exp - (exp - iat) / 3 - unix_now();
-    assert!(
-        (refresh_point - 1..=refresh_point + 30).contains(&duration),
-        "cacheDuration {duration}s, refresh point in {refresh_point}s"
+    assert!(refresh_point > 300, "{refresh_point}");
+    assert_eq!(
+        r["cacheDuration"], "5m0s",
+        "refresh point in {refresh_point}s"
     );
+    assert_eq!(duration, 300);
     password
 }
 
@@ -74,7 +72,7 @@ fn azure_json_service_principal_answers_every_api_version() {
     let image = format!("{}/team/app:1.0", w.registry);
     let mut passwords = Vec::new();
     for version in [V1, V1BETA1, V1ALPHA1] {
-        let out = w.run(&[&w.azure_json()], &request(version, &image));
+        let out = w.run(&[&w.azure_json(), EXCHANGE], &request(version, &image));
         assert_eq!(stderr(&out), "", "nothing on stderr");
         let r = response(&out);
         let password = check_response(&r, version, &[&w.registry], &w.registry);
@@ -90,7 +88,7 @@ fn azure_json_service_principal_answers_every_api_version() {
     // The registry takes the answer as username and password.
     w.check_pull(&w.registry, USERNAME, &passwords[0], "team/app");
     // The exact shape of the document, with the variable parts put back.
-    let out = w.run(&[&w.azure_json()], &request(V1, &image));
+    let out = w.run(&[&w.azure_json(), EXCHANGE], &request(V1, &image));
     let r = response(&out);
     assert_eq!(
         stdout(&out),
@@ -103,27 +101,71 @@ fn azure_json_service_principal_answers_every_api_version() {
     );
 }
 
+/// A service-principal node answers as the AKS plugin: its id and secret for every ACR domain,
+/// five minutes, with no request at all (cloud-provider-azure v1.35.3
+/// pkg/credentialprovider/azure_credentials.go:230-256).
 #[test]
-fn cache_hit_makes_no_request_and_the_duration_counts_down() {
+fn service_principal_node_answers_its_id_and_secret_without_any_request() {
+    let (w, node) = sandbox_with_node_principal();
+    let image = format!("{}/team/app:1.0", w.registry);
+    let out = w.run(&[&w.azure_json()], &request(V1, &image));
+    let r = response(&out);
+    assert_eq!(w.emu.counters().total(), 0, "{:?}", w.emu.counters());
+    assert_eq!(r["cacheDuration"], "5m0s", "{r}");
+    assert_eq!(r["cacheKeyType"], "Registry", "{r}");
+    let auth = r["auth"].as_object().unwrap();
+    let keys: Vec<&str> = auth.keys().map(String::as_str).collect();
+    // The sandbox's registry (localhost:PORT) is matched by none of the ACR patterns, so it is
+    // answered too (as a geo-replica would be).
+    let mut want = vec![
+        "*.azurecr.*",
+        "*.azurecr.cn",
+        "*.azurecr.de",
+        "*.azurecr.io",
+        "*.azurecr.us",
+        w.registry.as_str(),
+    ];
+    want.sort_unstable();
+    assert_eq!(keys, want, "{r}");
+    for key in want.iter().filter(|k| **k != "*.azurecr.*") {
+        assert_eq!(auth[*key]["username"], node.client_id.as_str(), "{key}");
+        assert_eq!(auth[*key]["password"], NODE_SECRET, "{key}");
+    }
+    assert_eq!(
+        auth["*.azurecr.*"],
+        serde_json::json!({"username": "", "password": ""})
+    );
+    assert_eq!(stderr(&out), "");
+    // The registry checks the id and secret itself.
+    w.check_pull(&w.registry, &node.client_id, NODE_SECRET, "team/app");
+}
+
+#[test]
+fn cache_hit_makes_no_request_and_five_minutes_each_time() {
     let (w, _) = sandbox_with_node_principal();
     let image = format!("{}/app@sha256:{}", w.registry, "a".repeat(64));
-    let first = response(&w.run(&[&w.azure_json()], &request(V1, &image)));
+    let first = response(&w.run(&[&w.azure_json(), EXCHANGE], &request(V1, &image)));
     w.emu.reset_counters();
-    std::thread::sleep(std::time::Duration::from_millis(1100));
-    let second = response(&w.run(&[&w.azure_json()], &request(V1, &image)));
+    let second = response(&w.run(&[&w.azure_json(), EXCHANGE], &request(V1, &image)));
     assert_eq!(w.emu.counters().total(), 0, "{:?}", w.emu.counters());
     assert_eq!(
         first["auth"][&w.registry]["password"],
         second["auth"][&w.registry]["password"]
     );
-    let d1 = go_seconds(first["cacheDuration"].as_str().unwrap());
-    let d2 = go_seconds(second["cacheDuration"].as_str().unwrap());
-    assert!(d2 < d1, "{d2} < {d1}");
+    // Five minutes each time while the token is far from its refresh point (the countdown to
+    // that point is a unit test of `provider::cache_duration`).
+    assert_eq!(first["cacheDuration"], "5m0s");
+    assert_eq!(second["cacheDuration"], "5m0s");
     // The cache is where ACR_CACHE_DIR says, and --cache-dir overrides it.
     assert!(std::fs::read_dir(w.cache_dir()).unwrap().count() > 0);
     let other = w.path("other-cache");
     let out = w.run(
-        &["--cache-dir", other.to_str().unwrap(), &w.azure_json()],
+        &[
+            "--cache-dir",
+            other.to_str().unwrap(),
+            &w.azure_json(),
+            EXCHANGE,
+        ],
         &request(V1, &image),
     );
     response(&out);
@@ -136,7 +178,9 @@ fn sixteen_concurrent_cold_processes_make_one_entra_request_and_one_exchange() {
     let (w, _) = sandbox_with_node_principal();
     let doc = request(V1, &format!("{}/app:1", w.registry));
     let azure_json = w.azure_json();
-    let children: Vec<_> = (0..16).map(|_| w.spawn(&[&azure_json], &doc)).collect();
+    let children: Vec<_> = (0..16)
+        .map(|_| w.spawn(&[&azure_json, EXCHANGE], &doc))
+        .collect();
     let passwords: Vec<String> = children
         .into_iter()
         .map(|c| {
@@ -164,7 +208,7 @@ fn per_pod_identities_get_their_own_tokens_and_roles() {
 
     // A, with the tenant from its annotation.
     let out = w.run(
-        &[&w.azure_json()],
+        &[&w.azure_json(), EXCHANGE],
         &pod_request(
             &image,
             &token_a,
@@ -183,7 +227,7 @@ fn per_pod_identities_get_their_own_tokens_and_roles() {
     // B on the registry: refused by ACR, the message names the account, the identity and the
     // role to grant. The tenant comes from azure.json.
     let out = w.run(
-        &[&w.azure_json()],
+        &[&w.azure_json(), EXCHANGE],
         &pod_request(&image, &token_b, &[(CLIENT_ID_ANNOTATION, &b.client_id)]),
     );
     let err = failure(&out);
@@ -199,7 +243,7 @@ fn per_pod_identities_get_their_own_tokens_and_roles() {
 
     // B on its own registry works, with its own token.
     let out = w.run(
-        &[&w.azure_json()],
+        &[&w.azure_json(), EXCHANGE],
         &pod_request(
             &format!("{}/batch/jobs:1", w.registry2),
             &token_b,
@@ -212,7 +256,7 @@ fn per_pod_identities_get_their_own_tokens_and_roles() {
     // A again: from the cache, and still A's token; the node identity was never used.
     w.emu.reset_counters();
     let out = w.run(
-        &[&w.azure_json()],
+        &[&w.azure_json(), EXCHANGE],
         &pod_request(
             &image,
             &token_a,
@@ -227,7 +271,7 @@ fn per_pod_identities_get_their_own_tokens_and_roles() {
     assert_eq!(w.emu.counters().entra_for(&node.client_id), 0);
 
     // A node pull right after gets the node's own token, not a pod's.
-    let out = w.run(&[&w.azure_json()], &request(V1, &image));
+    let out = w.run(&[&w.azure_json(), EXCHANGE], &request(V1, &image));
     let pn = check_response(&response(&out), V1, &[&w.registry], &w.registry);
     assert_eq!(claims(&pn)["appid"], node.client_id.as_str());
 }
@@ -240,7 +284,7 @@ fn a_service_account_cannot_borrow_an_identity_another_one_cached() {
     let image = format!("{}/shop/web:2", w.registry);
     let annotations = [(CLIENT_ID_ANNOTATION, a.client_id.as_str())];
     response(&w.run(
-        &[&w.azure_json()],
+        &[&w.azure_json(), EXCHANGE],
         &pod_request(&image, &token_a, &annotations),
     ));
     // evil/web names A's client id, but A's federated credential trusts shop/web only: the
@@ -248,7 +292,7 @@ fn a_service_account_cannot_borrow_an_identity_another_one_cached() {
     w.emu.reset_counters();
     let evil = w.token("evil", "web");
     let err = failure(&w.run(
-        &[&w.azure_json()],
+        &[&w.azure_json(), EXCHANGE],
         &pod_request(&image, &evil, &annotations),
     ));
     assert!(err.contains("service account evil/web"), "{err}");
@@ -262,7 +306,10 @@ fn token_without_annotation_fails_unless_falling_back_to_the_node() {
     let (w, node) = sandbox_with_node_principal();
     let token = w.token("shop", "web");
     let image = format!("{}/shop/web:2", w.registry);
-    let err = failure(&w.run(&[&w.azure_json()], &pod_request(&image, &token, &[])));
+    let err = failure(&w.run(
+        &[&w.azure_json(), EXCHANGE],
+        &pod_request(&image, &token, &[]),
+    ));
     assert!(
         err.contains(
             "service account shop/web has no kubernetes.azure.com/acr-client-id annotation"
@@ -274,7 +321,7 @@ fn token_without_annotation_fails_unless_falling_back_to_the_node() {
     assert_eq!(w.emu.counters().total(), 0);
 
     let out = w.run(
-        &["--fallback-to-node-identity", &w.azure_json()],
+        &["--fallback-to-node-identity", &w.azure_json(), EXCHANGE],
         &pod_request(&image, &token, &[]),
     );
     let p = check_response(&response(&out), V1, &[&w.registry], &w.registry);
@@ -286,7 +333,7 @@ fn registry_mirror_keys_the_source_and_uses_the_destination() {
     let (w, node) = sandbox_with_node_principal();
     let mirror = format!("mirror.example:5000:{}", w.registry);
     let out = w.run(
-        &["--registry-mirror", &mirror, &w.azure_json()],
+        &["--registry-mirror", &mirror, &w.azure_json(), EXCHANGE],
         &request(V1, "mirror.example:5000/library/nginx:1.27"),
     );
     let p = check_response(
@@ -304,6 +351,7 @@ fn registry_mirror_keys_the_source_and_uses_the_destination() {
                 w.registry2
             ),
             &w.azure_json(),
+            EXCHANGE,
         ],
         &request(V1, "mirror.example:5000/library/nginx:1.27"),
     );
@@ -315,7 +363,7 @@ fn registry_mirror_keys_the_source_and_uses_the_destination() {
     );
     // Without the mirror, the same image is not ACR's: no credentials.
     let out = w.run(
-        &[&w.azure_json()],
+        &[&w.azure_json(), EXCHANGE],
         &request(V1, "mirror.example:5000/library/nginx:1.27"),
     );
     assert_eq!(response(&out)["auth"], serde_json::json!({}));
@@ -368,7 +416,7 @@ fn non_acr_images_get_an_empty_answer_without_any_request() {
         assert_eq!(
             stdout(&out),
             format!(
-                "{{\"apiVersion\":\"{V1}\",\"kind\":\"CredentialProviderResponse\",\"cacheKeyType\":\"Registry\",\"auth\":{{}}}}\n"
+                "{{\"apiVersion\":\"{V1}\",\"kind\":\"CredentialProviderResponse\",\"cacheKeyType\":\"Registry\",\"cacheDuration\":\"0s\",\"auth\":{{}}}}\n"
             ),
             "{image}"
         );
@@ -418,7 +466,7 @@ fn bad_input_exits_1_with_one_line_and_nothing_on_stdout() {
         ),
     ];
     for (doc, why) in &cases {
-        let err = failure(&w.run(&[&w.azure_json()], doc));
+        let err = failure(&w.run(&[&w.azure_json(), EXCHANGE], doc));
         assert!(err.contains(why), "{doc}: {err}");
     }
     // Bad configuration fails the same way.
@@ -439,7 +487,7 @@ fn bad_input_exits_1_with_one_line_and_nothing_on_stdout() {
             "not valid JSON",
         ),
         (
-            vec![w.path("incomplete.json").to_str().unwrap()],
+            vec![w.path("incomplete.json").to_str().unwrap(), EXCHANGE],
             "missing tenantId",
         ),
     ] {
@@ -469,7 +517,10 @@ fn bad_mirror_entries_are_skipped_with_a_warning_and_acr_images_still_pull() {
             "--registry-mirror destination quay.io is not an Azure Container Registry login server",
         ),
     ] {
-        let out = w.run(&["--registry-mirror", mirror, &w.azure_json()], &doc);
+        let out = w.run(
+            &["--registry-mirror", mirror, &w.azure_json(), EXCHANGE],
+            &doc,
+        );
         let v = response(&out);
         assert!(
             v["auth"][w.registry.as_str()]["password"]
@@ -490,9 +541,9 @@ fn secrets_never_reach_stderr_even_at_trace_level() {
     let (a, token) = w.pod_identity("aaaaaaaa-0000-4000-8000-00000000000a", "shop", "web");
     w.emu.grant(&a.client_id, &w.registry, Role::AcrPull);
     let image = format!("{}/app:1", w.registry);
-    let node = w.run(&[&w.azure_json()], &request(V1, &image));
+    let node = w.run(&[&w.azure_json(), EXCHANGE], &request(V1, &image));
     let pod = w.run(
-        &[&w.azure_json()],
+        &[&w.azure_json(), EXCHANGE],
         &pod_request(&image, &token, &[(CLIENT_ID_ANNOTATION, &a.client_id)]),
     );
     let mut secrets = vec![NODE_SECRET.to_string(), token.clone()];

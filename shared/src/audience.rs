@@ -1,7 +1,15 @@
 //! The two Entra audiences ACR's `/oauth2/exchange` takes, and the policy that picks one per
 //! registry: which to ask Entra for first, and whether the other may be tried once when the
 //! registry refuses the first as the wrong audience.
+//!
+//! The ARM audience is the identity's management-plane token (what `az login` gives): it goes
+//! to a registry unasked only when that registry is an Azure Container Registry login server of
+//! a known cloud (`*.azurecr.io`, `.cn`, `.us`, by the anchored rule). A custom domain, a
+//! custom cloud's registry or a test host gets it only with `ACR_AUDIENCE=arm` (or a rule's
+//! `audience = "arm"`): a front end there could refuse the ACR-audience token just to be sent
+//! the ARM one.
 
+use crate::error::Error;
 use serde::{Deserialize, Serialize};
 
 /// The ACR audience scope for Entra tokens.
@@ -37,6 +45,14 @@ impl Audience {
         }
     }
 
+    /// The `ACR_AUDIENCE` value that forces it: `acr` or `arm`.
+    pub fn setting(self) -> &'static str {
+        match self {
+            Audience::Acr => "acr",
+            Audience::Arm => "arm",
+        }
+    }
+
     /// The name messages use: `ACR` or `ARM`.
     pub fn name(self) -> &'static str {
         match self {
@@ -61,13 +77,18 @@ pub struct AudiencePolicy {
     pub first: Audience,
     /// Set explicitly (`ACR_AUDIENCE`): only this one is tried, and a remembered one is ignored.
     pub forced: bool,
+    /// Whether the other audience may be tried unasked (and a remembered one used): only for a
+    /// known cloud's ACR login server, and not `forced`.
+    pub fallback: bool,
 }
 
 impl AudiencePolicy {
-    /// The audience to try first, given the one the cache remembers for the registry and identity.
+    /// The audience to try first, given the one the cache remembers for the registry and identity
+    /// (used only where the other audience may be tried unasked: an entry may remember ARM's for
+    /// a host from before that rule).
     pub fn start(self, remembered: Option<Audience>) -> Audience {
         match remembered {
-            Some(a) if !self.forced => a,
+            Some(a) if !self.forced && self.fallback => a,
             _ => self.first,
         }
     }
@@ -80,13 +101,13 @@ impl AudiencePolicy {
 /// disabled (`az acr config authentication-as-arm update --status disabled`) with
 /// `401 {"errors":[{"code":"UNAUTHORIZED","message":"arm aad token disallowed"}]}` (Azure SDK for
 /// Go, `sdk/containers/azcontainerregistry/TROUBLESHOOTING.md`, "ARM access token is disabled").
-/// No answer for an ACR-audience token refused is documented; a message naming the audience is
-/// taken as one. A missing role is a 401 too, with another message: it is not matched.
+/// That text is the one matched (`<kind> aad token disallowed`, so an ACR-audience refusal in the
+/// same words counts too). No refusal of an ACR-audience token is documented, and any other
+/// wording naming the audience is not taken as one: it is what a front end would write to be
+/// sent the other token, and on a known cloud's ACR an unmatched refusal only costs a setting
+/// (`ACR_AUDIENCE=arm`). A missing role is a 401 too, with another message: it is not matched.
 pub(crate) fn is_audience_refusal(message: Option<&str>) -> bool {
-    message.is_some_and(|m| {
-        let m = m.to_ascii_lowercase();
-        m.contains("aad token disallowed") || m.contains("audience")
-    })
+    message.is_some_and(|m| m.to_ascii_lowercase().contains("aad token disallowed"))
 }
 
 /// Whether Entra issued no token because the identity's tenant has no service principal for
@@ -96,9 +117,9 @@ pub(crate) fn is_audience_refusal(message: Option<&str>) -> bool {
 /// Azure Local identity provider answers for ACR's audience, Azure/azure-cli#33674). The other
 /// audience may still be issued. A wrong secret, an unknown app or tenant have other codes and
 /// are not matched. Read from the AADSTS code in the error, not its wording.
-pub(crate) fn entra_lacks_audience(error: &crate::Error) -> bool {
+pub(crate) fn entra_lacks_audience(error: &Error) -> bool {
     match error {
-        crate::Error::Entra { detail, .. } => {
+        Error::Entra { detail, .. } => {
             aadsts_codes(detail).any(|code| code == 500_011 || code == 50_001)
         }
         _ => false,
@@ -122,7 +143,7 @@ mod tests {
 
     #[test]
     fn entra_lacking_the_audience_is_told_by_its_code() {
-        let entra = |detail: &str| crate::Error::Entra {
+        let entra = |detail: &str| Error::Entra {
             source_name: "service principal (secret)",
             detail: detail.into(),
         };
@@ -141,7 +162,7 @@ mod tests {
         ] {
             assert!(!entra_lacks_audience(&entra(no)), "{no}");
         }
-        let registry = crate::Error::Exchange {
+        let registry = Error::Exchange {
             registry: "r".into(),
             detail: "AADSTS500011".into(),
         };
@@ -151,19 +172,41 @@ mod tests {
         );
     }
 
+    /// Only ACR's documented text: a front end's own wording naming the audience (the review's
+    /// `token audience not accepted`) is a refusal like any other, not a reason to send the
+    /// identity's token of another audience.
+    #[test]
+    fn only_acrs_documented_text_is_an_audience_refusal() {
+        for other in [
+            "UNAUTHORIZED: token audience not accepted",
+            "UNAUTHORIZED: the access token's audience 'x' is not accepted",
+            "InvalidAudience: Invalid authorization token audience.",
+        ] {
+            assert!(!is_audience_refusal(Some(other)), "{other}");
+        }
+    }
+
     #[test]
     fn a_forced_audience_ignores_the_remembered_one() {
         let free = AudiencePolicy {
             first: Audience::Acr,
             forced: false,
+            fallback: true,
         };
         assert_eq!(free.start(None), Audience::Acr);
         assert_eq!(free.start(Some(Audience::Arm)), Audience::Arm);
         let forced = AudiencePolicy {
             first: Audience::Acr,
             forced: true,
+            fallback: false,
         };
         assert_eq!(forced.start(Some(Audience::Arm)), Audience::Acr);
+        // Not a known cloud's ACR: a remembered ARM audience is not used unasked.
+        let other_host = AudiencePolicy {
+            fallback: false,
+            ..free
+        };
+        assert_eq!(other_host.start(Some(Audience::Arm)), Audience::Acr);
     }
 
     #[test]
@@ -172,7 +215,7 @@ mod tests {
             "UNAUTHORIZED: arm aad token disallowed"
         )));
         assert!(is_audience_refusal(Some(
-            "UNAUTHORIZED: the access token's audience 'x' is not accepted"
+            "UNAUTHORIZED: acr aad token disallowed"
         )));
         assert!(!is_audience_refusal(Some(
             "UNAUTHORIZED: principal 'p' has no role assignment on registry 'r'"

@@ -157,36 +157,58 @@ impl Broker {
     }
 
     /// The cloud the identity is configured for, and the setting that says so: the cloud of
-    /// `AZURE_AUTHORITY_HOST` (`None` for an authority of no known cloud: a custom cloud, whose
-    /// registries configuration names), else `ACR_CLOUD`, else the public cloud. A caller that
-    /// reads azure.json's `cloud` sets `authority_host` from it.
+    /// `AZURE_AUTHORITY_HOST` (any spelling of a known cloud's authority, see
+    /// [`Cloud::of_authority`]), else `ACR_CLOUD` (which names the cloud of an authority no cloud
+    /// is known by, such as a custom cloud's), else the public cloud; `None` for an authority of
+    /// no known cloud without `ACR_CLOUD`. A caller that reads azure.json's `cloud` sets
+    /// `authority_host` from it.
     pub fn identity_cloud(&self) -> (Option<Cloud>, &'static str) {
-        match (&self.settings.authority_host, self.settings.cloud) {
-            (Some(a), _) => (
-                Cloud::of_authority(a),
-                "AZURE_AUTHORITY_HOST or azure.json's cloud",
-            ),
-            (None, Some(c)) => (Some(c), "ACR_CLOUD"),
+        let from_authority = self
+            .settings
+            .authority_host
+            .as_deref()
+            .map(Cloud::of_authority);
+        match (from_authority, self.settings.cloud) {
+            (Some(Some(c)), _) => (Some(c), "AZURE_AUTHORITY_HOST or azure.json's cloud"),
+            (_, Some(c)) => (Some(c), "ACR_CLOUD"),
+            (Some(None), None) => (None, "ACR_CLOUD"),
             (None, None) => (Some(Cloud::Public), "the default; ACR_CLOUD"),
         }
     }
 
     /// Refuses a registry of another cloud than the identity's, before any request: the
-    /// requested registry's domain must never choose where the identity's credential goes.
+    /// requested registry's domain must never choose where the identity's credential goes. An
+    /// identity of no known cloud (an authority no cloud is known by, without `ACR_CLOUD`) serves
+    /// only registries that configuration names, never one whose name places it in a cloud.
     pub fn check_cloud(&self, server: &LoginServer) -> Result<(), Error> {
-        let (Some(mine), setting) = self.identity_cloud() else {
+        let Some(theirs) = server.known_cloud() else {
             return Ok(());
         };
-        match server.known_cloud() {
-            Some(theirs) if theirs != mine => Err(Error::WrongCloud {
+        match self.identity_cloud() {
+            (Some(mine), _) if mine == theirs => Ok(()),
+            (Some(mine), setting) => Err(Error::WrongCloud {
                 registry: server.host().to_string(),
                 registry_cloud: theirs.name(),
                 identity_cloud: mine.name(),
                 setting,
                 wanted: theirs.setting(),
             }),
-            _ => Ok(()),
+            (None, _) => Err(Error::UnknownCloud {
+                registry: server.host().to_string(),
+                registry_cloud: theirs.name(),
+                authority: self.authority_name(),
+                wanted: theirs.setting(),
+            }),
         }
+    }
+
+    /// The authority's host (no user info, path or port), for messages.
+    fn authority_name(&self) -> String {
+        let authority = self.authority();
+        url::Url::parse(&authority)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_string))
+            .unwrap_or(authority)
     }
 
     /// A credential for `server` as the configured identity.
@@ -225,7 +247,18 @@ impl Broker {
         server: &LoginServer,
         rule: &Rule,
     ) -> Result<(Broker, LoginServer), Error> {
-        let mut settings = Settings::from_env(rule.env(&self.settings.env)?, None)?;
+        self.rule_broker(server, rule, rule.env(&self.settings.env)?)
+    }
+
+    /// [`Broker::for_rule`] with the rule's environment `env` made already.
+    fn rule_broker(
+        &self,
+        server: &LoginServer,
+        rule: &Rule,
+        env: Env,
+    ) -> Result<(Broker, LoginServer), Error> {
+        let mut settings = Settings::from_env(env, None)?;
+        settings.files_from_config = true;
         settings.cache_dir = self.settings.cache_dir.clone();
         settings.extra_login_servers = self.settings.extra_login_servers.clone();
         let target = match &rule.login_server {
@@ -299,21 +332,35 @@ impl Broker {
     }
 
     /// Removes every cached entry for `server`, whatever the identity, and the cached Entra
-    /// tokens of the identity the settings name now (a logout must not leave a token that the
-    /// next fetch trusts, e.g. one a proxy planted). Returns how many files it removed.
+    /// tokens of the identity that serves it now (a logout must not leave a token that the next
+    /// fetch trusts, e.g. one a proxy planted). For a host a config file rule serves, those are
+    /// the entries of the login server whose token it uses and the rule's identity's Entra
+    /// tokens (found without the rule's secret, which no fingerprint holds). Returns how many
+    /// files it removed.
     pub fn erase(&self, server: &str) -> Result<usize, Error> {
         let Some(cache) = &self.cache else {
             return Ok(0);
         };
-        let mut n = 0;
-        for (path, entry) in cache.refresh_entries() {
-            if entry.login_server == server && crate::files::remove(&path)? {
-                n += 1;
-            }
-        }
         // Only for a login server: logging out of another host leaves the identity alone.
-        if let (Ok(identity), Ok(_)) = (self.identity(), self.login_server(server)) {
-            let fingerprint = identity.fingerprint(&self.authority());
+        let Ok(login) = self.login_server(server) else {
+            return remove_refresh_entries(cache, server);
+        };
+        let ruled = match self.rule_for(&login) {
+            Some(rule) => {
+                Some(self.rule_broker(&login, rule, rule.env_to_identify(&self.settings.env))?)
+            }
+            None => None,
+        };
+        let (broker, target) = match &ruled {
+            Some((broker, target)) => (broker, target),
+            None => (self, &login),
+        };
+        let mut n = remove_refresh_entries(cache, target.host())?;
+        if target.host() != server {
+            n += remove_refresh_entries(cache, server)?;
+        }
+        if let Ok(identity) = broker.identity() {
+            let fingerprint = identity.fingerprint(&broker.authority());
             for scope in [crate::config::ACR_SCOPE, crate::config::ARM_SCOPE] {
                 let path = cache.entra_path(&cache::key(&[&fingerprint, scope]));
                 if crate::files::remove(&path)? {
@@ -422,6 +469,17 @@ impl Broker {
     }
 }
 
+/// Removes the cached refresh entries for the login server `host`, whatever the identity.
+fn remove_refresh_entries(cache: &Cache, host: &str) -> Result<usize, Error> {
+    let mut n = 0;
+    for (path, entry) in cache.refresh_entries() {
+        if entry.login_server == host && crate::files::remove(&path)? {
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
 /// Whether a cached entry is handed out as it is: before its refresh point under `min`, and
 /// usable. Arithmetic on the entry already read: the cache-hit path does no more work for it.
 fn fresh(e: &RefreshEntry, now: i64, min: MinValidity) -> bool {
@@ -468,10 +526,6 @@ mod cloud_tests {
                 .contains("AZURE_AUTHORITY_HOST")
         );
 
-        // An authority of no known cloud (a custom cloud, an emulator) is the operator's word.
-        let custom = broker(&[("AZURE_AUTHORITY_HOST", "https://login.contoso.example")]);
-        assert!(custom.check_cloud(&cn).is_ok() && custom.check_cloud(&io).is_ok());
-
         let e = Settings::from_env(Env::from_pairs([("ACR_CLOUD", "mars")]), None)
             .unwrap_err()
             .to_string();
@@ -479,6 +533,58 @@ mod cloud_tests {
             e.contains("ACR_CLOUD=\"mars\" is not public, china or usgov"),
             "{e}"
         );
+    }
+}
+
+#[cfg(test)]
+mod authority_tests {
+    use super::test_broker as broker;
+
+    /// The review's finding: `:443`, a trailing slash or another of Entra's names for the public
+    /// authority made the identity's cloud unknown, and unknown allowed every registry.
+    #[test]
+    fn non_canonical_authority_spellings_keep_the_cross_cloud_guard() {
+        for authority in [
+            "https://login.microsoftonline.com:443",
+            "https://login.microsoftonline.com/",
+            "https://login.windows.net",
+        ] {
+            let b = broker(&[("AZURE_AUTHORITY_HOST", authority)]);
+            let cn = b.login_server("reg01.azurecr.cn").unwrap();
+            let io = b.login_server("reg01.azurecr.io").unwrap();
+            let e = b.check_cloud(&cn).unwrap_err().to_string();
+            assert!(e.contains("set ACR_CLOUD=china"), "{authority}: {e}");
+            assert!(b.check_cloud(&io).is_ok(), "{authority}");
+        }
+    }
+
+    /// An authority of no known cloud (a custom cloud, an emulator): registries configuration
+    /// names are its own, but a registry whose name places it in a known cloud is served only
+    /// when `ACR_CLOUD` says the identity belongs to that cloud.
+    #[test]
+    fn an_unknown_authority_serves_a_known_clouds_registry_only_when_acr_cloud_says_so() {
+        let pairs = [
+            ("AZURE_AUTHORITY_HOST", "https://login.contoso.example"),
+            ("ACR_LOGIN_SERVERS", "registry.contoso.example"),
+        ];
+        let custom = broker(&pairs);
+        let cn = custom.login_server("reg01.azurecr.cn").unwrap();
+        let io = custom.login_server("reg01.azurecr.io").unwrap();
+        let own = custom.login_server("registry.contoso.example").unwrap();
+        assert!(custom.check_cloud(&own).is_ok());
+        for server in [&cn, &io] {
+            let e = custom.check_cloud(server).unwrap_err().to_string();
+            assert!(
+                e.contains("login.contoso.example") && e.contains("ACR_CLOUD="),
+                "{e}"
+            );
+            assert!(!e.contains('\n'), "{e}");
+        }
+        let said = broker(&[pairs[0], pairs[1], ("ACR_CLOUD", "china")]);
+        assert!(said.check_cloud(&cn).is_ok());
+        assert!(said.check_cloud(&io).is_err());
+        assert!(said.check_cloud(&own).is_ok());
+        assert_eq!(said.authority(), "https://login.contoso.example");
     }
 }
 

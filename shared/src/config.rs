@@ -6,7 +6,7 @@
 //! | `ACR_LOGIN_SERVERS` | extra login servers to serve, comma-separated `host[:port]` or `*.<suffix>` (custom domains, custom clouds, test hosts) |
 //! | `ACR_AUDIENCE` | `acr` (`https://containerregistry.azure.net/.default`) or `arm` (`https://management.azure.com/.default`): only this one is tried. Unset: ACR's first, then ARM's once if the registry refuses the audience (remembered per registry and identity) |
 //! | `ACR_MIN_VALIDITY` | the least life a handed-out token has left, e.g. `90m`, `2h`, `3600s` (default 60 minutes, best effort; set, it is strict); see [`crate::validity`] |
-//! | `ACR_CACHE_DIR` | cache folder (default `$XDG_CACHE_HOME/docker-credential-acr`, else `~/.cache/docker-credential-acr`) |
+//! | `ACR_CACHE_DIR` | cache folder (default: in a CI job, the job's temporary folder `$RUNNER_TEMP`/`$AGENT_TEMPDIRECTORY`; else `$XDG_CACHE_HOME/docker-credential-acr`, else `~/.cache/docker-credential-acr`) |
 //! | `ACR_TIMEOUT` | overall deadline of one fetch in seconds (default 30) |
 //! | `ACR_DMI_ASSET_TAG_FILE` | where the machine's DMI chassis asset tag is read (default `/sys/class/dmi/id/chassis_asset_tag`): IMDS is chosen when it holds Azure's tag. Tests point it elsewhere so that they behave alike on and off Azure VMs |
 //! | `ACR_CLOUD` | the cloud the identity belongs to: `public` (default), `china`, `usgov`; its credential goes only to that cloud's authority |
@@ -74,6 +74,8 @@ pub fn relevant(name: &str) -> bool {
         "SYSTEM_ACCESSTOKEN",
         "SYSTEM_PLANID",
         "SYSTEM_JOBID",
+        "RUNNER_TEMP",
+        "AGENT_TEMPDIRECTORY",
     ];
     PREFIXES.iter().any(|p| name.starts_with(p)) || NAMES.contains(&name)
 }
@@ -91,7 +93,10 @@ impl Env {
         }
     }
 
-    /// An environment made of the given pairs.
+    /// An environment made of the given pairs and nothing of the machine: no variable of the
+    /// process, and no machine file a setting would default to (the DMI asset tag is read only
+    /// where `ACR_DMI_ASSET_TAG_FILE` names it), so tests and simulations behave alike on any
+    /// machine, an Azure VM included.
     pub fn from_pairs<K: Into<String>, V: Into<String>>(
         pairs: impl IntoIterator<Item = (K, V)>,
     ) -> Self {
@@ -127,11 +132,14 @@ impl Env {
     }
 
     /// The user's config folder: `$XDG_CONFIG_HOME`, else `$HOME/.config`; `None` when neither
-    /// is set.
+    /// is set. A relative value is ignored, as the XDG base directory specification says: it
+    /// would name a folder under whatever folder the program runs in.
     pub fn config_home(&self) -> Option<PathBuf> {
         self.get("XDG_CONFIG_HOME")
             .map(PathBuf::from)
+            .filter(|d| d.is_absolute())
             .or_else(|| self.get("HOME").map(|h| PathBuf::from(h).join(".config")))
+            .filter(|d| d.is_absolute())
     }
 
     /// Sets a variable (for callers that add settings from flags).
@@ -219,12 +227,27 @@ pub struct Settings {
     pub authority_host: Option<String>,
     /// `ACR_CLOUD`: the cloud the identity belongs to, when set.
     pub cloud: Option<Cloud>,
-    /// The file holding the DMI chassis asset tag (`ACR_DMI_ASSET_TAG_FILE`).
-    pub asset_tag_file: PathBuf,
+    /// The file holding the DMI chassis asset tag: `ACR_DMI_ASSET_TAG_FILE`, else the machine's
+    /// `/sys/class/dmi/id/chassis_asset_tag` for the process environment; `None` (none is read)
+    /// for an environment made of pairs that names none.
+    pub asset_tag_file: Option<PathBuf>,
+    /// The identity's files (certificate, federated token file) are named by a config file
+    /// rule: they are read only as the config file itself is (`files::read_trusted`).
+    pub files_from_config: bool,
 }
 
 /// Where Linux exposes the DMI chassis asset tag.
 pub const ASSET_TAG_FILE: &str = "/sys/class/dmi/id/chassis_asset_tag";
+
+/// The cache folder of a CI job: in the job's temporary folder, which the CI system empties
+/// between jobs (GitHub Actions' `RUNNER_TEMP`, Azure Pipelines' `AGENT_TEMPDIRECTORY`), so a
+/// later job of the same user on a self-hosted runner cannot read this job's tokens.
+fn ci_job_cache_dir(env: &Env) -> Option<PathBuf> {
+    ["RUNNER_TEMP", "AGENT_TEMPDIRECTORY"]
+        .into_iter()
+        .find_map(|name| env.get(name))
+        .map(|temp| PathBuf::from(temp).join("docker-credential-acr"))
+}
 
 /// One configured login server: `host[:port]`, or `*.<suffix>` for every registry of a custom
 /// domain (the suffix must have at least two labels, so `*.com` is refused). Normalised.
@@ -274,6 +297,7 @@ impl Settings {
             .get("ACR_CACHE_DIR")
             .map(PathBuf::from)
             .or(default_cache_dir)
+            .or_else(|| ci_job_cache_dir(&env))
             .or_else(|| {
                 env.get("XDG_CACHE_HOME")
                     .map(|x| PathBuf::from(x).join("docker-credential-acr"))
@@ -297,7 +321,9 @@ impl Settings {
             None => None,
             Some(a) => {
                 let a = a.trim().trim_end_matches('/').to_string();
-                if !a.to_ascii_lowercase().starts_with("https://") {
+                let usable =
+                    url::Url::parse(&a).is_ok_and(|u| u.scheme() == "https" && u.host().is_some());
+                if !usable {
                     return Err(Error::InvalidConfig(format!(
                         "AZURE_AUTHORITY_HOST={a:?} must be an https:// URL"
                     )));
@@ -314,9 +340,10 @@ impl Settings {
                 ))
             })?),
         };
-        let asset_tag_file = env
-            .get("ACR_DMI_ASSET_TAG_FILE")
-            .map_or_else(|| PathBuf::from(ASSET_TAG_FILE), PathBuf::from);
+        let asset_tag_file = match env.get("ACR_DMI_ASSET_TAG_FILE") {
+            Some(file) => Some(PathBuf::from(file)),
+            None => env.filtered.then(|| PathBuf::from(ASSET_TAG_FILE)),
+        };
         Ok(Settings {
             env,
             forced_source,
@@ -328,16 +355,20 @@ impl Settings {
             authority_host,
             cloud,
             asset_tag_file,
+            files_from_config: false,
         })
     }
 
     /// The audience policy for `server`: `ACR_AUDIENCE` forces one; else ACR's first, with
-    /// ARM's as the fallback. A config file rule's `audience` reaches here as the
+    /// ARM's as the fallback only when `server` is an ACR login server of a known cloud (by the
+    /// anchored rule; not a custom domain, a custom cloud's registry or another configured
+    /// host: see [`crate::audience`]). A config file rule's `audience` reaches here as the
     /// `ACR_AUDIENCE` of the settings `Broker::for_registry` makes for its registry.
-    pub fn audience_for(&self, _server: &LoginServer) -> AudiencePolicy {
+    pub fn audience_for(&self, server: &LoginServer) -> AudiencePolicy {
         AudiencePolicy {
             first: self.audience.unwrap_or(Audience::Acr),
             forced: self.audience.is_some(),
+            fallback: self.audience.is_none() && server.known_cloud().is_some(),
         }
     }
 
@@ -356,6 +387,20 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Tests build settings from pairs: none of them may read the machine's DMI asset tag (on an
+    /// Azure VM it would send the identity chain to IMDS).
+    #[test]
+    fn an_environment_of_pairs_reads_no_machine_file() {
+        let s = Settings::from_env(Env::from_pairs([("HOME", "/home/u")]), None).unwrap();
+        assert_eq!(s.asset_tag_file, None);
+        let s = Settings::from_env(
+            Env::from_pairs([("ACR_DMI_ASSET_TAG_FILE", "/tmp/tag")]),
+            None,
+        )
+        .unwrap();
+        assert_eq!(s.asset_tag_file, Some(PathBuf::from("/tmp/tag")));
+    }
 
     #[test]
     fn defaults() {
@@ -402,6 +447,45 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.cache_dir.unwrap(), PathBuf::from("/c"));
+    }
+
+    /// A CI job's tokens stay in the job's own temporary folder, which the CI system empties
+    /// between jobs: a later job on a self-hosted runner (same user) cannot read them.
+    #[test]
+    fn ci_jobs_cache_in_the_jobs_temp_folder_unless_a_folder_is_set() {
+        let dir = |pairs: &[(&str, &str)], default: Option<&str>| {
+            Settings::from_env(
+                Env::from_pairs(pairs.iter().copied()),
+                default.map(Into::into),
+            )
+            .unwrap()
+            .cache_dir
+            .unwrap()
+        };
+        let home = ("HOME", "/home/runner");
+        assert_eq!(
+            dir(&[home, ("RUNNER_TEMP", "/w/_temp")], None),
+            PathBuf::from("/w/_temp/docker-credential-acr")
+        );
+        assert_eq!(
+            dir(
+                &[
+                    home,
+                    ("XDG_CACHE_HOME", "/x"),
+                    ("AGENT_TEMPDIRECTORY", "/a/_temp")
+                ],
+                None
+            ),
+            PathBuf::from("/a/_temp/docker-credential-acr")
+        );
+        // A folder that is set wins.
+        let set = [home, ("RUNNER_TEMP", "/w/_temp"), ("ACR_CACHE_DIR", "/c")];
+        assert_eq!(dir(&set, None), PathBuf::from("/c"));
+        assert_eq!(
+            dir(&[home, ("RUNNER_TEMP", "/w/_temp")], Some("/var/lib/p")),
+            PathBuf::from("/var/lib/p")
+        );
+        assert!(relevant("RUNNER_TEMP") && relevant("AGENT_TEMPDIRECTORY"));
     }
 
     #[test]

@@ -40,6 +40,23 @@ pub enum Error {
         wanted: &'static str,
     },
 
+    /// The registry's name places it in a cloud, and the identity's authority is no cloud's this
+    /// broker knows (a custom cloud's, a test's): nothing is sent unless `ACR_CLOUD` says the
+    /// identity belongs to the registry's cloud.
+    #[error(
+        "{registry} is in {registry_cloud}, but the identity's Entra authority {authority} is not one of a cloud this helper knows; set ACR_CLOUD={wanted} if this identity belongs to {registry_cloud} (nothing was sent)"
+    )]
+    UnknownCloud {
+        /// Login server.
+        registry: String,
+        /// The registry's cloud, for the message.
+        registry_cloud: &'static str,
+        /// The authority's host.
+        authority: String,
+        /// The `ACR_CLOUD` value for the registry's cloud.
+        wanted: &'static str,
+    },
+
     /// A setting is present but unusable.
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),
@@ -83,6 +100,24 @@ pub enum Error {
         second: &'static str,
         /// Why that failed.
         error: Box<Error>,
+    },
+
+    /// No token of one audience could be used, and the other is not tried unasked at this
+    /// registry (not a known cloud's ACR login server).
+    #[error(
+        "{registry}: no {first}-audience token ({refusal}); if this registry takes {second}-audience tokens, set ACR_AUDIENCE={setting} (or audience = \"{setting}\" in its config file rule): the other audience is tried unasked only at Azure Container Registry login servers of a known cloud"
+    )]
+    AudienceNotTaken {
+        /// Login server.
+        registry: String,
+        /// The audience tried, `ACR` or `ARM`.
+        first: &'static str,
+        /// Who refused it and why, one line.
+        refusal: String,
+        /// The other audience.
+        second: &'static str,
+        /// Its `ACR_AUDIENCE` value.
+        setting: &'static str,
     },
 
     /// A refresh failed and the cached token has less life left than `ACR_MIN_VALIDITY` demands.
@@ -167,9 +202,13 @@ fn server_message(m: &Option<String>) -> String {
     }
 }
 
-/// Collapses a message to one line of at most 500 characters.
+/// Collapses a message to one line of at most 500 characters, with no character that a terminal
+/// would act on (see [`printable`]): registries and identity endpoints write part of it.
 pub(crate) fn one_line(s: &str) -> String {
-    let mut out: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut out: String = printable(s)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
     if out.len() > 500 {
         let mut cut = 500;
         while !out.is_char_boundary(cut) {
@@ -179,6 +218,25 @@ pub(crate) fn one_line(s: &str) -> String {
         out.push('…');
     }
     out
+}
+
+/// `s` with every control character that is not whitespace (ESC, BEL, DEL, 8-bit CSI, …) and
+/// every bidirectional formatting character replaced by U+FFFD: text a server wrote cannot
+/// drive the terminal it is printed on (retitle it, clear it, hide or reorder what follows).
+/// Whitespace is left to the caller (see [`one_line`]).
+pub(crate) fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| {
+        (c.is_control() && !c.is_whitespace())
+            || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if s.chars().any(unsafe_char) {
+        s.chars()
+            .map(|c| if unsafe_char(c) { '\u{fffd}' } else { c })
+            .collect::<String>()
+            .into()
+    } else {
+        s.into()
+    }
 }
 
 #[cfg(test)]
@@ -202,6 +260,22 @@ mod tests {
         let m = e.to_string();
         assert!(m.contains("service principal (secret): AZURE_CLIENT_SECRET is not set; Azure CLI: `az` is not on PATH"), "{m}");
         assert!(!m.contains('\n'));
+    }
+
+    #[test]
+    fn one_line_replaces_control_characters() {
+        let hostile = "no role\u{1b}]0;owned\u{7}\u{1b}[2J\u{9b}31m\u{7f} here\u{202e}x\u{2066}";
+        let line = one_line(hostile);
+        assert!(
+            !line.chars().any(|c| c.is_control()
+                || ('\u{202a}'..='\u{202e}').contains(&c)
+                || ('\u{2066}'..='\u{2069}').contains(&c)),
+            "{line:?}"
+        );
+        assert!(
+            line.starts_with("no role") && line.contains("here"),
+            "{line:?}"
+        );
     }
 
     #[test]

@@ -2,8 +2,10 @@
 //!
 //! The broker posts straight to `https://<login>/oauth2/exchange`. Only when that endpoint is not
 //! there (404/405) does it read the `/v2/` challenge to discover the realm, and it follows a realm
-//! only to the same host or another recognised login server, so an Entra token is never sent to a
-//! host the user did not configure.
+//! only on the login server the token is for (for a custom host a config file rule maps to a
+//! login server, that login server), for that login server as the `service`: a registry's
+//! challenge never sends the Entra token to another host, nor gets a token of another registry
+//! stored under its name.
 
 use crate::error::{Error, one_line};
 use crate::http::{error_chain, read_body, send_may_heal};
@@ -108,8 +110,6 @@ pub(crate) struct Grant<'a> {
     pub http: &'a reqwest::Client,
     /// The registry.
     pub server: &'a LoginServer,
-    /// The configured extra login servers: a challenge realm may point to one of them.
-    pub extra_servers: &'a [String],
     /// Who the Entra token is for (for refusal messages).
     pub identity: &'a Identity,
     /// The tenant sent along, when known.
@@ -132,33 +132,38 @@ pub(crate) async fn exchange(grant: &Grant<'_>) -> Result<Secret, Error> {
     let challenge = with_retries(|| discover(grant.http, grant.server))
         .await
         .map_err(|a| into_error(a, registry))?;
-    let url = realm_exchange_url(grant, &challenge.realm)?;
-    let service = challenge.service.unwrap_or_else(|| registry.to_string());
-    with_retries(|| post_exchange(grant, &url, &service))
+    let url = realm_exchange_url(grant.server, &challenge)?;
+    with_retries(|| post_exchange(grant, &url, registry))
         .await
         .map_err(|a| into_error(a, registry))
 }
 
 /// The exchange URL of a challenge's realm, when the realm is an `https://…/oauth2/token` URL on
-/// the registry's host or another recognised login server: an Entra token goes nowhere else.
-fn realm_exchange_url(grant: &Grant<'_>, realm: &str) -> Result<String, Error> {
-    let registry = grant.server.host();
+/// `server` itself and the challenge's `service`, if any, is `server`: an Entra token goes to no
+/// other host, and the token got is for no other registry.
+fn realm_exchange_url(server: &LoginServer, challenge: &Challenge) -> Result<String, Error> {
+    let registry = server.host();
     let refuse = |detail: String| Error::Exchange {
         registry: registry.to_string(),
         detail,
     };
+    let realm = &challenge.realm;
     let url = realm_to_exchange(realm).ok_or_else(|| {
         refuse(format!(
             "challenge realm {realm:?} is not an https://…/oauth2/token URL"
         ))
     })?;
-    let realm_host = crate::registry::normalize_host(&url).ok();
-    let allowed = realm_host
-        .as_deref()
-        .is_some_and(|h| h == registry || LoginServer::parse(h, grant.extra_servers).is_ok());
-    if !allowed {
+    let on_registry = crate::registry::normalize_host(&url).is_ok_and(|h| h == registry);
+    if !on_registry {
         return Err(refuse(format!(
-            "challenge realm {realm:?} is on another host; refusing to send a token there (add it to ACR_LOGIN_SERVERS if you trust it)"
+            "challenge realm {realm:?} is not on {registry}; refusing to send a token to another host (for a host in front of another login server, name that one in a config file rule's login_server)"
+        )));
+    }
+    if let Some(service) = &challenge.service
+        && !crate::registry::normalize_host(service).is_ok_and(|s| s == registry)
+    {
+        return Err(refuse(format!(
+            "challenge names the service {service:?}, not {registry}; refusing to get a token for another registry"
         )));
     }
     Ok(url)
@@ -265,7 +270,7 @@ fn read_answer(
     match status {
         200 => {
             let parsed: ExchangeResponse = serde_json::from_slice(body)
-                .map_err(|e| fatal(format!("malformed exchange response: {e}")))?;
+                .map_err(|e| fatal(one_line(&format!("malformed exchange response: {e}"))))?;
             match parsed.refresh_token {
                 Some(t) if !t.is_empty() => Ok(t),
                 _ => Err(fatal("exchange response has no refresh_token".into())),

@@ -120,6 +120,15 @@ impl Fetch<'_> {
             other => return other,
         };
         let (server, second) = (self.target.server, first.other());
+        if !self.audience.fallback {
+            return Err(Error::AudienceNotTaken {
+                registry: server.host().to_string(),
+                first: first.name(),
+                refusal,
+                second: second.name(),
+                setting: second.setting(),
+            });
+        }
         log::info!(
             "{server}: no {}-audience token ({refusal}); trying the {} audience",
             first.name(),
@@ -252,6 +261,7 @@ impl Fetch<'_> {
         };
         let request = TokenRequest {
             identity,
+            files_from_config: self.settings.files_from_config,
             scope,
             authority: &self.target.authority,
             http,
@@ -282,7 +292,6 @@ impl Fetch<'_> {
         let grant = Grant {
             http: &self.http,
             server: self.target.server,
-            extra_servers: &self.settings.extra_login_servers,
             identity,
             tenant: tenant.as_deref(),
             aad_token: aad,

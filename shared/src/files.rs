@@ -132,9 +132,28 @@ pub fn read_following(path: &Path, limit: usize) -> Result<Option<Vec<u8>>, Erro
     )
 }
 
-/// [`read_following`] for a file that decides what the user's credentials do (a config file):
-/// refused when another user (but root) owns it or group or others may write it, as a planted
-/// or shared file could send tokens elsewhere.
+/// [`read_following`] for a file a setting names (`what`, for messages: a certificate, a token
+/// file, a CA bundle), which must be there: its bytes, or one line saying why not. Bounded and
+/// non-blocking: a FIFO or a device in its place is refused at once, a huge file not read whole.
+/// With `trusted` (a file the config file names), read as [`read_trusted`] reads.
+pub fn read_named(path: &Path, limit: usize, what: &str, trusted: bool) -> Result<Vec<u8>, String> {
+    let read = if trusted {
+        read_trusted
+    } else {
+        read_following
+    };
+    match read(path, limit) {
+        Ok(Some(bytes)) => Ok(bytes),
+        Ok(None) => Err(format!("{what} {} does not exist", path.display())),
+        Err(e) => Err(format!("{what}: {e}")),
+    }
+}
+
+/// [`read_following`] for a file that decides what the user's credentials do (the config file,
+/// and the certificate or token file a rule of it names): refused when another user (but root)
+/// owns it or group or others may write it, and the same for every folder on its real path (a
+/// folder others may write only with its sticky bit, as `/tmp`, where nobody can replace what
+/// they do not own): a planted, shared or swappable file could send tokens elsewhere.
 pub fn read_trusted(path: &Path, limit: usize) -> Result<Option<Vec<u8>>, Error> {
     read_regular(
         platform::non_blocking(OpenOptions::new().read(true)),
@@ -154,9 +173,39 @@ pub fn read_trusted(path: &Path, limit: usize) -> Result<Option<Vec<u8>>, Error>
                     "group or others may write it; run `chmod go-w` on it",
                 ));
             }
-            Ok(())
+            check_folders(path, meta, me)
         },
     )
+}
+
+/// Checks the folders of the file opened from `path` (`opened` is its metadata): every folder
+/// on its real path (links resolved) belongs to `me` or root and is writable by group or others
+/// only with the sticky bit; and the real path is the file opened, not one swapped in since.
+/// A `realpath`, a `stat` and one `lstat` per folder: no file is read.
+fn check_folders(path: &Path, opened: &fs::Metadata, me: u32) -> std::io::Result<()> {
+    let real = fs::canonicalize(path)?;
+    if !platform::same_file(&fs::metadata(&real)?, opened) {
+        return Err(std::io::Error::other("it was replaced while being read"));
+    }
+    for folder in real.ancestors().skip(1) {
+        let meta = fs::symlink_metadata(folder)?;
+        let owner = platform::owner(&meta);
+        if owner != me && owner != 0 {
+            return Err(std::io::Error::other(format!(
+                "its folder {} belongs to another user (uid {owner}), who could replace it",
+                folder.display()
+            )));
+        }
+        let mode = platform::permission_bits(&meta);
+        if mode & 0o022 != 0 && mode & platform::STICKY == 0 {
+            return Err(std::io::Error::other(format!(
+                "group or others may write its folder {} (mode {mode:04o}) and so replace it; run `chmod go-w {}`",
+                folder.display(),
+                folder.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Opens `path` with `options` and reads it whole when it is a regular file of at most `limit`
@@ -311,6 +360,7 @@ impl FileLock {
 
 #[cfg(test)]
 mod tests {
+    use super::fifo::mkfifo;
     use super::*;
     use std::os::unix::fs::PermissionsExt;
 
@@ -449,15 +499,6 @@ mod tests {
         }
     }
 
-    /// Makes a FIFO at `path`.
-    fn mkfifo(path: &Path) {
-        let made = std::process::Command::new("mkfifo")
-            .arg(path)
-            .status()
-            .unwrap();
-        assert!(made.success());
-    }
-
     #[test]
     fn reads_refuse_symlinks_and_oversize() {
         let d = tempfile::tempdir().unwrap();
@@ -492,5 +533,62 @@ mod tests {
         assert!(start.elapsed() >= Duration::from_millis(200));
         drop(held);
         FileLock::acquire(&p, Duration::from_millis(200)).unwrap();
+    }
+}
+
+/// FIFOs for tests of the readers that must not wait on one.
+#[cfg(test)]
+pub(crate) mod fifo {
+    use std::fs::OpenOptions;
+    use std::io::Write;
+    use std::path::{Path, PathBuf};
+    use std::thread::JoinHandle;
+
+    /// Makes a FIFO at `path`.
+    pub(crate) fn mkfifo(path: &Path) {
+        let made = std::process::Command::new("mkfifo")
+            .arg(path)
+            .status()
+            .unwrap();
+        assert!(made.success());
+    }
+
+    /// A FIFO at a path with a writer in a thread that waits for a reader, writes its content
+    /// and closes. A reader that opens it blocking gets the content (so a test of a reader that
+    /// waits on FIFOs fails instead of hanging); one that refuses FIFOs leaves the writer
+    /// waiting, until dropping this opens the other end for it.
+    pub(crate) struct FifoWriter {
+        path: PathBuf,
+        writer: Option<JoinHandle<()>>,
+    }
+
+    impl FifoWriter {
+        /// Makes the FIFO at `path` and starts its writer of `content`.
+        pub(crate) fn new(path: &Path, content: &str) -> FifoWriter {
+            mkfifo(path);
+            let (at, content) = (path.to_path_buf(), content.to_string());
+            let writer = std::thread::spawn(move || {
+                if let Ok(mut f) = OpenOptions::new().write(true).open(&at) {
+                    let _ = f.write_all(content.as_bytes());
+                }
+            });
+            FifoWriter {
+                path: path.to_path_buf(),
+                writer: Some(writer),
+            }
+        }
+    }
+
+    impl Drop for FifoWriter {
+        fn drop(&mut self) {
+            // A reader that never blocks lets the writer's open return; held until it is done.
+            let reader = crate::platform::non_blocking(OpenOptions::new().read(true))
+                .open(&self.path)
+                .ok();
+            if let Some(w) = self.writer.take() {
+                let _ = w.join();
+            }
+            drop(reader);
+        }
     }
 }

@@ -107,8 +107,7 @@ pub(crate) fn roots(env: &Env) -> Result<Arc<RootCertStore>, String> {
     }
     let mut store = RootCertStore::clone(&system);
     if let Some(path) = file {
-        let pem =
-            std::fs::read(path).map_err(|e| format!("cannot read SSL_CERT_FILE {path}: {e}"))?;
+        let pem = read_ca_bundle(Path::new(path), "SSL_CERT_FILE")?;
         for cert in CertificateDer::pem_slice_iter(&pem) {
             let cert = cert.map_err(|e| format!("SSL_CERT_FILE {path} is not a PEM bundle: {e}"))?;
             store.add(cert).map_err(|e| {
@@ -215,6 +214,12 @@ fn read_ca_file(path: &Path) -> Option<Vec<u8>> {
             None
         }
     }
+}
+
+/// The CA bundle at `path` (named by the setting `what`), read as [`crate::files::read_named`]
+/// reads: it must be there, a regular file of at most [`MAX_CA_BUNDLE`] bytes.
+pub(crate) fn read_ca_bundle(path: &Path, what: &str) -> Result<Vec<u8>, String> {
+    files::read_named(path, MAX_CA_BUNDLE, what, false)
 }
 
 /// Why a body could not be read.
@@ -443,7 +448,7 @@ mod tests {
         let missing = d.path().join("missing.pem");
         let e = roots(&Env::from_pairs([("SSL_CERT_FILE", missing.to_str().unwrap())]))
             .unwrap_err();
-        assert!(e.contains("cannot read SSL_CERT_FILE") && e.contains("missing.pem"), "{e}");
+        assert!(e.contains("SSL_CERT_FILE") && e.contains("missing.pem"), "{e}");
         let broken = d.path().join("broken.pem");
         std::fs::write(
             &broken,
@@ -453,6 +458,22 @@ mod tests {
         let e = roots(&Env::from_pairs([("SSL_CERT_FILE", broken.to_str().unwrap())]))
             .unwrap_err();
         assert!(e.contains("broken.pem"), "{e}");
+    }
+
+    #[test]
+    fn the_ca_bundle_is_read_bounded_and_never_waits_on_a_fifo() {
+        let d = tempfile::tempdir().unwrap();
+        let fifo = d.path().join("ca.pem");
+        let _writer = crate::files::fifo::FifoWriter::new(&fifo, "");
+        let big = d.path().join("big.pem");
+        std::fs::File::create(&big)
+            .and_then(|f| f.set_len(MAX_CA_BUNDLE as u64 + 1))
+            .unwrap();
+        for (path, want) in [(&fifo, "not a regular file"), (&big, "larger than")] {
+            let env = Env::from_pairs([("SSL_CERT_FILE", path.to_str().unwrap())]);
+            let e = client(&env, Duration::from_secs(10)).unwrap_err();
+            assert!(e.contains("SSL_CERT_FILE") && e.contains(want), "{e}");
+        }
     }
 
     #[test]

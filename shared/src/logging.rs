@@ -17,11 +17,13 @@ impl Log for StderrLogger {
 
     fn log(&self, record: &Record) {
         if self.enabled(record.metadata()) {
+            // Messages quote what servers said: nothing in them may drive the terminal.
+            let message = record.args().to_string();
             eprintln!(
                 "{}: {}: {}",
                 self.program,
                 record.level().as_str().to_ascii_lowercase(),
-                record.args()
+                crate::error::printable(&message)
             );
         }
     }

@@ -37,17 +37,27 @@ impl Cloud {
         })
     }
 
-    /// The cloud whose Entra authority is `url` (`https://host[/]`), if it is one of the three.
+    /// The cloud whose Entra authority is `url`, if it is one of the three: an https URL, parsed
+    /// (so any case, the default port, a trailing slash or a path), whose host is one of the
+    /// names Entra answers on for that cloud (`AUTHORITY_HOSTS`). User info or another port
+    /// makes it no known cloud's.
     pub fn of_authority(url: &str) -> Option<Cloud> {
-        let host = url
-            .trim()
-            .trim_end_matches('/')
-            .to_ascii_lowercase()
-            .strip_prefix("https://")?
-            .to_string();
-        [Cloud::Public, Cloud::China, Cloud::UsGovernment]
-            .into_iter()
-            .find(|c| c.authority_host().trim_start_matches("https://") == host)
+        let url = url::Url::parse(url.trim()).ok()?;
+        if url.scheme() != "https"
+            || url.port().is_some()
+            || !url.username().is_empty()
+            || url.password().is_some()
+        {
+            return None;
+        }
+        let host = match url.host()? {
+            url::Host::Domain(name) => name.strip_suffix('.').unwrap_or(name),
+            url::Host::Ipv4(_) | url::Host::Ipv6(_) => return None,
+        };
+        AUTHORITY_HOSTS
+            .iter()
+            .find(|(name, _)| *name == host)
+            .map(|(_, cloud)| *cloud)
     }
 
     /// The cloud's name for messages.
@@ -77,6 +87,19 @@ impl Cloud {
         }
     }
 }
+
+/// The host names of each cloud's Entra authority: the canonical one first (the one
+/// [`Cloud::authority_host`] gives), then the aliases Entra's instance discovery lists for it.
+pub(crate) const AUTHORITY_HOSTS: &[(&str, Cloud)] = &[
+    ("login.microsoftonline.com", Cloud::Public),
+    ("login.windows.net", Cloud::Public),
+    ("login.microsoft.com", Cloud::Public),
+    ("sts.windows.net", Cloud::Public),
+    ("login.chinacloudapi.cn", Cloud::China),
+    ("login.partner.microsoftonline.cn", Cloud::China),
+    ("login.microsoftonline.us", Cloud::UsGovernment),
+    ("login.usgovcloudapi.net", Cloud::UsGovernment),
+];
 
 /// Why an input is not a login server this broker serves.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -342,6 +365,45 @@ mod tests {
         assert_eq!(l.known_cloud(), None);
         let l = LoginServer::parse("reg01.azurecr.cn", &extra).unwrap();
         assert_eq!(l.known_cloud(), Some(Cloud::China));
+    }
+
+    /// An authority is a URL: its cloud is its host's, whatever the spelling (default port,
+    /// case, trailing slash, a path), and Entra's other names for a cloud's authority count.
+    #[test]
+    fn authority_spellings_and_aliases_name_their_cloud() {
+        for (url, cloud) in [
+            ("https://login.microsoftonline.com:443", Some(Cloud::Public)),
+            (
+                "https://login.microsoftonline.com:443/",
+                Some(Cloud::Public),
+            ),
+            ("HTTPS://Login.MicrosoftOnline.com/", Some(Cloud::Public)),
+            (
+                "https://login.microsoftonline.com/organizations/",
+                Some(Cloud::Public),
+            ),
+            ("https://login.windows.net", Some(Cloud::Public)),
+            ("https://login.microsoft.com/", Some(Cloud::Public)),
+            ("https://sts.windows.net", Some(Cloud::Public)),
+            ("https://login.chinacloudapi.cn:443", Some(Cloud::China)),
+            (
+                "https://login.partner.microsoftonline.cn",
+                Some(Cloud::China),
+            ),
+            (
+                "https://login.microsoftonline.us/",
+                Some(Cloud::UsGovernment),
+            ),
+            ("https://login.usgovcloudapi.net", Some(Cloud::UsGovernment)),
+            ("https://login.microsoftonline.com:8443", None),
+            ("https://login.microsoftonline.com.evil.example", None),
+            ("https://user@login.microsoftonline.com", None),
+            ("http://login.microsoftonline.com", None),
+            ("login.microsoftonline.com", None),
+            ("https://127.0.0.1:8443", None),
+        ] {
+            assert_eq!(Cloud::of_authority(url), cloud, "{url}");
+        }
     }
 
     #[test]

@@ -27,7 +27,9 @@
 //!
 //! The file is read on every run (a missing file costs one failed `open`), parsed with `toml`,
 //! and refused as a whole, with its line number, when any rule is wrong; a file that another user
-//! owns or that group or others may write is refused as well.
+//! owns or that group or others may write is refused as well, and so is one in a folder that
+//! is (`files::read_trusted`), or named by a relative `ACR_CONFIG`. The certificate and token
+//! file a rule names are held to the same rule when they are read.
 
 use crate::config::{Env, Settings, SourceChoice, login_server_entry};
 use crate::error::{Error, one_line};
@@ -134,6 +136,13 @@ impl Rules {
         let Some(path) = config_path(env) else {
             return Ok(None);
         };
+        // Relative, it would be read from wherever the client runs (a cloned repository, say).
+        if !path.is_absolute() {
+            return Err(Error::InvalidConfig(format!(
+                "ACR_CONFIG={:?} is not an absolute path; name the file by its full path (a relative one would be looked up in whatever folder a client runs the helper from)",
+                path.display().to_string()
+            )));
+        }
         let bytes = match files::read_trusted(&path, MAX_FILE)? {
             Some(bytes) => bytes,
             None if env.get("ACR_CONFIG").is_none() => return Ok(None),
@@ -192,6 +201,15 @@ impl Rule {
         }
         let pattern = login_server_entry(&raw.pattern)
             .map_err(|reason| format!("match = {:?}: {reason}", raw.pattern))?;
+        // What it names is not quoted: a secret typed where its variable's name belongs would be
+        // echoed on every `get` and in `doctor`.
+        if raw
+            .secret_env
+            .as_deref()
+            .is_some_and(|n| !is_variable_name(n))
+        {
+            return Err("secret_env must name an environment variable (letters, digits and `_`, not starting with a digit), and what it holds is not one (not shown: it may be the secret itself); put the secret in a variable and name that variable".into());
+        }
         if let Some(name) = &raw.identity {
             SourceChoice::parse(name).map_err(|_| {
                 format!("identity = {name:?} is not one of {}", SourceChoice::NAMES)
@@ -203,6 +221,14 @@ impl Rule {
             if entry.starts_with("*.") {
                 return Err(format!(
                     "login_server = {server:?} must name one registry, not a *.suffix"
+                ));
+            }
+            // Every host under a wildcard, a subdomain taken over by someone else too, would be
+            // handed that registry's (push-capable) token.
+            if pattern.starts_with("*.") {
+                return Err(format!(
+                    "match = {:?} with login_server = {server:?}: a wildcard would hand {server}'s token to every host under it; name each host in a rule of its own",
+                    raw.pattern
                 ));
             }
         }
@@ -247,6 +273,16 @@ impl Rule {
         Ok(self.env_with(base, secret.as_deref()))
     }
 
+    /// [`Rule::env`] for knowing who the identity is, not for using it: a secret variable that
+    /// is not set is stood in for (no fingerprint holds a secret), so a logout works without it.
+    pub(crate) fn env_to_identify(&self, base: &Env) -> Env {
+        let secret = self
+            .secret_env
+            .as_ref()
+            .map(|name| base.named(name).unwrap_or_else(|| "unset".to_string()));
+        self.env_with(base, secret.as_deref())
+    }
+
     fn env_with(&self, base: &Env, secret: Option<&str>) -> Env {
         let mut env = base.clone();
         for name in IDENTITY_VARIABLES {
@@ -275,6 +311,12 @@ impl Rule {
         }
         env
     }
+}
+
+/// Whether `name` is an environment variable's name: `[A-Za-z_][A-Za-z0-9_]*`.
+fn is_variable_name(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// The 1-based line of byte `offset` in `text`.
@@ -306,6 +348,28 @@ mod tests {
         assert!(r.matching("azurecr.io").is_none());
         assert!(r.matching("x.azurecr.io.evil.example").is_none());
         assert!(r.matching("prod.azurecr.cn").is_none());
+    }
+
+    #[test]
+    fn secret_env_must_be_a_variable_name_and_is_never_echoed() {
+        for typed in [
+            "Zq8~xP3.tYv_Fk9-Lm2",
+            "hunter2 s3cret",
+            "1STARTS_WITH_A_DIGIT",
+        ] {
+            let text =
+                format!("[[registry]]\nmatch = \"a.azurecr.io\"\nsecret_env = \"{typed}\"\n");
+            let e = parse(&text).unwrap_err();
+            assert!(
+                e.contains("line 1: secret_env must name an environment variable"),
+                "{e}"
+            );
+            assert!(!e.contains(typed) && !e.contains('\n'), "{e}");
+        }
+        for name in ["PROD_ACR_SECRET", "_x1", "a"] {
+            let text = format!("[[registry]]\nmatch = \"a.azurecr.io\"\nsecret_env = \"{name}\"\n");
+            parse(&text).unwrap();
+        }
     }
 
     #[test]
@@ -387,6 +451,22 @@ mod tests {
     }
 
     #[test]
+    fn a_wildcard_rule_cannot_lend_a_login_servers_token() {
+        let e = parse(
+            "[[registry]]\nmatch = \"*.contoso.com\"\nlogin_server = \"contoso.azurecr.io\"\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("line 1: match = \"*.contoso.com\"") && e.contains("login_server"),
+            "{e}"
+        );
+        // One host, or a wildcard with its own identity, are fine.
+        parse("[[registry]]\nmatch = \"registry.contoso.com\"\nlogin_server = \"contoso.azurecr.io\"\n")
+            .unwrap();
+        parse("[[registry]]\nmatch = \"*.contoso.com\"\nidentity = \"cli\"\n").unwrap();
+    }
+
+    #[test]
     fn the_file_is_acr_config_else_the_config_folder() {
         let path = |pairs: &[(&str, &str)]| {
             config_path(&Env::from_pairs(pairs.iter().copied())).map(|p| p.display().to_string())
@@ -425,5 +505,56 @@ mod tests {
         let named = Env::from_pairs([("ACR_CONFIG", d.path().join("none.toml").to_str().unwrap())]);
         let e = Rules::load(&named).unwrap_err().to_string();
         assert!(e.contains("none.toml"), "{e}");
+    }
+
+    #[test]
+    fn a_relative_acr_config_is_refused() {
+        for relative in ["config.toml", "./acr/config.toml", "../config.toml"] {
+            let env = Env::from_pairs([("ACR_CONFIG", relative)]);
+            let e = Rules::load(&env).unwrap_err().to_string();
+            assert!(
+                e.contains("ACR_CONFIG") && e.contains("absolute path"),
+                "{relative}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_config_files_folders_must_be_as_private_as_the_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let folder = d.path().join("acr");
+        std::fs::create_dir(&folder).unwrap();
+        let file = folder.join("config.toml");
+        std::fs::write(&file, "[[registry]]\nmatch = \"a.azurecr.io\"\n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let env = Env::from_pairs([("ACR_CONFIG", file.to_str().unwrap())]);
+        let mode = |p: &Path, m: u32| {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap()
+        };
+        for refused in [0o777, 0o775, 0o757] {
+            mode(&folder, refused);
+            let e = Rules::load(&env).unwrap_err().to_string();
+            assert!(
+                e.contains(folder.to_str().unwrap()) && e.contains("chmod go-w"),
+                "{refused:o}: {e}"
+            );
+        }
+        // A sticky folder (as /tmp): others cannot replace what is in it.
+        for used in [0o755, 0o700, 0o1777] {
+            mode(&folder, used);
+            assert_eq!(
+                Rules::load(&env).unwrap().unwrap().rules.len(),
+                1,
+                "{used:o}"
+            );
+        }
+        // A link to the file is followed, and the folders that hold the file itself are checked.
+        mode(&folder, 0o777);
+        let link = d.path().join("link.toml");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        let env = Env::from_pairs([("ACR_CONFIG", link.to_str().unwrap())]);
+        let e = Rules::load(&env).unwrap_err().to_string();
+        assert!(e.contains(folder.to_str().unwrap()), "{e}");
     }
 }

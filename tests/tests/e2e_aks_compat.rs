@@ -47,20 +47,37 @@ const IB_DEFAULT: &str = "55555555-0000-4000-8000-000000000002";
 /// What a row expects.
 enum Expect {
     /// The answer for `registry` lets skopeo pull: a token issued to `appid` (the ACR username),
-    /// or, with `basic`, the service principal's own id and secret.
+    /// or, with `basic`, the service principal's own id and secret. The answer's `auth` keys are
+    /// exactly `keys` and `*.azurecr.*`, each with the same credential; `key` is the one the
+    /// kubelet would match for the image.
     Pull {
         registry: &'static str,
         key: &'static str,
+        keys: Vec<&'static str>,
         appid: Appid,
         basic: bool,
     },
-    /// The provider answers, and the registry refuses the answer (the AKS plugin's pull fails too).
-    Refused { key: &'static str },
-    /// An answer with no credentials at all (not an ACR image for this node).
+    /// The provider answers the service principal's own id and secret (under the AKS plugin's
+    /// keys) and the registry refuses them with 401 (the AKS plugin's pull fails too).
+    Refused {
+        registry: &'static str,
+        client_id: &'static str,
+        secret: &'static str,
+    },
+    /// An answer with no credentials at all (not an ACR image for this node), kept 0s.
     NoAuth,
-    /// Exit 1 with one line on stderr containing this, nothing on stdout.
-    Fails(&'static str),
+    /// Exit 1 with one line on stderr containing each of these, nothing on stdout.
+    Fails(&'static [&'static str]),
 }
+
+/// The keys a service-principal node answers, as the AKS plugin (cloud-provider-azure v1.35.3
+/// pkg/credentialprovider/azure_credentials.go:49, :230-256).
+const SP_KEYS: [&str; 4] = [
+    "*.azurecr.cn",
+    "*.azurecr.de",
+    "*.azurecr.io",
+    "*.azurecr.us",
+];
 
 /// Whose token the password must be.
 #[derive(Clone, Copy)]
@@ -83,6 +100,8 @@ struct Row {
     pod: Option<(&'static str, &'static str)>,
     annotations: Vec<(&'static str, &'static str)>,
     expect: Expect,
+    /// Requests the identity bindings authority gets for this row.
+    authority_requests: usize,
 }
 
 fn mi_json(user_assigned: &str) -> String {
@@ -284,13 +303,28 @@ fn every_aks_node_configuration_works_unchanged() -> TestResult {
     let pull = |registry: &'static str, appid: Appid| Expect::Pull {
         registry,
         key: registry,
+        keys: vec![registry],
         appid,
         basic: false,
     };
-    // An MCR image mirrored to REGISTRY: its credentials, keyed by MCR, for the node identity.
+    // A service-principal node: its id and secret under the AKS plugin's patterns.
+    let sp_pull = |registry: &'static str, key: &'static str, extra: Option<&'static str>| {
+        let mut keys = SP_KEYS.to_vec();
+        keys.extend(extra);
+        Expect::Pull {
+            registry,
+            key,
+            keys,
+            appid: Appid::Client(SP),
+            basic: true,
+        }
+    };
+    // An MCR image mirrored to REGISTRY: its credentials, keyed by MCR and the mirror, for the
+    // node identity.
     let mirrored = || Expect::Pull {
         registry: REGISTRY,
         key: "mcr.microsoft.com",
+        keys: vec!["mcr.microsoft.com", REGISTRY],
         appid: Appid::SystemAssigned,
         basic: false,
     };
@@ -303,6 +337,7 @@ fn every_aks_node_configuration_works_unchanged() -> TestResult {
         pod: None,
         annotations: Vec::new(),
         expect,
+        authority_requests: 0,
     };
 
     let rows = vec![
@@ -341,33 +376,42 @@ fn every_aks_node_configuration_works_unchanged() -> TestResult {
             mi_json(UAMI_NO_ROLE),
             vec![],
             image(REGISTRY),
-            Expect::Fails("AcrPull"),
+            Expect::Fails(&["AcrPull"]),
         ),
         row(
-            "service principal, registry in the node's tenant: a derived token",
+            "service principal, registry in the node's tenant: its id and secret",
             sp_json("AzurePublicCloud", SP, SP_SECRET),
             vec![],
             image(REGISTRY),
-            pull(REGISTRY, Appid::Client(SP)),
+            sp_pull(REGISTRY, "*.azurecr.io", None),
         ),
+        Row {
+            args: strings(&["--exchange-sp-secret"]),
+            ..row(
+                "service principal with --exchange-sp-secret: a derived token",
+                sp_json("AzurePublicCloud", SP, SP_SECRET),
+                vec![],
+                image(REGISTRY),
+                pull(REGISTRY, Appid::Client(SP)),
+            )
+        },
         row(
             "service principal, registry in another tenant: its id and secret",
             sp_json("AzurePublicCloud", SP, SP_SECRET),
             vec![],
             image(REGISTRY2),
-            Expect::Pull {
-                registry: REGISTRY2,
-                key: REGISTRY2,
-                appid: Appid::Client(SP),
-                basic: true,
-            },
+            sp_pull(REGISTRY2, "*.azurecr.io", None),
         ),
         row(
             "service principal without a role in the other tenant",
             sp_json("AzurePublicCloud", SP_NO_ROLE, SP_NO_ROLE_SECRET),
             vec![],
             image(REGISTRY2),
-            Expect::Refused { key: REGISTRY2 },
+            Expect::Refused {
+                registry: REGISTRY2,
+                client_id: SP_NO_ROLE,
+                secret: SP_NO_ROLE_SECRET,
+            },
         ),
         row(
             "network-isolated cluster: MCR mirrored to the bootstrap registry (-r)",
@@ -392,7 +436,11 @@ fn every_aks_node_configuration_works_unchanged() -> TestResult {
                 sp_json("AzureStackCloud", SP, SP_SECRET),
                 vec![],
                 image(CUSTOM),
-                pull(CUSTOM, Appid::Client(SP)),
+                sp_pull(
+                    CUSTOM,
+                    "*.azurecr.contoso.example",
+                    Some("*.azurecr.contoso.example"),
+                ),
             )
         },
         row(
@@ -407,7 +455,7 @@ fn every_aks_node_configuration_works_unchanged() -> TestResult {
             annotations: vec![("kubernetes.azure.com/acr-client-id", POD_APP)],
             ..row(
                 "per-pod identity (service-account token, annotated client id)",
-                sp_json("AzurePublicCloud", SP, SP_SECRET),
+                mi_json(""),
                 vec![],
                 image(REGISTRY),
                 pull(REGISTRY, Appid::Client(POD_APP)),
@@ -421,10 +469,12 @@ fn every_aks_node_configuration_works_unchanged() -> TestResult {
             ],
             ..row(
                 "per-pod identity in the wrong tenant",
-                sp_json("AzurePublicCloud", SP, SP_SECRET),
+                mi_json(""),
                 vec![],
                 image(REGISTRY),
-                Expect::Fails(OTHER_TENANT),
+                // Entra's own answer (the tenant is none the pod's app lives in), not only the
+                // tenant the request itself carried.
+                Expect::Fails(&[OTHER_TENANT, "AADSTS90002"]),
             )
         },
         Row {
@@ -438,6 +488,7 @@ fn every_aks_node_configuration_works_unchanged() -> TestResult {
                     ".azurecr.io,login.microsoftonline.com".to_owned(),
                 ),
             ],
+            authority_requests: 1,
             ..row(
                 "identity bindings, annotated service account (never through a proxy)",
                 mi_json(""),
@@ -448,6 +499,7 @@ fn every_aks_node_configuration_works_unchanged() -> TestResult {
         },
         Row {
             pod: batch,
+            authority_requests: 1,
             ..row(
                 "identity bindings, no annotation: --ib-default-client-id",
                 mi_json(""),
@@ -457,9 +509,23 @@ fn every_aks_node_configuration_works_unchanged() -> TestResult {
             )
         },
         row(
-            "identity bindings, no service-account token (static pod): the node identity",
+            "identity bindings, no service-account token (static pod): fails, as the AKS plugin",
             mi_json(""),
             ib_args(SNI, &ib_ca, true),
+            image(REGISTRY),
+            Expect::Fails(&[
+                "sent no service-account token",
+                "--fallback-to-node-identity",
+            ]),
+        ),
+        row(
+            "identity bindings, no token, --fallback-to-node-identity: the node identity",
+            mi_json(""),
+            [
+                ib_args(SNI, &ib_ca, true),
+                strings(&["--fallback-to-node-identity"]),
+            ]
+            .concat(),
             image(REGISTRY),
             pull(REGISTRY, Appid::SystemAssigned),
         ),
@@ -485,9 +551,9 @@ fn every_aks_node_configuration_works_unchanged() -> TestResult {
                 mi_json(""),
                 ib_args(SNI, &ib_ca, false),
                 image(REGISTRY),
-                Expect::Fails(
+                Expect::Fails(&[
                     "service account shop/batch has no kubernetes.azure.com/acr-client-id annotation and the provider has no --ib-default-client-id",
-                ),
+                ]),
             )
         },
         Row {
@@ -498,7 +564,7 @@ fn every_aks_node_configuration_works_unchanged() -> TestResult {
                 mi_json(""),
                 ib_args("wrong.compat.example", &ib_ca, true),
                 image(REGISTRY),
-                Expect::Fails("https://wrong.compat.example/"),
+                Expect::Fails(&["https://wrong.compat.example/"]),
             )
         },
         Row {
@@ -509,7 +575,7 @@ fn every_aks_node_configuration_works_unchanged() -> TestResult {
                 mi_json(""),
                 ib_args(SNI, &emu_ca, true),
                 image(REGISTRY),
-                Expect::Fails("is the cluster CA and --ib-sni-name names the authority"),
+                Expect::Fails(&["is the cluster CA and --ib-sni-name names the authority"]),
             )
         },
         row(
@@ -517,34 +583,43 @@ fn every_aks_node_configuration_works_unchanged() -> TestResult {
             mi_json(""),
             ib_args(&format!("https://{SNI}"), &ib_ca, true),
             image(REGISTRY),
-            Expect::Fails("--ib-sni-name must not contain protocol prefix (https:// or http://)"),
+            Expect::Fails(&[
+                "--ib-sni-name must not contain protocol prefix (https:// or http://)",
+            ]),
         ),
         row(
             "identity bindings, SNI name without the API server",
             mi_json(""),
             vec![format!("--ib-sni-name={SNI}")],
             image(REGISTRY),
-            Expect::Fails("--ib-apiserver-ip must be set when --ib-sni-name is provided"),
+            Expect::Fails(&["--ib-apiserver-ip must be set when --ib-sni-name is provided"]),
         ),
         row(
             "an unknown flag",
             mi_json(""),
             strings(&["--no-such-flag"]),
             image(REGISTRY),
-            Expect::Fails("unexpected argument '--no-such-flag'"),
+            Expect::Fails(&["unexpected argument '--no-such-flag'"]),
         ),
     ];
 
     let bin = workspace_bin("acr-credential-provider");
     let mut failures = Vec::new();
     for (i, r) in rows.iter().enumerate() {
+        let before = authority.requests();
         if let Err(e) = run_row(&w, &bin, i, r, &digest, &system.client_id) {
             failures.push(format!("row {:?}: {e}", r.name));
         }
+        // The local authority is asked exactly by the identity-bindings rows that reach it:
+        // once each (a fresh cache), never by mirrored, tokenless or misconfigured ones.
+        let asked = authority.requests() - before;
+        if asked != r.authority_requests {
+            failures.push(format!(
+                "row {:?}: the local authority got {asked} requests, expected {}",
+                r.name, r.authority_requests
+            ));
+        }
     }
-    // The local authority was asked by every identity-bindings row that reached it (and by none
-    // of the mirrored or tokenless ones).
-    assert!(authority.requests() >= 2, "{}", authority.requests());
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 
     // --doctor with the node's arguments reports the identity-bindings settings and checks that
@@ -643,14 +718,18 @@ fn run_row(
         .spawn()
         .and_then(|mut child| {
             if let Some(mut input) = child.stdin.take() {
-                input.write_all(request.to_string().as_bytes())?;
+                // A provider that fails on its arguments exits before reading stdin.
+                match input.write_all(request.to_string().as_bytes()) {
+                    Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e),
+                    _ => {}
+                }
             }
             child.wait_with_output()
         })?;
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    // No secret the emulator knows or signed, and not the pod's token, in stderr; in stdout only
-    // the one password the row expects.
+    // No secret the emulator knows or signed, and not the pod's token, in stderr; in stdout
+    // none but the one password the row expects.
     let mut secrets = w.emu.secrets();
     secrets.extend(pod_token.clone());
     for s in &secrets {
@@ -658,22 +737,25 @@ fn run_row(
             return Err(format!("stderr holds a secret: {stderr}").into());
         }
     }
-    if let Some(token) = &pod_token
-        && stdout.contains(token.as_str())
-    {
-        return Err("stdout holds the pod's token".into());
-    }
+    let expected_password: Option<String> = match &r.expect {
+        Expect::Pull { basic: true, .. } => Some(SP_SECRET.to_owned()),
+        Expect::Refused { secret, .. } => Some((*secret).to_owned()),
+        _ => None,
+    };
+    let stdout_json: Option<Value> = serde_json::from_str(&stdout).ok();
 
     match &r.expect {
-        Expect::Fails(want) => {
+        Expect::Fails(wants) => {
             if out.status.success() || !stdout.is_empty() {
                 return Err(format!("expected a failure, got {}: {stdout}", out.status).into());
             }
             let lines: Vec<&str> = stderr.lines().collect();
             let last = lines.last().copied().unwrap_or_default();
-            if !last.starts_with("acr-credential-provider: error: ") || !last.contains(want) {
+            if !last.starts_with("acr-credential-provider: error: ")
+                || !wants.iter().all(|w| last.contains(w))
+            {
                 return Err(
-                    format!("expected one error line naming {want:?}, got: {stderr}").into(),
+                    format!("expected one error line naming {wants:?}, got: {stderr}").into(),
                 );
             }
             if lines.iter().filter(|l| l.contains(": error: ")).count() != 1 {
@@ -685,41 +767,94 @@ fn run_row(
             if !out.status.success() {
                 return Err(format!("provider failed: {stderr}").into());
             }
-            let v: Value = serde_json::from_str(&stdout)?;
+            let v = stdout_json.ok_or_else(|| format!("not JSON: {stdout}"))?;
+            if v["cacheKeyType"] != "Registry" {
+                return Err(format!("cacheKeyType: {stdout}").into());
+            }
             let auth = v["auth"].as_object().ok_or("no auth")?;
             if let Expect::NoAuth = other {
-                return if auth.is_empty() {
+                return if auth.is_empty() && v["cacheDuration"] == "0s" {
                     Ok(())
                 } else {
-                    Err(format!("expected no credentials, got {stdout}").into())
+                    Err(format!("expected no credentials, kept 0s; got {stdout}").into())
                 };
+            }
+            if v["cacheDuration"] != "5m0s" {
+                return Err(format!("cacheDuration: {stdout}").into());
             }
             if auth.get(ANONYMOUS) != Some(&json!({"username": "", "password": ""})) {
                 return Err(format!("no anonymous fallback entry: {stdout}").into());
             }
-            let (registry, key, appid, basic, refused) = match other {
+            let (registry, key, keys, appid, basic) = match other {
                 Expect::Pull {
                     registry,
                     key,
+                    keys,
                     appid,
                     basic,
-                } => (*registry, *key, Some(*appid), *basic, false),
-                Expect::Refused { key } => (*key, *key, None, false, true),
+                } => (*registry, *key, keys.clone(), Some(*appid), *basic),
+                Expect::Refused { registry, .. } => {
+                    (*registry, "*.azurecr.io", SP_KEYS.to_vec(), None, true)
+                }
                 _ => unreachable!("handled above"),
             };
-            let entry = &auth
-                .get(key)
-                .ok_or_else(|| format!("no entry {key}: {stdout}"))?;
+            // Exactly the expected keys, each with the one credential.
+            let mut want: Vec<&str> = keys.clone();
+            want.push(ANONYMOUS);
+            want.sort_unstable();
+            want.dedup();
+            let mut got: Vec<&str> = auth.keys().map(String::as_str).collect();
+            got.sort_unstable();
+            if got != want {
+                return Err(format!("auth keys {got:?}, expected {want:?}").into());
+            }
+            let entry = &auth[key];
+            for k in &keys {
+                if &auth[*k] != entry {
+                    return Err(format!("{k} carries another credential than {key}").into());
+                }
+            }
             let username = entry["username"].as_str().unwrap_or_default();
             let password = entry["password"].as_str().unwrap_or_default();
+            // No emulator secret in stdout but the password this row expects (the service
+            // principal's secret, or the one token answered, checked below as issued to whom).
+            let allowed = expected_password
+                .clone()
+                .or_else(|| Some(password.to_owned()));
+            for s in &secrets {
+                if stdout.contains(s.as_str()) && Some(s) != allowed.as_ref() {
+                    return Err("stdout holds a secret the row does not expect".into());
+                }
+            }
             let reference = image(registry);
-            let verdict = inspect_with(w, &reference, username, password)?;
-            if refused {
-                return match verdict {
-                    None => Ok(()),
-                    Some(_) => Err("the registry accepted credentials it should refuse".into()),
+            if let Expect::Refused {
+                client_id, secret, ..
+            } = other
+            {
+                if username != *client_id || password != *secret {
+                    return Err(format!(
+                        "expected the service principal's id and secret, got user {username}"
+                    )
+                    .into());
+                }
+                // The registry's own refusal, not any failure of the client.
+                let pair = format!("{username}:{password}");
+                let out = w.skopeo(&[
+                    "inspect",
+                    "--creds",
+                    &pair,
+                    &format!("docker://{reference}"),
+                ])?;
+                let err = String::from_utf8_lossy(&out.stderr);
+                return if !out.status.success()
+                    && (err.contains("401") || err.contains("unauthorized"))
+                {
+                    Ok(())
+                } else {
+                    Err(format!("expected the registry's 401, got {}: {err}", out.status).into())
                 };
             }
+            let verdict = inspect_with(w, &reference, username, password)?;
             if verdict.as_deref() != Some(digest) {
                 return Err(format!(
                     "skopeo could not pull {reference} with the answer (user {username})"
@@ -731,9 +866,9 @@ fn run_row(
                 Some(Appid::SystemAssigned) | None => system_client_id.to_owned(),
             };
             if basic {
-                if username != want_appid {
+                if username != want_appid || password != SP_SECRET {
                     return Err(format!(
-                        "expected the service principal's id as username, got {username}"
+                        "expected the service principal's id and secret, got username {username}"
                     )
                     .into());
                 }
@@ -747,10 +882,6 @@ fn run_row(
                         format!("token issued to {} instead of {want_appid}", c["appid"]).into(),
                     );
                 }
-            }
-            // Registry-wide cache key, as the kubelet expects.
-            if v["cacheKeyType"] != "Registry" {
-                return Err(format!("cacheKeyType: {stdout}").into());
             }
             Ok(())
         }

@@ -96,8 +96,11 @@ fn skopeo_pulls_with_the_node_identitys_answer() -> TestResult {
     )?;
     let cache = w.path("kubelet-cache");
     let cache = cache.to_string_lossy().into_owned();
+    // A derived token (the AKS plugin's own answer, the id and secret, is pulled with in
+    // e2e_aks_compat.rs).
     let args = [
         azure_json.to_string_lossy().into_owned(),
+        "--exchange-sp-secret".into(),
         "--cache-dir".into(),
         cache,
     ];

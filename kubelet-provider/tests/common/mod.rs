@@ -20,6 +20,11 @@ pub const TOKEN_AUDIENCE: &str = "api://AzureADTokenExchange";
 pub const CLIENT_ID_ANNOTATION: &str = "kubernetes.azure.com/acr-client-id";
 pub const TENANT_ID_ANNOTATION: &str = "kubernetes.azure.com/acr-tenant-id";
 
+/// Makes a service-principal node (the one of [`sandbox_with_node_principal`]) derive ACR
+/// tokens, the path these tests exercise; without it such a node answers its id and secret, as
+/// the AKS plugin does (tested in `provider.rs`).
+pub const EXCHANGE: &str = "--exchange-sp-secret";
+
 /// The node's service principal (in azure.json).
 pub const NODE_CLIENT: &str = "11111111-1111-1111-1111-111111111111";
 pub const NODE_SECRET: &str = "node-sp-secret-value-7f3a";

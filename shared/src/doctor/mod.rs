@@ -70,25 +70,26 @@ pub const SETTINGS: &[(&str, bool)] = &[
 /// What a report shows instead of a secret value.
 pub const HIDDEN: &str = "(set, hidden)";
 
-/// `value` with the user info of every URL in it hidden (`http://user:pass@proxy:3128` →
+/// `value` with the user info of a URL in it hidden (`http://user:pass@proxy:3128` →
 /// `http://(hidden)@proxy:3128`, also without a scheme): proxies and endpoints may carry
-/// credentials.
+/// credentials. Everything after the scheme up to the last `@` of the whole value is hidden,
+/// before anything is split: a password may hold `,`, `/`, `#`, `?` or `@` (proxy variables hold
+/// one URL, so nothing is lost but an `@` after the host, hidden with it).
 pub fn hide_userinfo(value: &str) -> String {
-    value
-        .split(',')
-        .map(|item| {
-            let (scheme, rest) = match item.find("://") {
-                Some(i) => item.split_at(i + 3),
-                None => ("", item),
-            };
-            let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-            match rest[..authority_end].rfind('@') {
-                Some(at) => format!("{scheme}(hidden){}", &rest[at..]),
-                None => item.to_string(),
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(",")
+    let Some(at) = value.rfind('@') else {
+        return value.to_string();
+    };
+    // A scheme is letters, digits, `+`, `-`, `.`, starting with a letter; anything else before
+    // `://` is part of the user info.
+    let scheme_end = value.find("://").filter(|&i| {
+        let scheme = &value[..i];
+        scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+    });
+    let scheme = scheme_end.map_or("", |i| &value[..i + 3]);
+    format!("{scheme}(hidden){}", &value[at..])
 }
 
 /// The [`SETTINGS`] present in `env`, secret values hidden and user info hidden in every other
@@ -309,15 +310,11 @@ mod tests {
     fn user_info_in_urls_is_hidden() {
         for (value, shown) in [
             ("http://user:p4ss@proxy:3128", "http://(hidden)@proxy:3128"),
-            (
-                "https://p4ss@proxy.example/x@y",
-                "https://(hidden)@proxy.example/x@y",
-            ),
+            // An `@` after the host cannot be told from one in a password with a `/`: hidden too.
+            ("https://p4ss@proxy.example/x@y", "https://(hidden)@y"),
             ("user:p4ss@proxy:3128", "(hidden)@proxy:3128"),
-            (
-                "socks5://a:b@h:1,http://c:d@e:2",
-                "socks5://(hidden)@h:1,http://(hidden)@e:2",
-            ),
+            // Proxy variables hold one URL: a `,` may be part of a password.
+            ("socks5://a:b@h:1,http://c:d@e:2", "socks5://(hidden)@e:2"),
             ("http://proxy:3128", "http://proxy:3128"),
             ("localhost,.internal", "localhost,.internal"),
         ] {
@@ -330,6 +327,38 @@ mod tests {
         let text = serde_json::to_string(&listing).unwrap();
         assert!(!text.contains("p4ss"), "{text}");
         assert!(text.contains("all_proxy"), "{text}");
+    }
+
+    /// A password with `,`, `#`, `/`, `?` or `@` in it is hidden whole: everything up to the last
+    /// `@` of the value, before anything else is split.
+    #[test]
+    fn passwords_with_separators_are_hidden_whole() {
+        for (value, shown) in [
+            (
+                "http://alice:Sup3r,S3cret@proxy:3128",
+                "http://(hidden)@proxy:3128",
+            ),
+            (
+                "http://alice:p#ss/w?rd@proxy:3128",
+                "http://(hidden)@proxy:3128",
+            ),
+            (
+                "http://alice:p@ss@proxy:3128/",
+                "http://(hidden)@proxy:3128/",
+            ),
+            ("alice:a,b#c@proxy:3128", "(hidden)@proxy:3128"),
+        ] {
+            assert_eq!(hide_userinfo(value), shown, "{value}");
+        }
+        let listing = settings_listing(&Env::from_pairs([(
+            "HTTPS_PROXY",
+            "http://alice:Sup3r,S3cret@proxy:3128",
+        )]));
+        let text = serde_json::to_string(&listing).unwrap();
+        assert!(
+            !text.contains("Sup3r") && !text.contains("S3cret"),
+            "{text}"
+        );
     }
 
     #[test]

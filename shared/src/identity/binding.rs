@@ -95,8 +95,7 @@ async fn authority_client(
     let ip = resolve(apiserver)
         .await
         .map_err(|e| format!("--ib-apiserver-ip {apiserver}: {e}"))?;
-    let pem = std::fs::read(ca_file)
-        .map_err(|e| format!("cannot read the cluster CA {}: {e}", ca_file.display()))?;
+    let pem = crate::http::read_ca_bundle(ca_file, "the cluster CA")?;
     let certs = reqwest::Certificate::from_pem_bundle(&pem)
         .ok()
         .filter(|c| !c.is_empty())
@@ -157,4 +156,19 @@ async fn resolve(apiserver: &str) -> Result<IpAddr, String> {
         .next()
         .map(|a| a.ip())
         .ok_or_else(|| "resolves to no address".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cluster_ca_is_never_read_from_a_fifo() {
+        let d = tempfile::tempdir().unwrap();
+        let ca = d.path().join("ca.crt");
+        let _writer = crate::files::fifo::FifoWriter::new(&ca, "");
+        let e = probe_identity_binding("sni.example", "127.0.0.1", &ca, Duration::from_secs(5))
+            .unwrap_err();
+        assert!(e.contains("not a regular file"), "{e}");
+    }
 }

@@ -16,7 +16,6 @@ use azure_core::http::{
 use azure_identity::{
     AzureCliCredential, AzureCliCredentialOptions, ClientAssertion, ClientAssertionCredential,
     ClientAssertionCredentialOptions, ClientSecretCredential, ClientSecretCredentialOptions,
-    WorkloadIdentityCredential, WorkloadIdentityCredentialOptions,
 };
 use std::path::Path;
 use std::sync::Arc;
@@ -83,15 +82,26 @@ fn credential(request: &TokenRequest<'_>) -> Result<Arc<dyn TokenCredential>, St
             client_id,
             path,
         } => {
-            let assertion =
-                CertificateAssertion::from_file(path, tenant, client_id, request.authority)?;
+            let assertion = CertificateAssertion::from_file(
+                path,
+                request.files_from_config,
+                tenant,
+                client_id,
+                request.authority,
+            )?;
             assertion_credential(tenant, client_id, assertion, options)?
         }
         Identity::Workload {
             tenant,
             client_id,
             token_file,
-        } => workload_credential(tenant, client_id, token_file, options)?,
+        } => workload_credential(
+            tenant,
+            client_id,
+            token_file,
+            request.files_from_config,
+            options,
+        )?,
         Identity::Federated {
             tenant,
             client_id,
@@ -151,29 +161,25 @@ fn assertion_credential(
     Ok(credential)
 }
 
-/// The workload identity credential, reading its token from `token_file` (which must exist).
+/// Largest certificate (PEM) file read.
+const MAX_CERTIFICATE: usize = 1024 * 1024;
+
+/// The workload identity credential: the token read from `token_file` (here, not by
+/// `azure_identity`, whose read is neither bounded nor safe from a FIFO) as the client assertion.
+/// With `trusted` (named by a config file rule), the file is read as the config file is.
 fn workload_credential(
     tenant: &str,
     client_id: &str,
     token_file: &Path,
+    trusted: bool,
     options: ClientOptions,
 ) -> Result<Arc<dyn TokenCredential>, String> {
-    if !token_file.exists() {
-        return Err(format!(
-            "federated token file {} does not exist",
-            token_file.display()
-        ));
-    }
-    let credential = WorkloadIdentityCredential::new(Some(WorkloadIdentityCredentialOptions {
-        credential_options: ClientAssertionCredentialOptions {
-            client_options: options,
-        },
-        client_id: Some(client_id.to_string()),
-        tenant_id: Some(tenant.to_string()),
-        token_file_path: Some(token_file.to_path_buf()),
-    }))
-    .map_err(sdk)?;
-    Ok(credential)
+    let what = "federated token file";
+    let bytes = crate::files::read_named(token_file, super::MAX_TOKEN_FILE, what, trusted)?;
+    let token = String::from_utf8(bytes)
+        .map_err(|_| format!("{what} {} is not text", token_file.display()))?;
+    let assertion = StaticAssertion(Secret::new(token.trim()));
+    assertion_credential(tenant, client_id, assertion, options)
 }
 
 /// Pipeline options: our HTTP client as transport, the authority, bounded retries.
@@ -288,16 +294,17 @@ impl std::fmt::Debug for CertificateAssertion {
 }
 
 impl CertificateAssertion {
-    /// The assertion for `client_id` in `tenant`, from the PEM file at `path`, for the token
-    /// endpoint at `authority`.
+    /// The assertion for `client_id` in `tenant`, from the PEM file at `path` (read as the config
+    /// file is when `trusted`: a rule of it names the file), for the token endpoint at
+    /// `authority`.
     fn from_file(
         path: &Path,
+        trusted: bool,
         tenant: &str,
         client_id: &str,
         authority: &str,
     ) -> Result<Self, String> {
-        let pem = std::fs::read(path)
-            .map_err(|e| format!("cannot read certificate {}: {e}", path.display()))?;
+        let pem = crate::files::read_named(path, MAX_CERTIFICATE, "certificate", trusted)?;
         let endpoint = format!(
             "{}/{tenant}/oauth2/v2.0/token",
             authority.trim_end_matches('/')
@@ -361,5 +368,55 @@ impl ClientAssertion for CertificateAssertion {
                 format!("cannot sign the client assertion: {e}"),
             )
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::files::fifo::FifoWriter;
+
+    /// The error of `result`, which must be one.
+    fn error<T>(result: Result<T, String>) -> String {
+        match result {
+            Ok(_) => panic!("read, not refused"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn the_certificate_and_the_token_file_are_read_bounded_and_never_wait_on_a_fifo() {
+        let d = tempfile::tempdir().unwrap();
+        let cert = |path: &Path| {
+            CertificateAssertion::from_file(path, false, "t", "c", "https://login.example")
+                .map(|_| ())
+        };
+        let fifo = d.path().join("cert.pem");
+        let _writer = FifoWriter::new(&fifo, "-----BEGIN CERTIFICATE-----\n");
+        let e = error(cert(&fifo));
+        assert!(e.contains("not a regular file"), "{e}");
+        let big = d.path().join("big.pem");
+        std::fs::write(&big, vec![b'x'; 2 * 1024 * 1024]).unwrap();
+        let e = error(cert(&big));
+        assert!(e.contains("larger than"), "{e}");
+        // The workload identity's token file, which azure_identity would read on its own.
+        let token = d.path().join("token");
+        let _writer = FifoWriter::new(&token, "e30.e30.sig");
+        let e = error(workload_credential(
+            "t",
+            "c",
+            &token,
+            false,
+            ClientOptions::default(),
+        ));
+        assert!(e.contains("not a regular file"), "{e}");
+        let e = error(workload_credential(
+            "t",
+            "c",
+            &big,
+            false,
+            ClientOptions::default(),
+        ));
+        assert!(e.contains("larger than"), "{e}");
     }
 }

@@ -337,6 +337,8 @@ impl Identity {
 #[derive(Clone, Copy)]
 pub(crate) struct TokenRequest<'a> {
     pub identity: &'a Identity,
+    /// The identity's files are named by a config file rule (see `Settings::files_from_config`).
+    pub files_from_config: bool,
     pub scope: &'a str,
     pub authority: &'a str,
     pub http: &'a reqwest::Client,
@@ -599,7 +601,7 @@ fn app_service(settings: &Settings, _: Option<SourceChoice>) -> Result<Identity,
 /// IMDS has no settings: chosen on an Azure VM (its asset tag, a file read), or when forced.
 fn imds(settings: &Settings, forced: Option<SourceChoice>) -> Result<Identity, String> {
     let forced_here = matches!(forced, Some(SourceChoice::Managed | SourceChoice::Imds));
-    if forced_here || on_azure_vm(&settings.asset_tag_file) {
+    if forced_here || settings.asset_tag_file.as_deref().is_some_and(on_azure_vm) {
         Ok(Identity::Imds {
             client_id: settings.env.get("AZURE_CLIENT_ID").map(str::to_string),
         })
@@ -648,13 +650,10 @@ fn cli_account(profile: &Path) -> String {
         #[serde(rename = "type", default)]
         kind: String,
     }
-    use std::io::Read;
-    let mut bytes = Vec::new();
-    let read =
-        std::fs::File::open(profile).and_then(|f| f.take(4 * 1024 * 1024).read_to_end(&mut bytes));
-    if read.is_err() {
+    // Bounded and non-blocking: a FIFO or a device there is no profile.
+    let Ok(Some(bytes)) = crate::files::read_following(profile, 4 * 1024 * 1024) else {
         return String::new();
-    }
+    };
     // The CLI writes the file with a UTF-8 byte-order mark.
     let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&bytes);
     serde_json::from_slice::<Profile>(bytes)
@@ -664,8 +663,8 @@ fn cli_account(profile: &Path) -> String {
         .unwrap_or_default()
 }
 
-/// Largest federated token file read for a cache key.
-const MAX_TOKEN_FILE: usize = 64 * 1024;
+/// Largest federated token file read (for a cache key, and as the assertion).
+pub(crate) const MAX_TOKEN_FILE: usize = 64 * 1024;
 
 /// `iss|sub` of the workload identity's token file, for its cache key.
 ///
@@ -698,8 +697,13 @@ fn skip(source: &'static str, reason: String) -> Skipped {
     Skipped { source, reason }
 }
 
+/// Whether the DMI chassis asset tag at `tag_path` is Azure's. Read bounded and non-blocking
+/// (`ACR_DMI_ASSET_TAG_FILE` may name anything): a FIFO or a device there is no tag.
 fn on_azure_vm(tag_path: &Path) -> bool {
-    std::fs::read_to_string(tag_path).is_ok_and(|t| t.trim() == AZURE_ASSET_TAG)
+    matches!(
+        crate::files::read_following(tag_path, 4096),
+        Ok(Some(tag)) if tag.trim_ascii() == AZURE_ASSET_TAG.as_bytes()
+    )
 }
 
 fn on_path(program: &str, path: Option<&str>) -> bool {
@@ -1099,6 +1103,29 @@ mod tests {
         assert_eq!(alice, write("alice", "t1"));
         std::fs::write(&profile, "not json").unwrap();
         assert_eq!(id.fingerprint("https://login"), missing);
+    }
+
+    #[test]
+    fn the_profile_and_the_asset_tag_are_never_read_from_a_fifo() {
+        use crate::files::fifo::FifoWriter;
+        let d = tempfile::tempdir().unwrap();
+        let profile = d.path().join("azureProfile.json");
+        let _writer = FifoWriter::new(
+            &profile,
+            r#"{"subscriptions":[{"isDefault":true,"tenantId":"t1","user":{"name":"alice","type":"user"}}]}"#,
+        );
+        assert_eq!(cli_account(&profile), "", "a FIFO is not a profile");
+        let tag = d.path().join("chassis_asset_tag");
+        let _writer = FifoWriter::new(&tag, AZURE_ASSET_TAG);
+        assert!(!on_azure_vm(&tag), "a FIFO is not the machine's asset tag");
+        // Bounded: a huge file is not read whole.
+        let big = d.path().join("big");
+        std::fs::write(
+            &big,
+            format!("{AZURE_ASSET_TAG}{}", " ".repeat(1024 * 1024)),
+        )
+        .unwrap();
+        assert!(!on_azure_vm(&big));
     }
 
     #[test]

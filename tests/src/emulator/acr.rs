@@ -19,7 +19,7 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
-use super::crypto::{Jwt, secs, unix_now};
+use super::crypto::{Jwt, secs};
 use super::lock;
 use super::model::{EndpointKind, RegistryAudiences, Role};
 use super::proxy;
@@ -204,7 +204,7 @@ fn verify_access_token(shared: &Shared, token: &str, host: &str) -> Option<Value
     (jwt.verify(&shared.keys.acr.decoding)
         && jwt.claim("iss") == Some(issuer.as_str())
         && jwt.audience_in(&[host])
-        && jwt.time_claim("exp").is_some_and(|e| e > unix_now()))
+        && jwt.time_claim("exp").is_some_and(|e| e > shared.now()))
     .then_some(jwt.claims)
 }
 
@@ -227,8 +227,21 @@ fn exchange_inner(shared: &Shared, host: &str, form: &Form) -> Result<Response, 
     if !lock(&shared.dir).registry_known(host) {
         return Err(unknown_registry(host));
     }
+    // Azure/acr docs/AAD-OAuth.md, "Calling POST /oauth2/exchange": `access_token`, or the
+    // deprecated `access_token_refresh_token` (an access token and an Entra refresh token; the
+    // AKS plugin sends the access token as both, cloud-provider-azure v1.35.3
+    // pkg/credentialprovider/azure_acr_helper.go:150-156) or `refresh_token` (an Entra refresh
+    // token alone, which the emulator cannot redeem).
     match form.get("grant_type") {
         Some("access_token") => {}
+        Some("access_token_refresh_token") if form.get("refresh_token").is_some() => {}
+        Some("access_token_refresh_token") => {
+            return Err(acr_error(
+                StatusCode::BAD_REQUEST,
+                "BAD_REQUEST",
+                "refresh_token is required with grant_type 'access_token_refresh_token'",
+            ));
+        }
         other => {
             return Err(acr_error(
                 StatusCode::BAD_REQUEST,
@@ -267,7 +280,7 @@ fn exchange_inner(shared: &Shared, host: &str, form: &Form) -> Result<Response, 
             "the access token's signature is not valid or its issuer is not trusted",
         ));
     }
-    if jwt.time_claim("exp").is_none_or(|e| e <= unix_now()) {
+    if jwt.time_claim("exp").is_none_or(|e| e <= shared.now()) {
         return Err(unauthorized("the access token has expired"));
     }
     if !jwt.audience_in(EXCHANGE_AUDIENCES) {
@@ -279,7 +292,8 @@ fn exchange_inner(shared: &Shared, host: &str, form: &Form) -> Result<Response, 
     // Real ACR with ARM-audience authentication disabled answers an ARM-audience token with
     // 401 {"errors":[{"code":"UNAUTHORIZED","message":"arm aad token disallowed"}]} (Azure SDK for
     // Go, sdk/containers/azcontainerregistry/TROUBLESHOOTING.md, "ARM access token is disabled").
-    // No refusal of an ACR-audience token is documented: the same shape, by symmetry, stands in.
+    // No refusal of an ACR-audience token is documented: the same shape, by symmetry, stands in
+    // (invented; tests of ACR-audience refusals use Entra's documented AADSTS500011 instead).
     let arm = jwt.audience_in(ARM_AUDIENCES);
     let refused = match lock(&shared.dir).audiences(host) {
         RegistryAudiences::Both => None,
@@ -309,7 +323,7 @@ fn exchange_inner(shared: &Shared, host: &str, form: &Form) -> Result<Response, 
         )));
     };
     let settings = shared.settings();
-    let now = unix_now();
+    let now = shared.now();
     let claims = json!({
         "jti": uuid::Uuid::new_v4().to_string(),
         "sub": oid,
@@ -412,7 +426,24 @@ fn token_inner(
         verify_refresh_token(shared, refresh, host).map_err(|m| unauthorized(&m))?
     } else {
         let Some((user, password)) = basic(headers) else {
-            return Err(challenge_response(host, None, None));
+            if headers.contains_key(header::AUTHORIZATION)
+                || !lock(&shared.dir).anonymous_pull(host)
+            {
+                return Err(challenge_response(host, None, None));
+            }
+            // Anonymous pull: no credentials at all, pull only.
+            return sign_access(
+                shared,
+                host,
+                &Caller {
+                    object_id: String::new(),
+                    app_id: None,
+                    tenant: String::new(),
+                    admin: false,
+                },
+                Some(Role::AcrPull),
+                form,
+            );
         };
         let admin = lock(&shared.dir).is_admin(host, &user, &password);
         if admin {
@@ -444,9 +475,20 @@ fn token_inner(
     } else {
         lock(&shared.dir).role(host, &caller.object_id, caller.app_id.as_deref())
     };
+    sign_access(shared, host, &caller, role, form)
+}
+
+/// An access token for `caller` with the requested scopes `role` allows.
+fn sign_access(
+    shared: &Shared,
+    host: &str,
+    caller: &Caller,
+    role: Option<Role>,
+    form: &Form,
+) -> Result<Response, Response> {
     let access = granted_access(role, &form.all("scope"));
     let settings = shared.settings();
-    let now = unix_now();
+    let now = shared.now();
     let claims = json!({
         "jti": uuid::Uuid::new_v4().to_string(),
         "sub": caller.object_id,
@@ -485,7 +527,7 @@ fn verify_refresh_token(shared: &Shared, token: &str, host: &str) -> Result<Call
             jwt.audience_text()
         ));
     }
-    if jwt.time_claim("exp").is_none_or(|e| e <= unix_now()) {
+    if jwt.time_claim("exp").is_none_or(|e| e <= shared.now()) {
         return Err("the refresh token has expired".to_owned());
     }
     Ok(Caller {

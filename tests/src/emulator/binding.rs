@@ -16,7 +16,7 @@
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::Response;
 use serde_json::json;
 use std::io;
@@ -115,7 +115,9 @@ pub(crate) fn start(
         bindings: Mutex::new(Vec::new()),
         requests: AtomicUsize::new(0),
     });
-    let router = Router::new().fallback(token).with_state(Arc::clone(&state));
+    let router = Router::new().fallback(token);
+    let router =
+        super::journal::journaled(router, &state.shared, "binding").with_state(Arc::clone(&state));
     let task = runtime.spawn(server::serve_tls(
         listener,
         TlsAcceptor::from(Arc::new(tls)),
@@ -181,14 +183,25 @@ fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
     )
 }
 
-/// Any request on any path; only a form `POST` gets a token.
+/// Every request (counted and journaled whatever its path); only a form `POST` to `/` gets a
+/// token: the AKS plugin posts to `"https://" + sniName` (cloud-provider-azure v1.35.3
+/// pkg/credentialprovider/identity_bindings_credentials.go:261, posted at :170-186), which is the
+/// path `/`.
 async fn token(
     State(state): State<Arc<AuthorityState>>,
     method: Method,
+    uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     state.requests.fetch_add(1, Ordering::SeqCst);
+    if uri.path() != "/" {
+        return oauth_error(
+            StatusCode::NOT_FOUND,
+            "invalid_request",
+            &format!("no token endpoint at {}; POST to /", uri.path()),
+        );
+    }
     either(token_inner(&state, &method, &headers, &body))
 }
 
@@ -299,6 +312,17 @@ fn token_inner(
     let principal = lock(&state.shared.dir)
         .principal_by_client_id(client_id)
         .map_err(|m| oauth_error(StatusCode::BAD_REQUEST, "invalid_client", &m))?;
+    // The AKS plugin sends no tenant (the form of identity_bindings_credentials.go:162-167): the
+    // binding names the identity. A client that does send one must name the identity's own.
+    if let Some(tenant) = form.get("tenant")
+        && !tenant.eq_ignore_ascii_case(&principal.tenant)
+    {
+        return Err(oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            &format!("tenant '{tenant}' is not the tenant of identity '{client_id}'",),
+        ));
+    }
 
     let lifetime = state.shared.settings().entra_lifetime;
     let claims = entra::access_token_claims(&principal, resource, lifetime, "2");

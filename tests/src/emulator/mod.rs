@@ -6,6 +6,7 @@
 //! | endpoint | what |
 //! |---|---|
 //! | `POST /{tenant}/oauth2/v2.0/token` | Entra client credentials: secret, certificate or federated assertion |
+//! | `GET /{tenant}/v2.0/.well-known/openid-configuration`, `GET /common/discovery/instance` | Entra's discovery documents, which MSAL-based clients (the Go SDK) read first |
 //! | `GET /msi/token` | App Service managed identity (`IDENTITY_ENDPOINT` / `IDENTITY_HEADER`) |
 //! | `GET /metadata/identity/oauth2/token` | IMDS (also on plain HTTP via [`Emulator::serve_imds_http`]) |
 //! | `GET /v2/` | ACR Bearer challenge, by `Host`; with a backend ([`Emulator::set_upstream`]), every `/v2/…` request is proxied to it |
@@ -14,7 +15,8 @@
 //! | `POST /pipelines/{job}/oidctoken` | Azure Pipelines OIDC token of a job's service connection ([`Emulator::add_pipelines_job`]) |
 //! | `GET\|POST /oauth2/token` | ACR refresh token (or admin user, [`Emulator::set_admin_user`]) → access token, by `Host` |
 //! | `GET\|DELETE /_emulator/counters`, `POST\|DELETE /_emulator/faults` | control |
-//! | `POST /` (any path) at `https://<sni-name>` | AKS identity bindings token authority, on a listener and CA of its own ([`Emulator::start_identity_binding_authority`]): service account token → Entra access token |
+//! | every request of every listener | recorded in the journal ([`Emulator::journal`]): identity-choosing parameters, never a secret |
+//! | `POST /` at `https://<sni-name>` | AKS identity bindings token authority, on a listener and CA of its own ([`Emulator::start_identity_binding_authority`]): service account token → Entra access token |
 //!
 //! Registry endpoints answer only for hosts added with [`Emulator::add_registry`] (matched as the
 //! client sent `Host`, port included unless 443). A registry with a backend is a real registry
@@ -36,8 +38,10 @@
 mod acr;
 mod binding;
 mod crypto;
+mod discovery;
 mod entra;
 mod host;
+mod journal;
 mod model;
 mod oidc;
 mod proxy;
@@ -49,6 +53,7 @@ mod tests;
 
 pub use binding::{IDENTITY_BINDING_AUDIENCE, IdentityBindingAuthority};
 pub use crypto::libtrust_key_id;
+pub use journal::Entry as JournalEntry;
 pub use model::{
     CertPair, Counters, EndpointKind, Fault, FaultAction, Principal, RegistryAudiences, Role,
 };
@@ -60,11 +65,12 @@ use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 use tokio_rustls::TlsAcceptor;
 
-use crypto::{Keys, io_err, secs, unix_now};
+use crypto::{Keys, io_err, secs};
 use state::{Directory, Federated, Settings, Shared};
 
 /// Lock a mutex, ignoring poisoning: a panicked handler leaves no half-updated state behind
@@ -117,7 +123,9 @@ pub struct EmulatorConfig {
     pub access_lifetime: Duration,
     /// `iss` of ACR access tokens (the registry's `auth.token.issuer`).
     pub acr_issuer: String,
-    /// Tenant of managed identities.
+    /// The tenant managed identities belong to: that of their subscription, as a real managed
+    /// identity is a service principal of its subscription's tenant. Default [`crate::TENANT`],
+    /// the tenant of the tests' nodes and app registrations.
     pub managed_identity_tenant: String,
     /// The App Service `IDENTITY_HEADER` secret; default a fresh uuid.
     pub identity_header: Option<String>,
@@ -143,7 +151,7 @@ impl Default for EmulatorConfig {
             refresh_lifetime: Duration::from_secs(3 * 3600),
             access_lifetime: Duration::from_secs(3600),
             acr_issuer: "Azure Container Registry".to_owned(),
-            managed_identity_tenant: "72f988bf-0000-4000-8000-00000000e4a1".to_owned(),
+            managed_identity_tenant: crate::TENANT.to_owned(),
             identity_header: None,
             secret_principals: Vec::new(),
             managed_identities: Vec::new(),
@@ -207,6 +215,9 @@ impl Emulator {
             faults: Mutex::new(config.faults.clone()),
             settings: Mutex::new(settings),
             ci: Mutex::default(),
+            clock_offset: AtomicI64::new(0),
+            clock_stopped_at: AtomicI64::new(state::CLOCK_RUNS),
+            journal: Arc::default(),
         });
 
         let ca_dir = tempfile::Builder::new().prefix("acr-emulator-").tempdir()?;
@@ -330,6 +341,17 @@ impl Emulator {
         *lock(&self.shared.counters) = Counters::default();
     }
 
+    /// Every request received so far by any listener (the HTTPS port, IMDS, identity bindings
+    /// authorities), oldest first, with its identity-choosing parameters and no secret.
+    pub fn journal(&self) -> Vec<JournalEntry> {
+        self.shared.journal.entries()
+    }
+
+    /// Empty the journal.
+    pub fn clear_journal(&self) {
+        self.shared.journal.clear();
+    }
+
     /// Serve the registry endpoints for `name`, the login server as clients see it
     /// (`myreg.azurecr.io`, `localhost:43121`).
     pub fn add_registry(&self, name: &str) {
@@ -366,6 +388,19 @@ impl Emulator {
         lock(&self.shared.dir).set_owner(registry, tenant);
     }
 
+    /// Turns a registry's anonymous pull (ACR's `anonymousPullEnabled`) on or off. When on, the
+    /// token service gives a client that sends no credentials at all (`GET /oauth2/token` without
+    /// `Authorization`, Docker's anonymous flow) an access token for the requested repositories'
+    /// `pull` action only. A client that does authenticate is judged by its role as before, so an
+    /// identity without a role still gets no access: ACR's documentation (Learn, "Make your
+    /// container registry content publicly available", azure/container-registry/anonymous-pull-access)
+    /// says anonymous pull opens all content for read to unauthenticated clients, offers them only
+    /// data-plane operations, and that a client that authenticated before must clear its
+    /// credentials before an anonymous pull.
+    pub fn set_anonymous_pull(&self, registry: &str, enabled: bool) {
+        lock(&self.shared.dir).set_anonymous_pull(registry, enabled);
+    }
+
     /// Which Entra token audiences a registry's `/oauth2/exchange` takes (default: both). A token
     /// of another audience is refused with 401 as real ACR refuses an ARM-audience token when
     /// ARM-audience authentication is disabled (see [`RegistryAudiences`]).
@@ -378,6 +413,12 @@ impl Emulator {
     /// that tenant with AADSTS500011, as for a tenant where ACR's first-party app is missing.
     pub fn remove_tenant_resource(&self, tenant: &str, resource: &str) {
         lock(&self.shared.dir).remove_resource(tenant, resource);
+    }
+
+    /// Undo [`Emulator::remove_tenant_resource`]: `tenant` has the service principal for
+    /// `resource` again (an administrator consented to the app), and Entra issues its tokens.
+    pub fn restore_tenant_resource(&self, tenant: &str, resource: &str) {
+        lock(&self.shared.dir).restore_resource(tenant, resource);
     }
 
     /// Enable the admin user of a registry (on ACR the username is the registry's name): Basic
@@ -464,7 +505,7 @@ impl Emulator {
         audience: &str,
         lifetime: Duration,
     ) -> String {
-        let now = unix_now();
+        let now = self.shared.now();
         let (namespace, name) = subject
             .strip_prefix("system:serviceaccount:")
             .and_then(|s| s.split_once(':'))
@@ -564,7 +605,8 @@ impl Emulator {
         audience: &str,
         lifetime: Duration,
     ) -> String {
-        let claims = entra::access_token_claims(principal, audience, lifetime, "0");
+        let claims =
+            entra::access_token_claims_at(self.shared.now(), principal, audience, lifetime, "0");
         self.shared.keys.entra.sign_infallible(&claims)
     }
 
@@ -576,6 +618,31 @@ impl Emulator {
     /// Drop every pending fault.
     pub fn clear_faults(&self) {
         lock(&self.shared.faults).clear();
+    }
+
+    /// Runs the emulator's clock `seconds` ahead of the machine's (behind when negative), from
+    /// now on, instead of a test sleeping: every token it issues (Entra, managed identity, ACR,
+    /// CI OIDC, service account) is dated by that clock, and every token it checks (client
+    /// assertions, Entra tokens at the exchange, ACR refresh and access tokens) is judged by it.
+    /// Ahead, tokens it issued earlier have expired for it; behind, the tokens it issues look
+    /// `-seconds` old to clients, which judge them by the machine's clock. The identity bindings
+    /// authority ([`Emulator::start_identity_binding_authority`]) keeps the machine's clock.
+    pub fn set_clock_offset(&self, seconds: i64) {
+        self.shared.clock_offset.store(seconds, Ordering::SeqCst);
+        self.shared
+            .clock_stopped_at
+            .store(state::CLOCK_RUNS, Ordering::SeqCst);
+    }
+
+    /// Stops the emulator's clock at `unix_seconds` until a test moves it again (this, or
+    /// [`Emulator::set_clock_offset`], which starts it again): every token it issues is dated,
+    /// and every token it checks judged, at exactly that second, however long the requests
+    /// take: for a test that drives a client's clock through simulated time (the broker's
+    /// `ManualClock`) and wants the emulator's to agree to the second.
+    pub fn stop_clock_at(&self, unix_seconds: i64) {
+        self.shared
+            .clock_stopped_at
+            .store(unix_seconds, Ordering::SeqCst);
     }
 
     /// Lifetimes of Entra access tokens and ACR refresh tokens issued from now on.

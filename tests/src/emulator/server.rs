@@ -17,12 +17,21 @@ use tokio_rustls::TlsAcceptor;
 use super::lock;
 use super::model::{Counters, Fault};
 use super::state::{ConnCtl, Shared};
-use super::{acr, entra, host, oidc};
+use super::{acr, discovery, entra, host, journal, oidc};
 
 /// Every route of the HTTPS port.
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
-    Router::new()
+    let router = Router::new()
         .route("/{tenant}/oauth2/v2.0/token", post(entra::token))
+        .route(
+            "/{tenant}/v2.0/.well-known/openid-configuration",
+            get(discovery::openid_configuration),
+        )
+        .route(
+            "/{tenant}/.well-known/openid-configuration",
+            get(discovery::openid_configuration),
+        )
+        .route("/common/discovery/instance", get(discovery::instance))
         .route("/msi/token", get(entra::app_service))
         .route("/metadata/identity/oauth2/token", get(entra::imds))
         .route("/v2", any(acr::v2))
@@ -37,16 +46,16 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             get(counters_get).delete(counters_reset),
         )
         .route("/_emulator/faults", post(faults_add).delete(faults_clear))
-        .fallback(not_found)
-        .with_state(shared)
+        .fallback(not_found);
+    journal::journaled(router, &shared, "https").with_state(shared)
 }
 
 /// The routes of a plain HTTP IMDS listener.
 pub(crate) fn imds_router(shared: Arc<Shared>) -> Router {
-    Router::new()
+    let router = Router::new()
         .route("/metadata/identity/oauth2/token", get(entra::imds))
-        .fallback(not_found)
-        .with_state(shared)
+        .fallback(not_found);
+    journal::journaled(router, &shared, "imds").with_state(shared)
 }
 
 /// Accept TLS connections forever.

@@ -4,6 +4,7 @@ use super::*;
 use crate::TENANT;
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use crypto::unix_now;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::blocking::{Client, Response};
 use rustls_pki_types::CertificateDer;
@@ -491,6 +492,8 @@ fn a_registry_audience_policy_refuses_the_other_audience_as_acr_does() -> TestRe
     emu.grant(&p.client_id, &host, Role::AcrPull);
     assert_eq!(exchange(&c, &emu, &acr)?.0, 200);
     assert_eq!(exchange(&c, &emu, &arm)?.0, 401);
+    // ARM's only: no refusal of this kind is documented, so only the status and code are
+    // checked, not the emulator's invented message.
     emu.set_registry_audiences(&host, RegistryAudiences::ArmOnly);
     let (status, err) = exchange(&c, &emu, &acr)?;
     assert_eq!(
@@ -621,6 +624,71 @@ fn challenge_exchange_and_token_filter_by_role() -> TestResult {
     assert_eq!(n.acr_token_for(&host), 3);
     assert_eq!(n.challenge_for(&host), 2);
     assert_eq!(n.challenge(), 3);
+    Ok(())
+}
+
+/// A stopped clock dates every token at its second, however long requests take, and judges
+/// them there: a day ahead, Entra's and the registry's tokens carry that second; stopped at the
+/// refresh token's expiry, the registry refuses it; running again, the same token is good.
+#[test]
+fn a_stopped_clock_dates_and_judges_every_token_at_its_second() -> TestResult {
+    let emu = start()?;
+    let host = registry_host(&emu);
+    emu.add_registry(&host);
+    let c = client(&emu, &[REGISTRY])?;
+    let sp = emu.add_secret_principal(TENANT, "clocked", "s");
+    emu.grant(&sp.client_id, &host, Role::AcrPull);
+    let at = unix_now() + 24 * 3600;
+    emu.stop_clock_at(at);
+
+    let (status, ok) = secret_request(&c, &emu, "clocked", "s", ACR_SCOPE)?;
+    assert_eq!(status, 200, "{ok}");
+    let aad = ok["access_token"].as_str().ok_or("no token")?;
+    assert_eq!(claims(aad)?["iat"], at);
+    assert_eq!(claims(aad)?["exp"], at + 3600);
+    let (status, ok) = exchange(&c, &emu, aad)?;
+    assert_eq!(status, 200, "{ok}");
+    let refresh = ok["refresh_token"]
+        .as_str()
+        .ok_or("no refresh token")?
+        .to_owned();
+    let rc = claims(&refresh)?;
+    assert_eq!(
+        (&rc["iat"], &rc["exp"]),
+        (&json!(at), &json!(at + 3 * 3600))
+    );
+    let sa = emu.mint_service_account_token(
+        "https://oidc.example",
+        "system:serviceaccount:ns:sa",
+        "api://AzureADTokenExchange",
+        std::time::Duration::from_secs(600),
+    );
+    assert_eq!(claims(&sa)?["iat"], at);
+    assert_eq!(
+        acr_access(&c, &emu, &refresh, &["repository:app:pull"])?.0,
+        200
+    );
+
+    // Stopped at its expiry, the refresh token is refused; a second earlier, taken.
+    emu.stop_clock_at(at + 3 * 3600);
+    assert_eq!(
+        acr_access(&c, &emu, &refresh, &["repository:app:pull"])?.0,
+        401
+    );
+    emu.stop_clock_at(at + 3 * 3600 - 1);
+    assert_eq!(
+        acr_access(&c, &emu, &refresh, &["repository:app:pull"])?.0,
+        200
+    );
+
+    // Running again (no offset): new tokens are dated by the machine's clock.
+    let before = unix_now();
+    emu.set_clock_offset(0);
+    let (_, ok) = secret_request(&c, &emu, "clocked", "s", ACR_SCOPE)?;
+    let iat = claims(ok["access_token"].as_str().ok_or("no token")?)?["iat"]
+        .as_i64()
+        .ok_or("no iat")?;
+    assert!((before..=unix_now()).contains(&iat), "{iat}");
     Ok(())
 }
 
@@ -1100,10 +1168,11 @@ fn registry_owned_by_a_tenant_refuses_tokens_of_other_tenants() -> TestResult {
         message.contains("tenant") && message.contains(OTHER_TENANT),
         "{message}"
     );
+    assert_eq!(mi.tenant, TENANT);
     assert_eq!(
         exchange(&c, &emu, &aad(&mi))?.0,
-        401,
-        "managed identities live in another tenant"
+        200,
+        "a managed identity belongs to its subscription's tenant, the registry's here"
     );
     let (status, ok) = exchange(&c, &emu, &aad(&home))?;
     assert_eq!(status, 200, "the owner's tenant, any case: {ok}");
@@ -1225,28 +1294,53 @@ fn identity_binding_authority_issues_tokens_the_registry_exchanges() -> TestResu
     assert_eq!(status, 200, "{ok}");
     assert!(ok["refresh_token"].is_string());
 
-    // A managed identity, the ARM scope, another path.
-    let (status, ok) = body(
-        c.post(authority_url(&auth, "/token"))
-            .form(&[
-                ("grant_type", "client_credentials"),
-                (
-                    "client_assertion_type",
-                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-                ),
-                ("client_id", "ib-mi"),
-                ("scope", "https://management.azure.com/.default"),
-                ("client_assertion", sa.as_str()),
-            ])
-            .send()?,
-    )?;
+    // A managed identity and the ARM scope; only at `/`, where the AKS plugin posts, and a
+    // tenant, when sent, must be the identity's own.
+    let mi_request = |path: &str, tenant: Option<&str>| {
+        let mut form = vec![
+            ("grant_type", "client_credentials"),
+            (
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ),
+            ("client_id", "ib-mi"),
+            ("scope", "https://management.azure.com/.default"),
+            ("client_assertion", sa.as_str()),
+        ];
+        form.extend(tenant.map(|t| ("tenant", t)));
+        body(c.post(authority_url(&auth, path)).form(&form).send()?)
+    };
+    let (status, err) = mi_request("/token", None)?;
+    assert_eq!(status, 404, "{err}");
+    assert!(err.to_string().contains("POST to /"), "{err}");
+    let (status, err) = mi_request("/", Some("some-other-tenant"))?;
+    assert_eq!(status, 400, "{err}");
+    let (status, ok) = mi_request("/", Some(mi.tenant.as_str()))?;
+    assert_eq!(status, 200, "{ok}");
+    let (status, ok) = mi_request("/", None)?;
     assert_eq!(status, 200, "{ok}");
     let tc = claims(ok["access_token"].as_str().ok_or("no token")?)?;
     assert_eq!(tc["aud"], "https://management.azure.com");
     assert_eq!(tc["oid"], mi.object_id.as_str());
     assert_eq!(tc["tid"], mi.tenant.as_str());
-    assert_eq!(auth.requests(), 2);
+    assert_eq!(auth.requests(), 5);
     assert_eq!(emu.counters().entra(), 0, "the authority is not Entra");
+    // The journal has each request with its path and identity-choosing fields, and no secret.
+    let journal: Vec<_> = emu
+        .journal()
+        .into_iter()
+        .filter(|e| e.listener == "binding")
+        .collect();
+    assert_eq!(journal.len(), 5, "{journal:?}");
+    assert_eq!(journal[1].path, "/token");
+    assert_eq!(journal[2].params["tenant"], "some-other-tenant");
+    assert_eq!(journal[4].params["client_id"], "ib-mi");
+    assert_eq!(journal[4].params["client_assertion.sub"], SA_SUBJECT);
+    let text = format!("{journal:?}");
+    assert!(
+        !text.contains(sa.as_str()),
+        "the assertion itself is not kept"
+    );
     Ok(())
 }
 
@@ -1534,8 +1628,9 @@ fn github_oidc_endpoint_checks_its_token_and_entra_accepts_its_assertions_until_
     let (_, err) = assertion_request(&c, &emu, "gh-app", other)?;
     assert_eq!(error_code(&err), Some(700212), "{err}");
 
-    // Expired: "Client assertion is not within its valid time range".
-    std::thread::sleep(std::time::Duration::from_millis(3100));
+    // Expired: "Client assertion is not within its valid time range", once the emulator's clock
+    // is past the token's 2 s.
+    emu.set_clock_offset(4);
     let (status, err) = assertion_request(&c, &emu, "gh-app", &token)?;
     assert_eq!((status, error_code(&err)), (401, Some(700024)), "{err}");
     assert_eq!(emu.counters().github_oidc(), 4);
@@ -1583,5 +1678,70 @@ fn pipelines_oidc_endpoint_wants_the_access_token_and_the_service_connection() -
         3,
         "the GET never reached it"
     );
+    Ok(())
+}
+
+#[test]
+fn anonymous_pull_gives_unauthenticated_clients_pull_only() -> Result<(), Box<dyn Error>> {
+    let emu = start()?;
+    let host = registry_host(&emu);
+    emu.add_registry(&host);
+    let c = client(&emu, &[REGISTRY])?;
+    let scope = [
+        ("service", host.as_str()),
+        ("scope", "repository:app:pull,push"),
+    ];
+    let anonymous = || -> Result<(u16, Value), Box<dyn Error>> {
+        body(
+            c.get(registry_url(&emu, "/oauth2/token"))
+                .query(&scope)
+                .send()?,
+        )
+    };
+    // Off (the default): no credentials, no token.
+    assert_eq!(anonymous()?.0, 401);
+
+    emu.set_anonymous_pull(&host, true);
+    let (status, ok) = anonymous()?;
+    assert_eq!(status, 200, "{ok}");
+    let access = claims(ok["access_token"].as_str().ok_or("no access token")?)?;
+    assert_eq!(
+        access["access"],
+        serde_json::json!([{"type": "repository", "name": "app", "actions": ["pull"]}]),
+        "pull only, whatever was asked"
+    );
+    assert_eq!(access["sub"], "");
+
+    // A client that authenticates is judged by its role: without one it gets no access, and
+    // wrong credentials are refused, anonymous pull or not.
+    emu.add_secret_principal(TENANT, "no-role", "no-role-secret");
+    let (status, ok) = body(
+        c.get(registry_url(&emu, "/oauth2/token"))
+            .query(&scope)
+            .basic_auth("no-role", Some("no-role-secret"))
+            .send()?,
+    )?;
+    assert_eq!(status, 200, "{ok}");
+    let access = claims(ok["access_token"].as_str().ok_or("no access token")?)?;
+    assert_eq!(access["access"], serde_json::json!([]));
+    let refused = c
+        .get(registry_url(&emu, "/oauth2/token"))
+        .query(&scope)
+        .basic_auth("no-role", Some("wrong"))
+        .send()?;
+    assert_eq!(refused.status().as_u16(), 401);
+    let refused = c
+        .get(registry_url(&emu, "/oauth2/token"))
+        .query(&scope)
+        .bearer_auth("not-basic")
+        .send()?;
+    assert_eq!(
+        refused.status().as_u16(),
+        401,
+        "an Authorization header is not anonymous"
+    );
+
+    emu.set_anonymous_pull(&host, false);
+    assert_eq!(anonymous()?.0, 401);
     Ok(())
 }
