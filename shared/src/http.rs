@@ -109,7 +109,8 @@ pub(crate) fn roots(env: &Env) -> Result<Arc<RootCertStore>, String> {
     if let Some(path) = file {
         let pem = read_ca_bundle(Path::new(path), "SSL_CERT_FILE")?;
         for cert in CertificateDer::pem_slice_iter(&pem) {
-            let cert = cert.map_err(|e| format!("SSL_CERT_FILE {path} is not a PEM bundle: {e}"))?;
+            let cert =
+                cert.map_err(|e| format!("SSL_CERT_FILE {path} is not a PEM bundle: {e}"))?;
             store.add(cert).map_err(|e| {
                 format!("SSL_CERT_FILE {path} holds a certificate that cannot be trusted: {e}")
             })?;
@@ -158,7 +159,11 @@ fn load_system_roots<'a>(
         if let Some(pem) = read_ca_file(bundle) {
             add_pem(&mut store, &pem);
             if !store.is_empty() {
-                log::debug!("trusting {} CA certificates of {}", store.len(), bundle.display());
+                log::debug!(
+                    "trusting {} CA certificates of {}",
+                    store.len(),
+                    bundle.display()
+                );
                 return store;
             }
         }
@@ -166,7 +171,10 @@ fn load_system_roots<'a>(
     for folder in folders {
         add_folder(&mut store, folder);
     }
-    log::debug!("trusting {} CA certificates of the system's folders", store.len());
+    log::debug!(
+        "trusting {} CA certificates of the system's folders",
+        store.len()
+    );
     store
 }
 
@@ -413,10 +421,7 @@ mod tests {
         std::fs::create_dir(&folder).unwrap();
         std::fs::write(folder.join("other.pem"), emu.token_signing_cert_pem()).unwrap();
         let missing = d.path().join("missing.crt");
-        let store = load_system_roots(
-            [missing.as_path(), &empty, &one, &two],
-            [folder.as_path()],
-        );
+        let store = load_system_roots([missing.as_path(), &empty, &one, &two], [folder.as_path()]);
         assert_eq!(store.len(), 1);
         // No bundle: the folder's files, each read once however many links lead to it.
         std::os::unix::fs::symlink(folder.join("other.pem"), folder.join("0a1b2c3d.0")).unwrap();
@@ -441,22 +446,34 @@ mod tests {
         std::fs::write(folder.join("signing.pem"), emu.token_signing_cert_pem()).unwrap();
         let env = Env::from_pairs([
             ("SSL_CERT_FILE", ca.to_str().unwrap()),
-            ("SSL_CERT_DIR", &format!("/nonexistent:{}", folder.display())),
+            (
+                "SSL_CERT_DIR",
+                &format!("/nonexistent:{}", folder.display()),
+            ),
         ]);
         assert_eq!(roots(&env).unwrap().len(), system + 2);
 
         let missing = d.path().join("missing.pem");
-        let e = roots(&Env::from_pairs([("SSL_CERT_FILE", missing.to_str().unwrap())]))
-            .unwrap_err();
-        assert!(e.contains("SSL_CERT_FILE") && e.contains("missing.pem"), "{e}");
+        let e = roots(&Env::from_pairs([(
+            "SSL_CERT_FILE",
+            missing.to_str().unwrap(),
+        )]))
+        .unwrap_err();
+        assert!(
+            e.contains("SSL_CERT_FILE") && e.contains("missing.pem"),
+            "{e}"
+        );
         let broken = d.path().join("broken.pem");
         std::fs::write(
             &broken,
             "-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n",
         )
         .unwrap();
-        let e = roots(&Env::from_pairs([("SSL_CERT_FILE", broken.to_str().unwrap())]))
-            .unwrap_err();
+        let e = roots(&Env::from_pairs([(
+            "SSL_CERT_FILE",
+            broken.to_str().unwrap(),
+        )]))
+        .unwrap_err();
         assert!(e.contains("broken.pem"), "{e}");
     }
 

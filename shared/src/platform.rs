@@ -89,12 +89,12 @@ pub fn open_dir_no_follow(dir: &Path) -> io::Result<File> {
 /// read instead of a folder of hundreds: the distributions that keep a hashed folder
 /// (`/etc/ssl/certs`) generate the bundle from the same certificates.
 pub const CA_BUNDLES: &[&str] = &[
-    "/etc/ssl/certs/ca-certificates.crt",                // Debian, Ubuntu, Gentoo, Arch
+    "/etc/ssl/certs/ca-certificates.crt", // Debian, Ubuntu, Gentoo, Arch
     "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem", // Fedora, RHEL 7+, CentOS
-    "/etc/pki/tls/certs/ca-bundle.crt",                  // RHEL 6, older Fedora
-    "/etc/ssl/ca-bundle.pem",                            // openSUSE, SLES
-    "/etc/pki/tls/cacert.pem",                           // OpenELEC
-    "/etc/ssl/cert.pem",                                 // Alpine
+    "/etc/pki/tls/certs/ca-bundle.crt",   // RHEL 6, older Fedora
+    "/etc/ssl/ca-bundle.pem",             // openSUSE, SLES
+    "/etc/pki/tls/cacert.pem",            // OpenELEC
+    "/etc/ssl/cert.pem",                  // Alpine
 ];
 
 /// Folders of CA certificate files, read only when no bundle of [`CA_BUNDLES`] exists.
