@@ -278,23 +278,42 @@ paired() {
 fmt() { awk -v v="$1" -v d="${2:-2}" 'BEGIN { printf "%.*f", d, v }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 
-# Peak RSS: GNU time's maximum resident set size (KiB), median over RSS_RUNS runs.
-peak_rss_kib() {
+# Peak RSS (KiB) and minor page faults: GNU time's maximum resident set size and %R, each the
+# median over RSS_RUNS runs, printed as "RSS FAULTS".
+rss_faults() {
   local input=$1; shift
+  : >"$WORK/rss.all"
   for _ in $(seq "$RSS_RUNS"); do
-    in_env /usr/bin/time -f '%M' -o "$WORK/rss.one" "$@" <"$input" >/dev/null 2>&1
-    cat "$WORK/rss.one"
-  done | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
+    in_env /usr/bin/time -f '%M %R' -o "$WORK/rss.one" "$@" <"$input" >/dev/null 2>&1
+    cat "$WORK/rss.one" >>"$WORK/rss.all"
+  done
+  local col
+  for col in 1 2; do
+    cut -d' ' -f"$col" "$WORK/rss.all" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
+  done | paste -sd' '
 }
-declare -A RSS=(
-  [floor]=$(peak_rss_kib "$WORK/req-docker" "$FLOOR" "$REG_FILE")
-  [docker-credential-acr]=$(peak_rss_kib "$WORK/req-docker" "$HELPER" get)
-  [acr-credential-provider]=$(peak_rss_kib "$WORK/req-kubelet" "$PROVIDER")
-  [floor-dynamic]=$(peak_rss_kib "$WORK/req-docker" "$FLOOR_DYN" "$REG_FILE")
-  [docker-credential-acr-dynamic]=$(peak_rss_kib "$WORK/req-docker" "$HELPER_DYN" get)
-  [acr-credential-provider-dynamic]=$(peak_rss_kib "$WORK/req-kubelet" "$PROVIDER_DYN")
-  [docker-credential-ecr-login]=$(peak_rss_kib "$WORK/req-ecr" "$ECR_HELPER" get)
-)
+# Instructions of one hit, user space, exact and repeatable (valgrind's callgrind; "n/a" without
+# valgrind): the work a hit does, apart from the kernel's (exec, page faults).
+instructions() {
+  local input=$1; shift
+  if ! command -v valgrind >/dev/null; then echo n/a; return; fi
+  in_env valgrind --tool=callgrind --callgrind-out-file="$WORK/callgrind.out" "$@" <"$input" \
+    >/dev/null 2>"$WORK/callgrind.log" || { echo n/a; return; }
+  awk '/^summary:/ { printf "%.0f", $2 / 1000 }' "$WORK/callgrind.out"
+}
+declare -A RSS FAULTS INSTR
+measure_hit() { # name, request file, command...
+  local name=$1 input=$2; shift 2
+  read -r "RSS[$name]" "FAULTS[$name]" < <(rss_faults "$input" "$@")
+  INSTR[$name]=$(instructions "$input" "$@")
+}
+measure_hit floor "$WORK/req-docker" "$FLOOR" "$REG_FILE"
+measure_hit docker-credential-acr "$WORK/req-docker" "$HELPER" get
+measure_hit acr-credential-provider "$WORK/req-kubelet" "$PROVIDER"
+measure_hit floor-dynamic "$WORK/req-docker" "$FLOOR_DYN" "$REG_FILE"
+measure_hit docker-credential-acr-dynamic "$WORK/req-docker" "$HELPER_DYN" get
+measure_hit acr-credential-provider-dynamic "$WORK/req-kubelet" "$PROVIDER_DYN"
+measure_hit docker-credential-ecr-login "$WORK/req-ecr" "$ECR_HELPER" get
 stripped_mib() {
   strip -o "$WORK/stripped" "$1"
   awk -v b="$(stat -c %s "$WORK/stripped")" 'BEGIN { printf "%.2f", b / 1048576 }'
@@ -384,16 +403,16 @@ echo "the same way (static: scripts/build-release.sh; dynamic: cargo build --rel
 echo
 echo "Cache hit (each program answers one request from its own file cache)"
 echo
-echo "| program | $pinned_label: ms | p10–p90 ms | × its floor | × its floor, per round | ECR helper ÷ program | every CPU: ms | × its floor, per round | via sh: ms | peak RSS MiB | stripped MiB |"
-echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+echo "| program | $pinned_label: ms | p10–p90 ms | × its floor | × its floor, per round | ECR helper ÷ program | every CPU: ms | × its floor, per round | via sh: ms | peak RSS MiB | page faults | k instructions | stripped MiB |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 for name in "${HIT_ORDER[@]}"; do
   rss=$(awk -v k="${RSS[$name]}" 'BEGIN { printf "%.2f", k / 1024 }')
   f=${FLOOR_OF[$name]}
   m=$(median_ms "$P" "$name")
   ma=$(median_ms "$A" "$name")
-  echo "| ${LABEL[$name]} | $(fmt "$m" 3) | $(spread_ms "$P" "$name") | $(ratio "$m" "$(median_ms "$P" "$f")") | $(fmt "$(paired "$P" "$name" "$f")" 3) | $(ratio "$ecr_ms" "$m") | $(fmt "$ma" 3) | $(fmt "$(paired "$A" "$name" "$f")" 3) | $(fmt "$(median_ms "$WORK/sh.json" "$name")" 3) | $rss | ${SIZE[$name]} |"
+  echo "| ${LABEL[$name]} | $(fmt "$m" 3) | $(spread_ms "$P" "$name") | $(ratio "$m" "$(median_ms "$P" "$f")") | $(fmt "$(paired "$P" "$name" "$f")" 3) | $(ratio "$ecr_ms" "$m") | $(fmt "$ma" 3) | $(fmt "$(paired "$A" "$name" "$f")" 3) | $(fmt "$(median_ms "$WORK/sh.json" "$name")" 3) | $rss | ${FAULTS[$name]} | ${INSTR[$name]} | ${SIZE[$name]} |"
 done
-echo "| sh alone (\`sh -c ': < FILE'\`) | | | | | | | | $(fmt "$(median_ms "$WORK/sh.json" sh)" 3) | | |"
+echo "| sh alone (\`sh -c ': < FILE'\`) | | | | | | | | $(fmt "$(median_ms "$WORK/sh.json" sh)" 3) | | | | |"
 echo
 echo "Requests during the cache-hit runs: $hit_entra Entra, $hit_exchange exchanges, $hit_total in all."
 echo
