@@ -23,16 +23,17 @@ use std::time::Instant;
 
 const PACKAGE: &str = "docker-credential-acr";
 const VERSION: &str = env!("CARGO_PKG_VERSION");
-/// The installed (stripped, release-profile, static) binaries must stay under these. Measured at
-/// 8,804,600 bytes (8.4 MiB, with the keychain support and a static glibc) and 6,854,896 bytes
-/// (6.5 MiB), built with `lto`, `codegen-units = 1`, `panic = "abort"` and `strip`; about 1.5 MiB
-/// of headroom.
-/// Meant to catch a dependency that brings a second TLS or async stack, or a profile setting
-/// lost (how much each would add was not measured).
+/// The installed (stripped, release-profile, static) binaries must be no bigger than the Amazon
+/// ECR credential helper (Debian's amazon-ecr-credential-helper 0.6.0, 6,732,664 bytes stripped),
+/// issue 21's size target. Measured on 2026-12-03 (docs/BENCHMARKS.md): 5,957,392 bytes (5.68 MiB,
+/// with the keychain support and a static glibc) and 4,800,520 bytes (4.58 MiB). Catches a
+/// dependency that brings a second TLS or async stack, or a profile setting lost (at opt-level 3
+/// the helper was 8.4-8.7 MiB; with its symbols left in, 7.0 MiB).
 const SIZE_BUDGETS: &[(&str, u64)] = &[
-    ("/usr/bin/docker-credential-acr", 10 * 1024 * 1024),
-    ("/usr/bin/acr-credential-provider", 8 * 1024 * 1024),
+    ("/usr/bin/docker-credential-acr", ECR_HELPER_SIZE),
+    ("/usr/bin/acr-credential-provider", ECR_HELPER_SIZE),
 ];
+const ECR_HELPER_SIZE: u64 = 6_732_664;
 
 /// Set (to the .deb's path) in the inner run, the one inside the namespaces.
 const INNER_DEB: &str = "ACR_DEB_TEST_PACKAGE";
@@ -311,7 +312,7 @@ fn inside_namespace(deb: &Path, scratch: &Path) {
         let size = std::fs::metadata(bin).unwrap().len();
         eprintln!("package_deb: {bin}: {size} bytes (budget {budget})");
         assert!(
-            size < budget,
+            size <= budget,
             "{bin} is {size} bytes, over its budget of {budget}: check [profile.release] and \
              new dependencies"
         );
