@@ -43,6 +43,22 @@ enum Action {
         #[arg(long)]
         json: bool,
     },
+    /// Print a registry token for tools that cannot run a credential helper (a Kubernetes
+    /// Secret, Argo CD Image Updater, `skopeo login --password-stdin`). The token is a secret:
+    /// it goes to stdout only; keep it out of shell history, logs and CI output.
+    Token {
+        /// The registry (login server), e.g. myregistry.azurecr.io.
+        registry: String,
+        /// The shape: json (as `az acr login --expose-token`), basic (USERNAME:PASSWORD) or
+        /// dockerconfigjson (a kubernetes.io/dockerconfigjson Secret's data).
+        #[arg(long, value_enum, default_value = "json")]
+        output: docker_credential_acr::token::Output,
+        /// Instead of the refresh token, an access token from /oauth2/token that grants no more
+        /// than this scope: repository:NAME:pull[,push][,delete] (repeatable; --output json
+        /// only).
+        #[arg(long = "scope", value_name = "repository:NAME:ACTIONS")]
+        scopes: Vec<String>,
+    },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell.
@@ -61,7 +77,9 @@ enum Action {
     },
 }
 
-const USAGE: &str = "usage: docker-credential-acr <get|store|erase|list|version|configure-docker|doctor|completions>; run with --help for details";
+const USAGE: &str = "usage: docker-credential-acr <get|store|erase|list|version|configure-docker|doctor|token|completions>; run with --help for details";
+
+const TOKEN_USAGE: &str = "usage: docker-credential-acr token REGISTRY [--output json|basic|dockerconfigjson] [--scope repository:NAME:pull[,push][,delete]]";
 
 fn main() -> ExitCode {
     let env = Env::process();
@@ -88,6 +106,11 @@ fn main() -> ExitCode {
                 .next()
                 .unwrap_or_default()
                 .trim_start_matches("error: ");
+            // `token`'s output is captured by scripts (`$(docker-credential-acr token …)`): its
+            // errors go to stderr, so that no message is ever taken for a token.
+            if std::env::args_os().nth(1).is_some_and(|a| a == "token") {
+                return emit(Err(Failure::Usage(format!("{first}; {TOKEN_USAGE}"))), true);
+            }
             return emit(Err(Failure::Usage(format!("{first}; {USAGE}"))), false);
         }
     };
@@ -116,6 +139,16 @@ fn main() -> ExitCode {
             } else {
                 ExitCode::FAILURE
             };
+        }
+        Action::Token {
+            registry,
+            output,
+            scopes,
+        } => {
+            return emit(
+                docker_credential_acr::token::token(env, &registry, output, &scopes),
+                true,
+            );
         }
         Action::Completions { shell } => {
             use clap::CommandFactory;

@@ -18,6 +18,23 @@ pub struct Claims {
     pub iss: Option<String>,
     /// Subject (for federated assertions: e.g. `system:serviceaccount:<ns>:<name>`).
     pub sub: Option<String>,
+    /// What an ACR access token grants (`/oauth2/token` answers): one entry per resource.
+    pub access: Option<Vec<Access>>,
+}
+
+/// One entry of an ACR (Docker distribution) access token's `access` claim: the actions granted
+/// on one resource.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+pub struct Access {
+    /// The resource type: `repository`, `registry`.
+    #[serde(rename = "type", default)]
+    pub kind: String,
+    /// The resource name: a repository, `catalog`.
+    #[serde(default)]
+    pub name: String,
+    /// The actions granted: `pull`, `push`, `delete`, `*`, ….
+    #[serde(default)]
+    pub actions: Vec<String>,
 }
 
 /// Shortest token lifetime the broker accepts.

@@ -18,6 +18,7 @@ mod e2e_identities;
 mod e2e_kubelet;
 mod e2e_registry_rules;
 mod e2e_roles_and_cache;
+mod e2e_token;
 mod e2e_validity_audience;
 mod kubelet_harness;
 mod mixed_concurrency;
