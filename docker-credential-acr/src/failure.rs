@@ -53,6 +53,11 @@ pub enum Failure {
     /// `token --scope`: the registry granted less than the scope asked for.
     #[error(transparent)]
     NotGranted(Box<NotGranted>),
+    /// `configure-docker --helm`: no folder for Helm's registry config.
+    #[error(
+        "cannot find Helm's registry config: set HELM_REGISTRY_CONFIG, XDG_CONFIG_HOME or HOME"
+    )]
+    NoHelmConfig,
     /// Docker's config could not be edited.
     #[error(transparent)]
     DockerConfig(#[from] ConfigError),

@@ -65,7 +65,7 @@ enum Action {
         shell: clap_complete::Shell,
     },
     /// Add credHelpers entries for registries to Docker's config.json (and, with --containers,
-    /// to the auth.json of podman, buildah and skopeo).
+    /// to the auth.json of podman, buildah and skopeo; with --helm, to Helm's registry config).
     ConfigureDocker {
         /// Login servers, comma-separated (e.g. myregistry.azurecr.io,other.azurecr.io).
         #[arg(long, value_delimiter = ',', required = true)]
@@ -74,6 +74,10 @@ enum Action {
         /// $XDG_CONFIG_HOME/containers/auth.json.
         #[arg(long)]
         containers: bool,
+        /// Also configure Helm, which reads its own registry config before Docker's:
+        /// $HELM_REGISTRY_CONFIG, else $XDG_CONFIG_HOME/helm/registry/config.json.
+        #[arg(long)]
+        helm: bool,
     },
 }
 
@@ -163,9 +167,10 @@ fn main() -> ExitCode {
         Action::ConfigureDocker {
             registries,
             containers,
+            helm,
         } => {
             return emit(
-                actions::configure_docker(env, &registries, containers),
+                actions::configure_docker(env, &registries, containers, helm),
                 true,
             );
         }

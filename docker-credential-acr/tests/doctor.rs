@@ -184,3 +184,58 @@ fn proxy_credentials_are_never_printed() {
         assert!(out.contains("ALL_PROXY"), "{out}");
     }
 }
+
+/// A past `docker login` (an `auths` entry with a password) where Docker's config names no
+/// helper, and a past `podman login` in the containers tools' per-session file: doctor warns
+/// about each with the command that removes it, and says nothing of an entry that a helper
+/// entry in the same file makes unused. Warnings do not fail doctor.
+#[test]
+fn stale_auths_entries_that_hide_the_helper_are_named_with_their_removal() {
+    let (mut w, _) = sandbox_with_secret_principal();
+    let docker = w.path("docker");
+    let runtime = w.path("run");
+    std::fs::create_dir_all(runtime.join("containers")).unwrap();
+    w.set("DOCKER_CONFIG", docker.to_str().unwrap());
+    w.set("XDG_RUNTIME_DIR", runtime.to_str().unwrap());
+    std::fs::create_dir_all(&docker).unwrap();
+    let host = w.registry.clone();
+    let stale = format!(r#"{{"auths": {{"https://{host}": {{"auth": "dTpzdGFsZQ=="}}}}}}"#);
+    std::fs::write(docker.join("config.json"), &stale).unwrap();
+    let session = runtime.join("containers/auth.json");
+    std::fs::write(&session, &stale).unwrap();
+
+    let o = w.run(&["doctor", &host], "");
+    let out = stdout(&o);
+    assert!(o.status.success(), "{out}{}", stderr(&o));
+    assert!(
+        out.contains(&format!(
+            "  docker: WARNING {} has an auths entry \"https://{host}\" (a past `docker login`) that docker uses instead of any helper; remove it with `docker logout {host}`, then run `docker-credential-acr configure-docker --registries {host}`",
+            docker.join("config.json").display()
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "  podman, buildah, skopeo: WARNING {} has an auths entry \"https://{host}\" (a past `podman login`) that podman, buildah and skopeo use before any other file's helper; remove it with `podman logout {host}`\n",
+            session.display()
+        )),
+        "{out}"
+    );
+    assert!(!out.contains("dTpzdGFsZQ"), "{out}");
+
+    // With the helper named in both files the same entries are unused: no warning.
+    let named = format!(
+        r#"{{"credHelpers": {{"{host}": "acr"}}, "auths": {{"https://{host}": {{"auth": "dTpzdGFsZQ=="}}}}}}"#
+    );
+    std::fs::write(docker.join("config.json"), &named).unwrap();
+    std::fs::write(&session, &named).unwrap();
+    let out = stdout(&w.run(&["doctor", &host], ""));
+    assert!(!out.contains("WARNING"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "  docker: {} names this helper",
+            docker.join("config.json").display()
+        )),
+        "{out}"
+    );
+}

@@ -69,6 +69,7 @@ pub fn relevant(name: &str) -> bool {
         "NO_PROXY",
         "no_proxy",
         "REGISTRY_AUTH_FILE",
+        "HELM_REGISTRY_CONFIG",
         "SYSTEM_OIDCREQUESTURI",
         "SYSTEM_ACCESSTOKEN",
         "SYSTEM_PLANID",

@@ -14,6 +14,7 @@ mod e2e_clouds;
 mod e2e_containers_tools;
 mod e2e_demo;
 mod e2e_docker_cli;
+mod e2e_helm;
 mod e2e_identities;
 mod e2e_kubelet;
 mod e2e_registry_rules;
