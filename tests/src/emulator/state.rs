@@ -43,6 +43,8 @@ pub(crate) struct Shared {
     pub(crate) clock_stopped_at: AtomicI64,
     /// Every request of every listener (see `journal`).
     pub(crate) journal: Arc<super::journal::Journal>,
+    /// The keys an Azure Arc agent wrote into its key files (secrets, see `arc`).
+    pub(crate) arc_keys: Mutex<Vec<String>>,
 }
 
 /// Tunables that may change while running.
@@ -566,7 +568,9 @@ fn default_fault_body(kind: EndpointKind, status: StatusCode) -> Value {
             "correlation_id": uuid::Uuid::new_v4().to_string(),
         }),
         EndpointKind::AppService => json!({"statusCode": status.as_u16(), "message": reason}),
-        EndpointKind::Imds => json!({"error": "unknown_error", "error_description": reason}),
+        EndpointKind::Imds | EndpointKind::Arc => {
+            json!({"error": "unknown_error", "error_description": reason})
+        }
         EndpointKind::GitHubOidc | EndpointKind::PipelinesOidc => json!({"message": reason}),
         EndpointKind::Challenge | EndpointKind::Exchange | EndpointKind::AcrToken => json!({
             "errors": [{"code": "UNAVAILABLE", "message": reason, "detail": null}]
