@@ -29,6 +29,7 @@ pub fn doctor(env: Env, registry: Option<&str>, as_json: bool) -> (String, bool)
             Checks {
                 config,
                 registry: registry.map(str::to_string),
+                repository: registry.and_then(repository_of),
                 not_acr_hint: "add it to ACR_LOGIN_SERVERS if it is an ACR under another name"
                     .into(),
                 ..Checks::default()
@@ -37,6 +38,28 @@ pub fn doctor(env: Env, registry: Option<&str>, as_json: bool) -> (String, bool)
         ),
     };
     (report.render(as_json), report.ok())
+}
+
+/// The repository of `doctor REGISTRY/REPOSITORY[:TAG|@DIGEST]`, when one is named; not for a
+/// registry URL's `/v2/` path.
+fn repository_of(input: &str) -> Option<String> {
+    let rest = input.trim();
+    let rest = rest
+        .strip_prefix("https://")
+        .or_else(|| rest.strip_prefix("http://"))
+        .unwrap_or(rest);
+    let (_, path) = rest.split_once('/')?;
+    let path = path.trim_end_matches('/');
+    let path = path.split_once('@').map_or(path, |(p, _)| p);
+    let path = match path.rsplit_once('/') {
+        Some((dir, last)) => match last.split_once(':') {
+            Some((name, _tag)) => format!("{dir}/{name}"),
+            None => path.to_string(),
+        },
+        None => path.split_once(':').map_or(path, |(p, _)| p).to_string(),
+    };
+    (path != "v2" && !path.starts_with("v2/") && crate::token::valid_repository(&path))
+        .then_some(path)
 }
 
 /// The helper's own parts of the report.
@@ -409,5 +432,26 @@ fn stored_credentials(env: &Env, registry: Option<&str>) -> Stored {
             })
             .collect(),
         registry,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::repository_of;
+
+    #[test]
+    fn a_repository_is_read_from_the_registry_argument() {
+        for (input, repository) in [
+            ("r.azurecr.io", None),
+            ("r.azurecr.io/", None),
+            ("https://r.azurecr.io/v2/", None),
+            ("r.azurecr.io/team/app", Some("team/app")),
+            ("r.azurecr.io/team/app:1.2", Some("team/app")),
+            ("https://r.azurecr.io/app@sha256:00", Some("app")),
+            ("r.azurecr.io/app:1", Some("app")),
+            ("r.azurecr.io/App", None),
+        ] {
+            assert_eq!(repository_of(input).as_deref(), repository, "{input}");
+        }
     }
 }

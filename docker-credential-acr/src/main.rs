@@ -37,7 +37,8 @@ enum Action {
     Version,
     /// Explain which identity and settings are in use and whether a pull would authenticate.
     Doctor {
-        /// A registry to check end to end (challenge and token).
+        /// A registry to check end to end (challenge and token); REGISTRY/REPOSITORY also shows
+        /// what a token for that repository really grants (pull, push, delete).
         registry: Option<String>,
         /// Print JSON instead of text.
         #[arg(long)]

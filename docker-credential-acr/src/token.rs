@@ -16,7 +16,7 @@
 //! and logs (stderr) never hold it.
 
 use crate::failure::{Failure, NotGranted};
-use acr_broker::token::Access;
+use acr_broker::token::{Access, granted_on as granted, roles_granting};
 use acr_broker::{ACR_USERNAME, Broker, Env, Secret};
 use base64::Engine;
 
@@ -97,18 +97,9 @@ impl Scope {
     }
 }
 
-/// The actions `access` grants on `repository`.
-pub fn granted(repository: &str, access: &[Access]) -> Vec<String> {
-    access
-        .iter()
-        .filter(|a| a.kind == "repository" && a.name == repository)
-        .flat_map(|a| a.actions.iter().cloned())
-        .collect()
-}
-
 /// A Docker repository name: path components of lowercase letters and digits, separated inside
 /// a component by `.`, `_`, `__` or `-`.
-fn valid_repository(name: &str) -> bool {
+pub(crate) fn valid_repository(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 256
         && name.split('/').all(|part| {
@@ -120,21 +111,6 @@ fn valid_repository(name: &str) -> bool {
                     c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'.' | b'_' | b'-')
                 })
         })
-}
-
-/// The roles that grant `actions` on a repository: the registry-wide built-in role, and the
-/// repository role of an ABAC-mode registry (where the registry-wide roles are not honoured).
-pub fn roles_for(actions: &[String]) -> (&'static str, &'static str) {
-    if actions.iter().any(|a| a == "delete") {
-        (
-            "AcrDelete (with AcrPush)",
-            "Container Registry Repository Contributor",
-        )
-    } else if actions.iter().any(|a| a == "push") {
-        ("AcrPush", "Container Registry Repository Writer")
-    } else {
-        ("AcrPull", "Container Registry Repository Reader")
-    }
 }
 
 /// `token`: the text for stdout.
@@ -174,7 +150,7 @@ pub fn token(
     for scope in &scopes {
         let missing = scope.missing(&token.access);
         if !missing.is_empty() {
-            let (role, abac_role) = roles_for(&scope.actions);
+            let (role, abac_role) = roles_granting(&missing);
             let granted = granted(&scope.repository, &token.access);
             return Err(Failure::NotGranted(Box::new(NotGranted {
                 registry: server.host().to_string(),
@@ -285,10 +261,17 @@ mod tests {
                 .missing(&access)
                 .is_empty()
         );
-        assert_eq!(roles_for(&s.actions).0, "AcrPush");
+        assert_eq!(roles_granting(&s.missing(&access)).0, "AcrPush");
         assert_eq!(
-            roles_for(&["pull".into()]).1,
+            roles_granting(&["pull".into()]).1,
             "Container Registry Repository Reader"
+        );
+        assert_eq!(
+            roles_granting(&["push".into(), "delete".into()]),
+            (
+                "AcrPush and AcrDelete",
+                "Container Registry Repository Contributor"
+            )
         );
     }
 

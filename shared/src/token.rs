@@ -37,6 +37,34 @@ pub struct Access {
     pub actions: Vec<String>,
 }
 
+/// The actions `access` grants on `repository`.
+pub fn granted_on(repository: &str, access: &[Access]) -> Vec<String> {
+    access
+        .iter()
+        .filter(|a| a.kind == "repository" && a.name == repository)
+        .flat_map(|a| a.actions.iter().cloned())
+        .collect()
+}
+
+/// The roles that grant the repository `actions`: the registry-wide built-in roles, and the
+/// repository role of an ABAC-mode registry (`roleAssignmentMode: AbacRepositoryPermissions`),
+/// where AcrPull and AcrPush give no repository access.
+pub fn roles_granting(actions: &[String]) -> (&'static str, &'static str) {
+    let has = |a: &str| actions.iter().any(|x| x == a);
+    if has("delete") {
+        let role = if has("push") {
+            "AcrPush and AcrDelete"
+        } else {
+            "AcrDelete"
+        };
+        (role, "Container Registry Repository Contributor")
+    } else if has("push") {
+        ("AcrPush", "Container Registry Repository Writer")
+    } else {
+        ("AcrPull", "Container Registry Repository Reader")
+    }
+}
+
 /// Shortest token lifetime the broker accepts.
 pub const MIN_LIFETIME: i64 = 60;
 /// Longest token lifetime the broker accepts (Entra and ACR tokens live hours, not weeks).

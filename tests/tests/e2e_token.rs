@@ -372,3 +372,61 @@ fn token_refusals_are_one_line_and_name_the_fix() -> TestResult {
     }
     Ok(())
 }
+
+/// An ABAC-mode registry: the registry role still exchanges, but only repository role
+/// assignments give access. skopeo (through the helper) reads the repository the identity has a
+/// role on and is refused the other; `doctor REGISTRY/REPOSITORY` and `token --scope` say which
+/// role is missing.
+#[test]
+fn an_abac_registry_grants_by_repository_and_doctor_names_the_missing_role() -> TestResult {
+    if !e2e::isolated() {
+        return Ok(());
+    }
+    let (w, reference, digest) = world_with_image(Role::AcrPush)?;
+    // Docker's config names the helper again (world_with_image emptied it).
+    let docker_config = std::path::PathBuf::from(&w.env["DOCKER_CONFIG"]).join("config.json");
+    std::fs::write(
+        &docker_config,
+        format!(r#"{{"credHelpers": {{"{REGISTRY}": "acr"}}}}"#),
+    )?;
+    let layout = w.path("image");
+    let other = format!("{REGISTRY}/tools/other:1");
+    w.push(&layout, "1", &other)?;
+    w.emu.set_abac_mode(REGISTRY, true);
+    w.emu
+        .grant_repository(e2e::SP_CLIENT_ID, REGISTRY, "tools/hello", Role::AcrPull);
+
+    assert_eq!(w.inspect_digest(&reference)?, digest);
+    let denied = w.skopeo(&["inspect", &format!("docker://{other}")])?;
+    assert!(!denied.status.success(), "read tools/other without a role");
+
+    let out = w.helper(&["doctor", &format!("{REGISTRY}/tools/other")], "")?;
+    let report = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    assert!(
+        report.contains(
+            "  repository tools/other: ERROR the token grants nothing, not pull, push, delete"
+        ) && report.contains("az acr show --name myregistry --query roleAssignmentMode")
+            && report.contains("\"Container Registry Repository Contributor\" on the repository"),
+        "{report}"
+    );
+    let out = w.helper(&["doctor", &format!("{REGISTRY}/tools/hello")], "")?;
+    let report = text(&out.stdout);
+    assert!(out.status.success(), "{report}");
+    assert!(
+        report.contains("  repository tools/hello: the token grants pull, not push, delete;"),
+        "{report}"
+    );
+
+    let out = w.helper(
+        &["token", REGISTRY, "--scope", "repository:tools/other:pull"],
+        "",
+    )?;
+    let err = refused(&out);
+    assert!(
+        err.contains("granted nothing on repository tools/other, not pull")
+            && err.contains("\"Container Registry Repository Reader\" on the repository"),
+        "{err}"
+    );
+    Ok(())
+}

@@ -446,6 +446,32 @@ impl Emulator {
         lock(&self.shared.dir).grant(principal_object_id_or_client_id, registry, role);
     }
 
+    /// Assign a repository role (ABAC): `AcrPull` stands for "Container Registry Repository
+    /// Reader", `AcrPush` for "… Writer", `Owner` for "… Contributor". Counts only on a registry
+    /// in ABAC mode ([`Emulator::set_abac_mode`]), where the `access` claim of `/oauth2/token`
+    /// is filtered by these per repository.
+    pub fn grant_repository(
+        &self,
+        principal_object_id_or_client_id: &str,
+        registry: &str,
+        repository: &str,
+        role: Role,
+    ) {
+        lock(&self.shared.dir).grant_repository(
+            principal_object_id_or_client_id,
+            registry,
+            repository,
+            role,
+        );
+    }
+
+    /// Put a registry in ABAC mode (`roleAssignmentMode: AbacRepositoryPermissions`): registry
+    /// roles AcrPull and AcrPush no longer give repository access, repository roles do (see
+    /// <https://learn.microsoft.com/en-us/azure/container-registry/container-registry-rbac-abac-repository-permissions>).
+    pub fn set_abac_mode(&self, registry: &str, on: bool) {
+        lock(&self.shared.dir).set_abac(registry, on);
+    }
+
     /// Remove an identity's roles (granted to that object id or client id) on a registry, as
     /// when a role assignment is deleted: tokens already issued stay valid until they expire.
     pub fn revoke(&self, principal_object_id_or_client_id: &str, registry: &str) {
