@@ -7,6 +7,14 @@
 #
 # - bin/acr-credential-provider: the upstream AKS kubelet credential provider at the version
 #   tests/upstream/go.mod pins, the oracle of tests/tests/e2e_aks_differential.rs.
+# - bin/kubectl: kubectl (k8s.io/kubectl at the version tests/kubectl/go.mod pins), the real
+#   consumer of `docker-credential-acr token --output dockerconfigjson` in
+#   tests/tests/e2e_token.rs. Built, not taken from the machine: Debian 12's kubernetes-client is
+#   1.20 and conflicts with other kubectl packages, and a test must not depend on what else a
+#   machine has installed.
+# - bin/helm: Helm v4 (helm.sh/helm/v4 at the version tests/helm/go.mod pins), which reads its own
+#   registry config before Docker's: tests/tests/e2e_helm.rs (configure-docker --helm, doctor's
+#   warning about a stale `helm registry login` entry).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 if ! command -v go >/dev/null 2>&1; then
@@ -31,3 +39,5 @@ build() {
 }
 
 build acr-credential-provider "$ROOT/tests/upstream" sigs.k8s.io/cloud-provider-azure/cmd/acr-credential-provider
+build kubectl "$ROOT/tests/kubectl" .
+build helm "$ROOT/tests/helm" helm.sh/helm/v4/cmd/helm

@@ -169,12 +169,14 @@ pub fn list(env: Env) -> Result<String, Failure> {
     Ok(serde_json::to_string(&out)?)
 }
 
-/// `configure-docker`: adds credHelpers entries to Docker's config.json and, with `containers`,
-/// to the containers tools' auth.json (podman, buildah, skopeo); returns the lines to print.
+/// `configure-docker`: adds credHelpers entries to Docker's config.json, with `containers` to the
+/// containers tools' auth.json (podman, buildah, skopeo), and with `helm` to Helm's registry
+/// config; returns the lines to print.
 pub fn configure_docker(
     env: Env,
     registries: &[String],
     containers: bool,
+    helm: bool,
 ) -> Result<String, Failure> {
     let broker = Broker::with_config_file(env.clone())?;
     let mut hosts = Vec::new();
@@ -195,6 +197,9 @@ pub fn configure_docker(
     let mut paths = vec![configure::config_path(&env).ok_or(Failure::NoDockerConfig)?];
     if containers {
         paths.push(configure::containers_auth_path(&env).ok_or(Failure::NoContainersAuth)?);
+    }
+    if helm {
+        paths.push(configure::helm_registry_config_path(&env).ok_or(Failure::NoHelmConfig)?);
     }
     let mut lines = Vec::new();
     for path in paths {

@@ -31,6 +31,81 @@ pub fn containers_auth_path(env: &Env) -> Option<PathBuf> {
     }
 }
 
+/// Helm's registry config (Helm v3.8+ and v4 read it before Docker's config, in Docker's format,
+/// `credHelpers` included): `$HELM_REGISTRY_CONFIG`, else
+/// `$XDG_CONFIG_HOME/helm/registry/config.json` (`~/.config/helm/registry/config.json`).
+pub fn helm_registry_config_path(env: &Env) -> Option<PathBuf> {
+    match env.get("HELM_REGISTRY_CONFIG") {
+        Some(file) => Some(PathBuf::from(file)),
+        None => env
+            .config_home()
+            .map(|d| d.join("helm/registry/config.json")),
+    }
+}
+
+/// The per-session auth file of podman, buildah and skopeo, read before every other one (and
+/// where `podman login` writes): `$XDG_RUNTIME_DIR/containers/auth.json`. `None` when
+/// `$REGISTRY_AUTH_FILE` is set (then the only file they read) or there is no runtime folder.
+pub fn containers_session_auth_path(env: &Env) -> Option<PathBuf> {
+    if env.get("REGISTRY_AUTH_FILE").is_some() {
+        return None;
+    }
+    env.get("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .filter(|d| d.is_absolute())
+        .map(|d| d.join("containers/auth.json"))
+}
+
+/// What a client config file says of one registry host, in the order every client reads a file
+/// (the docker CLI, Helm's oras-go, containers/image): `credHelpers[host]` first; then
+/// `credsStore` (which containers/image ignores); then an `auths` entry with credentials.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HostEntry {
+    /// `credHelpers[host]`.
+    pub cred_helper: Option<String>,
+    /// `credsStore`.
+    pub creds_store: Option<String>,
+    /// The key of an `auths` entry for the host that holds credentials (`auth`, `password` or
+    /// `identitytoken`), as written (`host`, `https://host`, …).
+    pub auths_key: Option<String>,
+}
+
+/// Reads what the config at `path` says of `host`; `None` when it is missing or not a JSON
+/// object. `auths` keys are compared by host (`https://host/v1/` is `host`).
+pub fn host_entry(path: &Path, host: &str) -> Option<HostEntry> {
+    let bytes = files::read_following(path, MAX_CONFIG).ok()??;
+    let config: Value = serde_json::from_slice(&bytes).ok()?;
+    let config = config.as_object()?;
+    let auths_key = config
+        .get("auths")
+        .and_then(Value::as_object)
+        .and_then(|auths| {
+            auths.iter().find_map(|(key, entry)| {
+                let same = acr_broker::normalize_host(key).is_ok_and(|k| k == host);
+                let holds = ["auth", "password", "identitytoken"].iter().any(|f| {
+                    entry
+                        .get(*f)
+                        .and_then(Value::as_str)
+                        .is_some_and(|v| !v.is_empty())
+                });
+                (same && holds).then(|| key.clone())
+            })
+        });
+    Some(HostEntry {
+        cred_helper: config
+            .get("credHelpers")
+            .and_then(|h| h.get(host))
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        creds_store: config
+            .get("credsStore")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string),
+        auths_key,
+    })
+}
+
 /// What `configure` did for one registry.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Change {
@@ -168,6 +243,74 @@ fn read_config(path: &Path) -> Result<Option<Config>, ConfigError> {
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn helms_registry_config_is_helm_registry_config_else_under_xdg_config_home() {
+        let path = |pairs: &[(&str, &str)]| {
+            helm_registry_config_path(&Env::from_pairs(pairs.iter().copied()))
+                .map(|p| p.display().to_string())
+        };
+        let all = [
+            ("HELM_REGISTRY_CONFIG", "/ci/helm.json"),
+            ("XDG_CONFIG_HOME", "/x"),
+            ("HOME", "/h"),
+        ];
+        assert_eq!(path(&all).as_deref(), Some("/ci/helm.json"));
+        assert_eq!(
+            path(&all[1..]).as_deref(),
+            Some("/x/helm/registry/config.json")
+        );
+        assert_eq!(
+            path(&all[2..]).as_deref(),
+            Some("/h/.config/helm/registry/config.json")
+        );
+        assert_eq!(path(&[]), None);
+    }
+
+    #[test]
+    fn host_entries_read_as_clients_read_them() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("config.json");
+        let read = |json: &str| {
+            std::fs::write(&f, json).unwrap();
+            host_entry(&f, "r.azurecr.io")
+        };
+        let e = read(
+            r#"{"auths": {"https://r.azurecr.io/v1/": {"auth": "dTpw"}, "other.io": {"auth": "eDp5"}}}"#,
+        )
+        .unwrap();
+        assert_eq!(e.auths_key.as_deref(), Some("https://r.azurecr.io/v1/"));
+        assert_eq!((e.cred_helper, e.creds_store), (None, None));
+        // An entry without credentials (what `docker logout` can leave) hides nothing.
+        assert_eq!(
+            read(r#"{"auths": {"r.azurecr.io": {}}}"#)
+                .unwrap()
+                .auths_key,
+            None
+        );
+        assert_eq!(
+            read(r#"{"auths": {"r.azurecr.io": {"identitytoken": "t"}}}"#)
+                .unwrap()
+                .auths_key
+                .as_deref(),
+            Some("r.azurecr.io")
+        );
+        // A lookalike host is another registry.
+        assert_eq!(
+            read(r#"{"auths": {"r.azurecr.io.evil.example": {"auth": "dTpw"}}}"#)
+                .unwrap()
+                .auths_key,
+            None
+        );
+        let e =
+            read(r#"{"credsStore": "desktop", "credHelpers": {"r.azurecr.io": "acr"}}"#).unwrap();
+        assert_eq!(e.cred_helper.as_deref(), Some("acr"));
+        assert_eq!(e.creds_store.as_deref(), Some("desktop"));
+        assert_eq!(read("[1]"), None);
+        assert_eq!(read("not json"), None);
+        std::fs::remove_file(&f).unwrap();
+        assert_eq!(host_entry(&f, "r.azurecr.io"), None);
+    }
 
     #[test]
     fn the_containers_auth_file_is_registry_auth_file_else_the_persistent_one() {

@@ -29,6 +29,7 @@ pub fn doctor(env: Env, registry: Option<&str>, as_json: bool) -> (String, bool)
             Checks {
                 config,
                 registry: registry.map(str::to_string),
+                repository: registry.and_then(repository_of),
                 not_acr_hint: "add it to ACR_LOGIN_SERVERS if it is an ACR under another name"
                     .into(),
                 ..Checks::default()
@@ -37,6 +38,28 @@ pub fn doctor(env: Env, registry: Option<&str>, as_json: bool) -> (String, bool)
         ),
     };
     (report.render(as_json), report.ok())
+}
+
+/// The repository of `doctor REGISTRY/REPOSITORY[:TAG|@DIGEST]`, when one is named; not for a
+/// registry URL's `/v2/` path.
+fn repository_of(input: &str) -> Option<String> {
+    let rest = input.trim();
+    let rest = rest
+        .strip_prefix("https://")
+        .or_else(|| rest.strip_prefix("http://"))
+        .unwrap_or(rest);
+    let (_, path) = rest.split_once('/')?;
+    let path = path.trim_end_matches('/');
+    let path = path.split_once('@').map_or(path, |(p, _)| p);
+    let path = match path.rsplit_once('/') {
+        Some((dir, last)) => match last.split_once(':') {
+            Some((name, _tag)) => format!("{dir}/{name}"),
+            None => path.to_string(),
+        },
+        None => path.split_once(':').map_or(path, |(p, _)| p).to_string(),
+    };
+    (path != "v2" && !path.starts_with("v2/") && crate::token::valid_repository(&path))
+        .then_some(path)
 }
 
 /// The helper's own parts of the report.
@@ -59,14 +82,29 @@ impl FrontEnd for HelperParts {
 }
 
 /// Which helper the clients' config files name for the registry asked about: Docker's
-/// `config.json`, and the containers tools' `auth.json` (podman, buildah, skopeo read it first).
-/// Informational: a pull can still reach the helper another way.
+/// `config.json`, the containers tools' `auth.json` (podman, buildah, skopeo read it first) and
+/// Helm's registry config (Helm reads it before Docker's), and each `auths` entry (a past `docker
+/// login`, `podman login` or `helm registry login`) that such a client would use instead of a
+/// helper, with the command that removes it. Informational: a pull can still reach the helper
+/// another way, and a stale entry may still hold a password that works.
 #[derive(Debug, Serialize)]
 struct Clients {
     /// The registry host as the files key it.
     host: String,
-    /// Docker's config, then the containers auth file.
+    /// Docker's config, the containers auth files, Helm's registry config.
     files: Vec<ClientFile>,
+}
+
+/// Which clients read a file, and so what its rows say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Reader {
+    /// The docker CLI (and docker-py, go-containerregistry, …).
+    Docker,
+    /// podman, buildah, skopeo (containers/image ignores `credsStore`).
+    Containers,
+    /// Helm (oras-go): its own file first, then Docker's.
+    Helm,
 }
 
 /// One client config file and the helper it names for the registry.
@@ -74,11 +112,21 @@ struct Clients {
 struct ClientFile {
     /// Who reads it, e.g. `docker`.
     clients: &'static str,
+    #[serde(skip)]
+    reader: Reader,
     /// Its path.
     file: String,
-    /// `credHelpers[host]`, else `credsStore`; `None`: no helper (or no file).
+    /// `credHelpers[host]`, else `credsStore` (not for the containers tools); `None`: no helper
+    /// (or no file).
     helper: Option<String>,
-    /// The command that adds the entry.
+    /// The key of an `auths` entry with credentials that the clients use instead of any helper
+    /// (only when the file names none for the host).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hiding_entry: Option<String>,
+    /// The command that removes that entry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    remove: Option<String>,
+    /// The command that adds the helper's entry.
     fix: String,
 }
 
@@ -86,16 +134,43 @@ impl fmt::Display for Clients {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "clients of {}:", self.host)?;
         for c in &self.files {
-            match c.helper.as_deref() {
-                Some(configure::HELPER_NAME) => {
+            if let (Some(key), Some(remove)) = (&c.hiding_entry, &c.remove) {
+                let (login, uses) = match c.reader {
+                    Reader::Docker => ("docker login", "docker uses instead of any helper"),
+                    Reader::Containers => (
+                        "podman login",
+                        "podman, buildah and skopeo use before any other file's helper",
+                    ),
+                    Reader::Helm => (
+                        "helm registry login",
+                        "Helm uses before Docker's config, so the helper is never asked",
+                    ),
+                };
+                write!(
+                    f,
+                    "\n  {}: WARNING {} has an auths entry {key:?} (a past `{login}`) that {uses}; remove it with `{remove}`",
+                    c.clients, c.file
+                )?;
+                if c.reader != Reader::Containers {
+                    write!(f, ", then run `{}`", c.fix)?;
+                }
+                continue;
+            }
+            match (c.helper.as_deref(), c.reader) {
+                (Some(configure::HELPER_NAME), _) => {
                     write!(f, "\n  {}: {} names this helper", c.clients, c.file)?
                 }
-                Some(other) => write!(
+                (Some(other), _) => write!(
                     f,
                     "\n  {}: {} names the helper {other:?}, not this one; run `{}`",
                     c.clients, c.file, c.fix
                 )?,
-                None => write!(
+                (None, Reader::Helm) => write!(
+                    f,
+                    "\n  {}: {} names no helper for it, so Helm reads Docker's config (or run `{}`)",
+                    c.clients, c.file, c.fix
+                )?,
+                (None, _) => write!(
                     f,
                     "\n  {}: {} names no helper for it; run `{}`",
                     c.clients, c.file, c.fix
@@ -112,36 +187,87 @@ impl Section for Clients {
     }
 }
 
-/// What Docker's config and the containers auth file say of `registry`; `None` when neither
-/// place is known (no HOME).
+/// What Docker's config, the containers auth files and Helm's registry config say of
+/// `registry`; `None` when Docker's config cannot be placed (no HOME).
 fn clients(env: &Env, registry: &str) -> Option<Clients> {
     let host = acr_broker::normalize_host(registry).ok()?;
     let docker = configure::config_path(env)?;
-    let mut files = vec![ClientFile {
-        clients: "docker",
-        helper: named_helper(&docker, &host),
-        file: docker.display().to_string(),
-        fix: format!("docker-credential-acr configure-docker --registries {host}"),
-    }];
+    let mut files = vec![client_file(
+        Reader::Docker,
+        "docker",
+        &docker,
+        &host,
+        format!("docker-credential-acr configure-docker --registries {host}"),
+        format!("docker logout {host}"),
+    )];
+    // podman login's per-session file, read first: listed only when it says something of the
+    // registry.
+    if let Some(session) = configure::containers_session_auth_path(env)
+        && configure::host_entry(&session, &host)
+            .is_some_and(|e| e.cred_helper.is_some() || e.auths_key.is_some())
+    {
+        files.push(client_file(
+            Reader::Containers,
+            "podman, buildah, skopeo",
+            &session,
+            &host,
+            format!("docker-credential-acr configure-docker --containers --registries {host}"),
+            format!("podman logout {host}"),
+        ));
+    }
     if let Some(containers) = configure::containers_auth_path(env) {
-        files.push(ClientFile {
-            clients: "podman, buildah, skopeo",
-            helper: named_helper(&containers, &host),
-            file: containers.display().to_string(),
-            fix: format!("docker-credential-acr configure-docker --containers --registries {host}"),
-        });
+        files.push(client_file(
+            Reader::Containers,
+            "podman, buildah, skopeo",
+            &containers,
+            &host,
+            format!("docker-credential-acr configure-docker --containers --registries {host}"),
+            format!("podman logout --authfile {} {host}", containers.display()),
+        ));
+    }
+    if let Some(helm) = configure::helm_registry_config_path(env) {
+        files.push(client_file(
+            Reader::Helm,
+            "helm",
+            &helm,
+            &host,
+            format!("docker-credential-acr configure-docker --helm --registries {host}"),
+            format!("helm registry logout {host}"),
+        ));
     }
     Some(Clients { host, files })
 }
 
-/// The helper the config at `path` names for `host`: `credHelpers[host]`, else `credsStore`.
-fn named_helper(path: &std::path::Path, host: &str) -> Option<String> {
-    let bytes = acr_broker::files::read_following(path, 16 * 1024 * 1024).ok()??;
-    let config: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    config["credHelpers"][host]
-        .as_str()
-        .or_else(|| config["credsStore"].as_str())
-        .map(str::to_string)
+/// One row: what the file at `path` names for `host`, read as `reader` reads it.
+fn client_file(
+    reader: Reader,
+    clients: &'static str,
+    path: &std::path::Path,
+    host: &str,
+    fix: String,
+    remove: String,
+) -> ClientFile {
+    let entry = configure::host_entry(path, host).unwrap_or_default();
+    let store = match reader {
+        // containers/image never reads credsStore.
+        Reader::Containers => None,
+        Reader::Docker | Reader::Helm => entry.creds_store,
+    };
+    let helper = entry.cred_helper.or(store);
+    let hiding_entry = if helper.is_none() {
+        entry.auths_key
+    } else {
+        None
+    };
+    ClientFile {
+        clients,
+        reader,
+        file: path.display().to_string(),
+        helper,
+        remove: hiding_entry.as_ref().map(|_| remove),
+        hiding_entry,
+        fix,
+    }
 }
 
 /// Where `docker login` secrets go and what is stored.
@@ -306,5 +432,26 @@ fn stored_credentials(env: &Env, registry: Option<&str>) -> Stored {
             })
             .collect(),
         registry,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::repository_of;
+
+    #[test]
+    fn a_repository_is_read_from_the_registry_argument() {
+        for (input, repository) in [
+            ("r.azurecr.io", None),
+            ("r.azurecr.io/", None),
+            ("https://r.azurecr.io/v2/", None),
+            ("r.azurecr.io/team/app", Some("team/app")),
+            ("r.azurecr.io/team/app:1.2", Some("team/app")),
+            ("https://r.azurecr.io/app@sha256:00", Some("app")),
+            ("r.azurecr.io/app:1", Some("app")),
+            ("r.azurecr.io/App", None),
+        ] {
+            assert_eq!(repository_of(input).as_deref(), repository, "{input}");
+        }
     }
 }

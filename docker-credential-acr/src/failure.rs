@@ -50,6 +50,14 @@ pub enum Failure {
         "cannot find the containers auth file: set REGISTRY_AUTH_FILE, XDG_CONFIG_HOME or HOME"
     )]
     NoContainersAuth,
+    /// `token --scope`: the registry granted less than the scope asked for.
+    #[error(transparent)]
+    NotGranted(Box<NotGranted>),
+    /// `configure-docker --helm`: no folder for Helm's registry config.
+    #[error(
+        "cannot find Helm's registry config: set HELM_REGISTRY_CONFIG, XDG_CONFIG_HOME or HOME"
+    )]
+    NoHelmConfig,
     /// Docker's config could not be edited.
     #[error(transparent)]
     DockerConfig(#[from] ConfigError),
@@ -62,6 +70,26 @@ pub enum Failure {
     /// An answer could not be encoded as JSON.
     #[error(transparent)]
     Encode(#[from] serde_json::Error),
+}
+
+/// What `token --scope` asked for and the registry did not grant, and the roles that grant it.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{registry} granted {granted} on repository {repository}, not {missing}; ask only for what you need, or get a role that grants it: {role} on the registry (on an ABAC-mode registry, \"{abac_role}\" on the repository)"
+)]
+pub struct NotGranted {
+    /// The login server.
+    pub registry: String,
+    /// The repository.
+    pub repository: String,
+    /// The actions granted, comma-separated, or `nothing`.
+    pub granted: String,
+    /// The actions asked for and not granted, comma-separated.
+    pub missing: String,
+    /// The registry-wide role that grants them.
+    pub role: &'static str,
+    /// The repository role of an ABAC-mode registry that grants them.
+    pub abac_role: &'static str,
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! The Docker credential helper for Azure Container Registry, as a library: the protocol's
 //! types and strings, the actions and their typed [`failure::Failure`], stored `docker login`
 //! credentials (their secrets in the file or the OS keychain, behind [`secrets::SecretStore`])
-//! and the Docker config editor, so they can be tested and fuzzed in-process. The binary is a
+//! the Docker config editor and the `token` command, so they can be tested and fuzzed in-process. The binary is a
 //! thin argument parser.
 
 pub mod actions;
@@ -12,3 +12,4 @@ pub mod keychain;
 pub mod protocol;
 pub mod secrets;
 pub mod store;
+pub mod token;

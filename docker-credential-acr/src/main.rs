@@ -37,11 +37,28 @@ enum Action {
     Version,
     /// Explain which identity and settings are in use and whether a pull would authenticate.
     Doctor {
-        /// A registry to check end to end (challenge and token).
+        /// A registry to check end to end (challenge and token); REGISTRY/REPOSITORY also shows
+        /// what a token for that repository really grants (pull, push, delete).
         registry: Option<String>,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+    },
+    /// Print a registry token for tools that cannot run a credential helper (a Kubernetes
+    /// Secret, Argo CD Image Updater, `skopeo login --password-stdin`). The token is a secret:
+    /// it goes to stdout only; keep it out of shell history, logs and CI output.
+    Token {
+        /// The registry (login server), e.g. myregistry.azurecr.io.
+        registry: String,
+        /// The shape: json (as `az acr login --expose-token`), basic (USERNAME:PASSWORD) or
+        /// dockerconfigjson (a kubernetes.io/dockerconfigjson Secret's data).
+        #[arg(long, value_enum, default_value = "json")]
+        output: docker_credential_acr::token::Output,
+        /// Instead of the refresh token, an access token from /oauth2/token that grants no more
+        /// than this scope: repository:NAME:pull[,push][,delete] (repeatable; --output json
+        /// only).
+        #[arg(long = "scope", value_name = "repository:NAME:ACTIONS")]
+        scopes: Vec<String>,
     },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
@@ -49,7 +66,7 @@ enum Action {
         shell: clap_complete::Shell,
     },
     /// Add credHelpers entries for registries to Docker's config.json (and, with --containers,
-    /// to the auth.json of podman, buildah and skopeo).
+    /// to the auth.json of podman, buildah and skopeo; with --helm, to Helm's registry config).
     ConfigureDocker {
         /// Login servers, comma-separated (e.g. myregistry.azurecr.io,other.azurecr.io).
         #[arg(long, value_delimiter = ',', required = true)]
@@ -58,10 +75,16 @@ enum Action {
         /// $XDG_CONFIG_HOME/containers/auth.json.
         #[arg(long)]
         containers: bool,
+        /// Also configure Helm, which reads its own registry config before Docker's:
+        /// $HELM_REGISTRY_CONFIG, else $XDG_CONFIG_HOME/helm/registry/config.json.
+        #[arg(long)]
+        helm: bool,
     },
 }
 
-const USAGE: &str = "usage: docker-credential-acr <get|store|erase|list|version|configure-docker|doctor|completions>; run with --help for details";
+const USAGE: &str = "usage: docker-credential-acr <get|store|erase|list|version|configure-docker|doctor|token|completions>; run with --help for details";
+
+const TOKEN_USAGE: &str = "usage: docker-credential-acr token REGISTRY [--output json|basic|dockerconfigjson] [--scope repository:NAME:pull[,push][,delete]]";
 
 fn main() -> ExitCode {
     let env = Env::process();
@@ -88,6 +111,11 @@ fn main() -> ExitCode {
                 .next()
                 .unwrap_or_default()
                 .trim_start_matches("error: ");
+            // `token`'s output is captured by scripts (`$(docker-credential-acr token …)`): its
+            // errors go to stderr, so that no message is ever taken for a token.
+            if std::env::args_os().nth(1).is_some_and(|a| a == "token") {
+                return emit(Err(Failure::Usage(format!("{first}; {TOKEN_USAGE}"))), true);
+            }
             return emit(Err(Failure::Usage(format!("{first}; {USAGE}"))), false);
         }
     };
@@ -117,6 +145,16 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             };
         }
+        Action::Token {
+            registry,
+            output,
+            scopes,
+        } => {
+            return emit(
+                docker_credential_acr::token::token(env, &registry, output, &scopes),
+                true,
+            );
+        }
         Action::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(
@@ -130,9 +168,10 @@ fn main() -> ExitCode {
         Action::ConfigureDocker {
             registries,
             containers,
+            helm,
         } => {
             return emit(
-                actions::configure_docker(env, &registries, containers),
+                actions::configure_docker(env, &registries, containers, helm),
                 true,
             );
         }

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::common::*;
+use acr_tests::emulator::Role;
 
 #[test]
 fn a_working_setup_is_explained_and_exits_zero() {
@@ -183,4 +184,129 @@ fn proxy_credentials_are_never_printed() {
         assert!(out.contains("(hidden)@proxy.example:3128"), "{out}");
         assert!(out.contains("ALL_PROXY"), "{out}");
     }
+}
+
+/// A past `docker login` (an `auths` entry with a password) where Docker's config names no
+/// helper, and a past `podman login` in the containers tools' per-session file: doctor warns
+/// about each with the command that removes it, and says nothing of an entry that a helper
+/// entry in the same file makes unused. Warnings do not fail doctor.
+#[test]
+fn stale_auths_entries_that_hide_the_helper_are_named_with_their_removal() {
+    let (mut w, _) = sandbox_with_secret_principal();
+    let docker = w.path("docker");
+    let runtime = w.path("run");
+    std::fs::create_dir_all(runtime.join("containers")).unwrap();
+    w.set("DOCKER_CONFIG", docker.to_str().unwrap());
+    w.set("XDG_RUNTIME_DIR", runtime.to_str().unwrap());
+    std::fs::create_dir_all(&docker).unwrap();
+    let host = w.registry.clone();
+    let stale = format!(r#"{{"auths": {{"https://{host}": {{"auth": "dTpzdGFsZQ=="}}}}}}"#);
+    std::fs::write(docker.join("config.json"), &stale).unwrap();
+    let session = runtime.join("containers/auth.json");
+    std::fs::write(&session, &stale).unwrap();
+
+    let o = w.run(&["doctor", &host], "");
+    let out = stdout(&o);
+    assert!(o.status.success(), "{out}{}", stderr(&o));
+    assert!(
+        out.contains(&format!(
+            "  docker: WARNING {} has an auths entry \"https://{host}\" (a past `docker login`) that docker uses instead of any helper; remove it with `docker logout {host}`, then run `docker-credential-acr configure-docker --registries {host}`",
+            docker.join("config.json").display()
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "  podman, buildah, skopeo: WARNING {} has an auths entry \"https://{host}\" (a past `podman login`) that podman, buildah and skopeo use before any other file's helper; remove it with `podman logout {host}`\n",
+            session.display()
+        )),
+        "{out}"
+    );
+    assert!(!out.contains("dTpzdGFsZQ"), "{out}");
+
+    // With the helper named in both files the same entries are unused: no warning.
+    let named = format!(
+        r#"{{"credHelpers": {{"{host}": "acr"}}, "auths": {{"https://{host}": {{"auth": "dTpzdGFsZQ=="}}}}}}"#
+    );
+    std::fs::write(docker.join("config.json"), &named).unwrap();
+    std::fs::write(&session, &named).unwrap();
+    let out = stdout(&w.run(&["doctor", &host], ""));
+    assert!(!out.contains("WARNING"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "  docker: {} names this helper",
+            docker.join("config.json").display()
+        )),
+        "{out}"
+    );
+}
+
+/// `doctor REGISTRY/REPOSITORY`: what a token for `pull,push,delete` on the repository really
+/// grants, and the roles that would grant the rest; in an ABAC-mode registry the registry-wide
+/// AcrPull exchanges fine yet grants nothing on the repository, which fails doctor.
+#[test]
+fn a_repository_check_shows_the_actions_granted_and_the_roles_missing() {
+    let (w, p) = sandbox_with_secret_principal();
+    let target = format!("{}/team/app:1", w.registry);
+    let run = |target: &str| {
+        let o = w.run(&["doctor", target], "");
+        let line = stdout(&o)
+            .lines()
+            .find(|l| l.starts_with("  repository "))
+            .unwrap_or_else(|| panic!("no repository line:\n{}", stdout(&o)))
+            .to_string();
+        (o.status.success(), line)
+    };
+    let hint = |role: &str, abac: &str| {
+        format!(
+            "; for that, assign {role} on the registry, or, if it is in ABAC mode (`az acr show --name localhost --query roleAssignmentMode` says AbacRepositoryPermissions; AcrPull and AcrPush then give no repository access), \"{abac}\" on the repository"
+        )
+    };
+    let (ok, line) = run(&target);
+    assert!(ok, "{line}");
+    assert_eq!(
+        line,
+        format!(
+            "  repository team/app: the token grants pull, not push, delete{}",
+            hint(
+                "AcrPush and AcrDelete",
+                "Container Registry Repository Contributor"
+            )
+        )
+    );
+
+    // ABAC mode: the registry role exchanges, but gives no repository access.
+    w.emu.set_abac_mode(&w.registry, true);
+    let (ok, line) = run(&target);
+    assert!(!ok, "{line}");
+    assert!(
+        line.starts_with(
+            "  repository team/app: ERROR the token grants nothing, not pull, push, delete; for that"
+        ),
+        "{line}"
+    );
+    // A repository role (Writer) on team/app: pull and push there, nothing elsewhere.
+    w.emu
+        .grant_repository(&p.client_id, &w.registry, "team/app", Role::AcrPush);
+    let (ok, line) = run(&target);
+    assert!(ok, "{line}");
+    assert_eq!(
+        line,
+        format!(
+            "  repository team/app: the token grants pull, push, not delete{}",
+            hint("AcrDelete", "Container Registry Repository Contributor")
+        )
+    );
+    let (ok, line) = run(&format!("{}/team/other", w.registry));
+    assert!(
+        !ok && line.contains("ERROR the token grants nothing"),
+        "{line}"
+    );
+    let o = w.run(&["doctor", &target, "--json"], "");
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let r = &v["registry"]["repository"];
+    assert_eq!(r["name"], "team/app");
+    assert_eq!(r["granted"], serde_json::json!(["pull", "push"]));
+    assert_eq!(r["missing"], serde_json::json!(["delete"]));
+    assert_eq!(r["abac_role"], "Container Registry Repository Contributor");
 }

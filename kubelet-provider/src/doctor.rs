@@ -131,6 +131,7 @@ pub fn doctor(env: Env, args: &DoctorArgs) -> Diagnosis<NodeParts> {
             config,
             identity,
             registry,
+            repository: None,
             not_acr_hint: NOT_ACR_HINT.into(),
             cache_required: Some(CACHE_ADVICE.into()),
         },

@@ -4,6 +4,7 @@
 //! which `every_test_file_is_a_module` checks.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod arc;
 mod cache;
 mod common;
 mod doctor;

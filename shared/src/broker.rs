@@ -71,6 +71,20 @@ impl Credential {
     }
 }
 
+/// A registry access token from the token service (`/oauth2/token`): what it grants, and until
+/// when. See [`Broker::access_token`].
+#[derive(Debug, Clone)]
+pub struct AccessToken {
+    /// The login server it is for.
+    pub login_server: String,
+    /// The token, for `Authorization: Bearer` on the registry API.
+    pub token: Secret,
+    /// When it expires (Unix seconds), when the token says.
+    pub expires_at: Option<i64>,
+    /// What the registry granted (the token's `access` claim).
+    pub access: Vec<crate::token::Access>,
+}
+
 /// Gets ACR credentials for login servers, caching them on disk.
 pub struct Broker {
     settings: Settings,
@@ -313,6 +327,45 @@ impl Broker {
             }
             (Err(e), _) => Err(e),
         }
+    }
+
+    /// An access token for the registry API of `server` with no more than `scopes` (each
+    /// `repository:NAME:ACTIONS`), from its token service (`/oauth2/token`) for the registry's
+    /// refresh token (from the cache when fresh, as [`Broker::credential`]). Never cached: a
+    /// caller asks for one when a tool needs it. Builds a runtime and a client: never on `get`'s
+    /// path.
+    pub fn access_token(
+        &self,
+        server: &LoginServer,
+        scopes: &[String],
+    ) -> Result<AccessToken, Error> {
+        let credential = self.credential(server)?;
+        // The refresh token's own login server (a config file rule may map `server` to another).
+        let target = self
+            .login_server(&credential.login_server)
+            .map_err(|e| Error::InvalidConfig(format!("{}: {e}", credential.login_server)))?;
+        let deadline = self.settings.timeout;
+        let (runtime, http) = network(&self.settings)?;
+        let token = runtime
+            .block_on(async {
+                tokio::time::timeout(
+                    deadline,
+                    exchange::access_token(&http, &target, &credential.secret, scopes),
+                )
+                .await
+            })
+            .map_err(|_| Error::Timeout {
+                doing: "getting an access token from",
+                registry: target.host().to_string(),
+                seconds: deadline.as_secs(),
+            })??;
+        let claims = crate::token::read_claims(token.expose()).unwrap_or_default();
+        Ok(AccessToken {
+            login_server: target.host().to_string(),
+            expires_at: claims.exp,
+            access: claims.access.unwrap_or_default(),
+            token,
+        })
     }
 
     /// Reads `server`'s `/v2/` challenge: whether the registry answers, and where its token

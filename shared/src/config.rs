@@ -70,6 +70,8 @@ pub fn relevant(name: &str) -> bool {
         "NO_PROXY",
         "no_proxy",
         "REGISTRY_AUTH_FILE",
+        "HELM_REGISTRY_CONFIG",
+        "IMDS_ENDPOINT",
         "SYSTEM_OIDCREQUESTURI",
         "SYSTEM_ACCESSTOKEN",
         "SYSTEM_PLANID",
@@ -174,6 +176,8 @@ pub enum SourceChoice {
     AppService,
     /// Managed identity through IMDS.
     Imds,
+    /// Managed identity of an Azure Arc-enabled server, through its local agent (HIMDS).
+    Arc,
     /// The Azure CLI's login.
     Cli,
 }
@@ -181,7 +185,7 @@ pub enum SourceChoice {
 impl SourceChoice {
     /// The names `ACR_IDENTITY` (and a config file's `identity`) take, for messages.
     pub const NAMES: &'static str =
-        "secret, certificate, workload, managed, app-service, imds, cli";
+        "secret, certificate, workload, managed, app-service, arc, imds, cli";
 
     /// The source `s` names (see [`SourceChoice::NAMES`]).
     pub fn parse(s: &str) -> Result<Self, Error> {
@@ -195,6 +199,7 @@ impl SourceChoice {
             "managed" | "managed-identity" | "msi" => SourceChoice::Managed,
             "app-service" => SourceChoice::AppService,
             "imds" => SourceChoice::Imds,
+            "arc" | "azure-arc" => SourceChoice::Arc,
             "cli" | "azure-cli" | "az" => SourceChoice::Cli,
             other => {
                 return Err(Error::InvalidConfig(format!(

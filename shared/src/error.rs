@@ -83,6 +83,18 @@ pub enum Error {
         message: Option<String>,
     },
 
+    /// The registry's token service refused an access token for the refresh token it issued
+    /// (401/403): the refresh token expired or was revoked between the two requests.
+    #[error("{registry} refused an access token for its own refresh token (HTTP {status}{}); run the command again, or `docker-credential-acr erase` the registry's cached token", server_message(.message))]
+    AccessTokenRefused {
+        /// Login server.
+        registry: String,
+        /// HTTP status.
+        status: u16,
+        /// The registry's error message, if it gave one.
+        message: Option<String>,
+    },
+
     /// No token of one audience could be used (the registry refused it as the wrong audience,
     /// or Entra has none for the identity's tenant), and the attempt with the other audience
     /// failed too.

@@ -287,6 +287,85 @@ fn read_answer(
     }
 }
 
+/// Asks `server`'s token service for an access token with `scopes`, paying with the ACR refresh
+/// token `refresh` (`POST /oauth2/token`, `grant_type=refresh_token`): a token for the registry
+/// API only, with no more than the scopes asked for. The refresh token goes only to the login
+/// server it was issued for.
+pub(crate) async fn access_token(
+    http: &reqwest::Client,
+    server: &LoginServer,
+    refresh: &Secret,
+    scopes: &[String],
+) -> Result<Secret, Error> {
+    let url = format!("{}/oauth2/token", server.base_url());
+    with_retries(|| post_token(http, server, &url, refresh, scopes))
+        .await
+        .map_err(|a| a.into_inner())
+}
+
+#[derive(serde::Deserialize)]
+struct TokenResponse {
+    access_token: Option<Secret>,
+}
+
+/// One `/oauth2/token` request.
+async fn post_token(
+    http: &reqwest::Client,
+    server: &LoginServer,
+    url: &str,
+    refresh: &Secret,
+    scopes: &[String],
+) -> Result<Secret, Attempt> {
+    let registry = server.host();
+    let mut form = vec![
+        ("grant_type", "refresh_token"),
+        ("service", registry),
+        ("refresh_token", refresh.expose()),
+    ];
+    form.extend(scopes.iter().map(|s| ("scope", s.as_str())));
+    let response = http
+        .post(url)
+        .form(&form)
+        .send()
+        .await
+        .map_err(|e| send_failed(registry, &e))?;
+    let status = response.status().as_u16();
+    let wait = retry_after(response.headers());
+    let body = read_body(response).await.map_err(|e| {
+        let heals = matches!(e, crate::http::BodyError::Read(_));
+        Attempt::healing_if(
+            heals,
+            Error::Exchange {
+                registry: registry.to_string(),
+                detail: e.to_string(),
+            },
+        )
+    })?;
+    match status {
+        200 => {
+            let parsed: TokenResponse = serde_json::from_slice(&body).map_err(|e| {
+                Attempt::Fatal(Error::Exchange {
+                    registry: registry.to_string(),
+                    detail: one_line(&format!("malformed /oauth2/token response: {e}")),
+                })
+            })?;
+            match parsed.access_token {
+                Some(t) if !t.is_empty() => Ok(t),
+                _ => Err(Attempt::Fatal(Error::Exchange {
+                    registry: registry.to_string(),
+                    detail: "/oauth2/token response has no access_token".into(),
+                })),
+            }
+        }
+        401 | 403 => Err(Attempt::Fatal(Error::AccessTokenRefused {
+            registry: registry.to_string(),
+            status,
+            message: acr_message(&body),
+        })),
+        _ => Err(status_failed(registry, status, &body, wait)),
+    }
+}
+
 /// The first ACR error message in a body, one line.
 fn acr_message(body: &[u8]) -> Option<String> {
     let errors: AcrErrors = serde_json::from_slice(body).ok()?;

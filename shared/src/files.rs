@@ -149,6 +149,43 @@ pub fn read_named(path: &Path, limit: usize, what: &str, trusted: bool) -> Resul
     }
 }
 
+/// Reads a key file the Azure Arc agent names in its challenge: a regular file (no symlink
+/// followed, a FIFO refused) of at most `limit` bytes, owned by root or by its folder's owner (the
+/// agent), which others may not write, in a folder others may not write. Its content is a
+/// secret proving the caller may read the agent's token folder. `Ok(None)`: it does not exist.
+pub fn read_agent_key(path: &Path, limit: usize) -> Result<Option<Vec<u8>>, Error> {
+    let folder = path.parent().unwrap_or(Path::new("/"));
+    let folder_meta =
+        fs::symlink_metadata(folder).map_err(|e| Error::io("cannot read", folder, e))?;
+    if !folder_meta.is_dir() || platform::permission_bits(&folder_meta) & 0o002 != 0 {
+        return Err(Error::io(
+            "refusing to read",
+            path,
+            std::io::Error::other(
+                "its folder is not a folder that only its owner and group may write",
+            ),
+        ));
+    }
+    let agent = platform::owner(&folder_meta);
+    read_regular(
+        platform::no_follow_non_blocking(OpenOptions::new().read(true)),
+        path,
+        limit,
+        |meta| {
+            let owner = platform::owner(meta);
+            if owner != 0 && owner != agent {
+                return Err(std::io::Error::other(format!(
+                    "it belongs to uid {owner}, neither root nor its folder's owner"
+                )));
+            }
+            if platform::permission_bits(meta) & 0o002 != 0 {
+                return Err(std::io::Error::other("others may write it"));
+            }
+            Ok(())
+        },
+    )
+}
+
 /// [`read_following`] for a file that decides what the user's credentials do (the config file,
 /// and the certificate or token file a rule of it names): refused when another user (but root)
 /// owns it or group or others may write it, and the same for every folder on its real path (a

@@ -38,7 +38,7 @@ mod secret;
 pub mod token;
 pub mod validity;
 
-pub use broker::{ACR_USERNAME, Broker, Credential};
+pub use broker::{ACR_USERNAME, AccessToken, Broker, Credential};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{ACR_SCOPE, ARM_SCOPE, Env, Settings, SourceChoice, login_server_entry};
 pub use error::{Error, Skipped};

@@ -18,6 +18,51 @@ pub struct Claims {
     pub iss: Option<String>,
     /// Subject (for federated assertions: e.g. `system:serviceaccount:<ns>:<name>`).
     pub sub: Option<String>,
+    /// What an ACR access token grants (`/oauth2/token` answers): one entry per resource.
+    pub access: Option<Vec<Access>>,
+}
+
+/// One entry of an ACR (Docker distribution) access token's `access` claim: the actions granted
+/// on one resource.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+pub struct Access {
+    /// The resource type: `repository`, `registry`.
+    #[serde(rename = "type", default)]
+    pub kind: String,
+    /// The resource name: a repository, `catalog`.
+    #[serde(default)]
+    pub name: String,
+    /// The actions granted: `pull`, `push`, `delete`, `*`, ….
+    #[serde(default)]
+    pub actions: Vec<String>,
+}
+
+/// The actions `access` grants on `repository`.
+pub fn granted_on(repository: &str, access: &[Access]) -> Vec<String> {
+    access
+        .iter()
+        .filter(|a| a.kind == "repository" && a.name == repository)
+        .flat_map(|a| a.actions.iter().cloned())
+        .collect()
+}
+
+/// The roles that grant the repository `actions`: the registry-wide built-in roles, and the
+/// repository role of an ABAC-mode registry (`roleAssignmentMode: AbacRepositoryPermissions`),
+/// where AcrPull and AcrPush give no repository access.
+pub fn roles_granting(actions: &[String]) -> (&'static str, &'static str) {
+    let has = |a: &str| actions.iter().any(|x| x == a);
+    if has("delete") {
+        let role = if has("push") {
+            "AcrPush and AcrDelete"
+        } else {
+            "AcrDelete"
+        };
+        (role, "Container Registry Repository Contributor")
+    } else if has("push") {
+        ("AcrPush", "Container Registry Repository Writer")
+    } else {
+        ("AcrPull", "Container Registry Repository Reader")
+    }
 }
 
 /// Shortest token lifetime the broker accepts.

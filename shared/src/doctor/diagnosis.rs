@@ -272,7 +272,57 @@ pub enum RegistryCheck {
         /// Whether a new exchange gives a token; `None` without an identity.
         #[serde(skip_serializing_if = "Option::is_none")]
         token: Option<TokenCheck>,
+        /// What a token for the repository asked about really grants; `None` when none was
+        /// asked about or no token could be had.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        repository: Option<Box<RepositoryCheck>>,
     },
+}
+
+/// What `/oauth2/token` grants on one repository when asked for `pull,push,delete`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RepositoryCheck {
+    /// The repository.
+    pub name: String,
+    /// The registry's short name (the login server's first label), for `az acr show`.
+    pub registry_name: String,
+    /// What the registry answered: the actions granted, or why no token came.
+    #[serde(flatten)]
+    pub answer: RepositoryAnswer,
+}
+
+/// The token service's answer for a repository.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum RepositoryAnswer {
+    /// A token came: what it grants, what it does not, and the roles that would grant that.
+    Granted {
+        /// The actions granted, of `pull`, `push`, `delete`.
+        granted: Vec<String>,
+        /// The actions not granted.
+        missing: Vec<String>,
+        /// The registry-wide role that grants the missing actions.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        role: Option<&'static str>,
+        /// The repository role that grants them on an ABAC-mode registry.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        abac_role: Option<&'static str>,
+    },
+    /// The token service refused or failed.
+    Failed {
+        /// Why.
+        error: String,
+    },
+}
+
+impl RepositoryCheck {
+    /// Whether a pull from the repository would be allowed.
+    pub fn ok(&self) -> bool {
+        match &self.answer {
+            RepositoryAnswer::Granted { missing, .. } => !missing.iter().any(|a| a == "pull"),
+            RepositoryAnswer::Failed { .. } => false,
+        }
+    }
 }
 
 impl RegistryCheck {
@@ -284,10 +334,12 @@ impl RegistryCheck {
                 challenge,
                 token,
                 rule,
+                repository,
                 ..
             } => {
                 matches!(challenge, ChallengeCheck::Answered { .. })
                     && !matches!(token, Some(TokenCheck::Failed(_)))
+                    && repository.as_ref().is_none_or(|r| r.ok())
                     && rule
                         .as_ref()
                         .is_none_or(|r| matches!(r.identity, IdentityCheck::Found { .. }))

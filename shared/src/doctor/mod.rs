@@ -17,8 +17,8 @@ mod text;
 
 pub use diagnosis::{
     CacheCheck, CacheState, CachedToken, ChallengeCheck, Checked, Clamped, ConfigFileCheck,
-    Diagnosis, FrontEnd, IdentityCheck, MinValidityCheck, Outcome, RegistryCheck, RuleMatch,
-    Section, Setting, SkippedSource, TokenCheck,
+    Diagnosis, FrontEnd, IdentityCheck, MinValidityCheck, Outcome, RegistryCheck, RepositoryAnswer,
+    RepositoryCheck, RuleMatch, Section, Setting, SkippedSource, TokenCheck,
 };
 
 use crate::{Broker, Clock, Env, Identity, SystemClock};
@@ -129,6 +129,8 @@ pub struct Checks {
     pub identity: Option<ChosenIdentity>,
     /// A registry (host, login server or URL) to check the challenge and a token with.
     pub registry: Option<String>,
+    /// A repository of that registry: what a token for `pull,push,delete` on it really grants.
+    pub repository: Option<String>,
     /// Appended to the error for a registry that is not an ACR login server.
     pub not_acr_hint: String,
     /// When set, an unusable cache folder is an error, explained with this advice; otherwise it
@@ -262,6 +264,12 @@ pub fn check<F: FrontEnd>(broker: &Broker, checks: Checks, front: F) -> Diagnosi
                     Err(e) => TokenCheck::Failed(e.to_string()),
                 }),
         };
+        let repository = match (&token, &checks.repository) {
+            (Some(TokenCheck::Exchanged { .. }), Some(name)) => {
+                Some(Box::new(repository_check(verifier, target, name)))
+            }
+            _ => None,
+        };
         RegistryCheck::Checked {
             input,
             login_server: server.host().to_string(),
@@ -269,6 +277,7 @@ pub fn check<F: FrontEnd>(broker: &Broker, checks: Checks, front: F) -> Diagnosi
             rule,
             challenge,
             token,
+            repository,
         }
     });
     let config_file = broker.rules().map(|r| ConfigFileCheck {
@@ -296,6 +305,50 @@ pub fn check<F: FrontEnd>(broker: &Broker, checks: Checks, front: F) -> Diagnosi
             },
             registry,
         })),
+    }
+}
+
+/// Asks `target`'s token service for `pull,push,delete` on `name` and reads what the token
+/// grants (in an ABAC-mode registry, repository role assignments decide; elsewhere the registry
+/// role does).
+fn repository_check(broker: &Broker, target: &crate::LoginServer, name: &str) -> RepositoryCheck {
+    const ACTIONS: [&str; 3] = ["pull", "push", "delete"];
+    let registry_name = target
+        .host()
+        .split(['.', ':'])
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let scope = format!("repository:{name}:{}", ACTIONS.join(","));
+    let answer = match broker.access_token(target, &[scope]) {
+        Ok(token) => {
+            let granted = crate::token::granted_on(name, &token.access);
+            let all = granted.iter().any(|a| a == "*");
+            let missing: Vec<String> = ACTIONS
+                .iter()
+                .filter(|a| !all && !granted.iter().any(|g| g == *a))
+                .map(|a| a.to_string())
+                .collect();
+            let roles = (!missing.is_empty()).then(|| crate::token::roles_granting(&missing));
+            RepositoryAnswer::Granted {
+                granted: ACTIONS
+                    .iter()
+                    .filter(|a| all || granted.iter().any(|g| g == *a))
+                    .map(|a| a.to_string())
+                    .collect(),
+                missing,
+                role: roles.map(|r| r.0),
+                abac_role: roles.map(|r| r.1),
+            }
+        }
+        Err(e) => RepositoryAnswer::Failed {
+            error: e.to_string(),
+        },
+    };
+    RepositoryCheck {
+        name: name.to_string(),
+        registry_name,
+        answer,
     }
 }
 

@@ -3,7 +3,7 @@
 
 use super::diagnosis::{
     CacheCheck, CacheState, ChallengeCheck, Checked, Diagnosis, FrontEnd, IdentityCheck, Outcome,
-    RegistryCheck, TokenCheck,
+    RegistryCheck, RepositoryAnswer, RepositoryCheck, TokenCheck,
 };
 use std::fmt;
 
@@ -110,7 +110,7 @@ impl fmt::Display for IdentityCheck {
 
 impl fmt::Display for RegistryCheck {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (login_server, authority, rule, challenge, token) = match self {
+        let (login_server, authority, rule, challenge, token, repository) = match self {
             RegistryCheck::NotAcr { input, error } => {
                 return write!(f, "registry {input}: ERROR {error}");
             }
@@ -120,8 +120,9 @@ impl fmt::Display for RegistryCheck {
                 rule,
                 challenge,
                 token,
+                repository,
                 ..
-            } => (login_server, authority, rule, challenge, token),
+            } => (login_server, authority, rule, challenge, token, repository),
         };
         write!(f, "registry: {login_server} (Entra authority {authority})")?;
         if let Some(r) = rule {
@@ -169,6 +170,43 @@ impl fmt::Display for RegistryCheck {
             }
             Some(TokenCheck::Failed(e)) => write!(f, "\n  token: ERROR {e}"),
             None => Ok(()),
+        }?;
+        match repository {
+            Some(r) => write!(f, "\n  {r}"),
+            None => Ok(()),
         }
+    }
+}
+
+impl fmt::Display for RepositoryCheck {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = &self.name;
+        let (granted, missing, role, abac_role) = match &self.answer {
+            RepositoryAnswer::Failed { error } => {
+                return write!(f, "repository {name}: ERROR {error}");
+            }
+            RepositoryAnswer::Granted {
+                granted,
+                missing,
+                role,
+                abac_role,
+            } => (granted, missing, role, abac_role),
+        };
+        let error = if self.ok() { "" } else { "ERROR " };
+        let granted = if granted.is_empty() {
+            "nothing".to_string()
+        } else {
+            granted.join(", ")
+        };
+        write!(f, "repository {name}: {error}the token grants {granted}")?;
+        if let (Some(role), Some(abac_role)) = (role, abac_role) {
+            write!(
+                f,
+                ", not {}; for that, assign {role} on the registry, or, if it is in ABAC mode (`az acr show --name {} --query roleAssignmentMode` says AbacRepositoryPermissions; AcrPull and AcrPush then give no repository access), \"{abac_role}\" on the repository",
+                missing.join(", "),
+                self.registry_name
+            )?;
+        }
+        Ok(())
     }
 }

@@ -127,6 +127,7 @@ fn credential(request: &TokenRequest<'_>) -> Result<Arc<dyn TokenCredential>, St
         // Not `azure_identity` credentials: `super::token` sends these to their own modules.
         Identity::AppService { .. }
         | Identity::Imds { .. }
+        | Identity::Arc { .. }
         | Identity::IdentityBinding { .. }
         | Identity::GitHubActions { .. }
         | Identity::AzurePipelines { .. } => {

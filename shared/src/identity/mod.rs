@@ -137,6 +137,18 @@ pub enum Identity {
         /// system-assigned one.
         client_id: Option<String>,
     },
+    /// The managed identity of an Azure Arc-enabled server, from the Arc agent's local endpoint
+    /// (HIMDS): a challenge names a key file in the agent's token folder, whose content proves
+    /// the caller may read it. System-assigned only: Arc has no user-assigned identities.
+    Arc {
+        /// `IDENTITY_ENDPOINT` (default `http://localhost:40342/metadata/identity/oauth2/token`;
+        /// not secret; part of the cache key).
+        endpoint: String,
+        /// `AZURE_CLIENT_ID`, when set: refused when a token is fetched, since Arc cannot pick a
+        /// user-assigned identity (kept so that the refusal says so rather than silently using
+        /// the machine's).
+        client_id: Option<String>,
+    },
     /// Managed identity through the instance metadata service.
     Imds {
         /// Client id of a user-assigned identity, or its ARM resource id (a value containing
@@ -200,7 +212,9 @@ impl Identity {
     pub fn endpoint_is_local(&self) -> bool {
         match self {
             Identity::Imds { .. } => true,
-            Identity::AppService { endpoint, .. } => crate::http::is_local(endpoint),
+            Identity::AppService { endpoint, .. } | Identity::Arc { endpoint, .. } => {
+                crate::http::is_local(endpoint)
+            }
             _ => false,
         }
     }
@@ -218,6 +232,7 @@ impl Identity {
             Identity::IdentityBinding { .. } => "identity bindings",
             Identity::AppService { .. } => SOURCE_APP_SERVICE,
             Identity::Imds { .. } => SOURCE_IMDS,
+            Identity::Arc { .. } => SOURCE_ARC,
             Identity::AzureCli { .. } => SOURCE_CLI,
         }
     }
@@ -241,9 +256,9 @@ impl Identity {
             | Identity::GitHubActions { client_id, .. }
             | Identity::AzurePipelines { client_id, .. }
             | Identity::IdentityBinding { client_id, .. } => Some(client_id),
-            Identity::AppService { client_id, .. } | Identity::Imds { client_id } => {
-                client_id.as_deref()
-            }
+            Identity::AppService { client_id, .. }
+            | Identity::Imds { client_id }
+            | Identity::Arc { client_id, .. } => client_id.as_deref(),
             Identity::AzureCli { .. } => None,
         }
     }
@@ -261,7 +276,7 @@ impl Identity {
             Identity::AzureCli { tenant, .. } | Identity::IdentityBinding { tenant, .. } => {
                 tenant.as_deref()
             }
-            Identity::AppService { .. } | Identity::Imds { .. } => None,
+            Identity::AppService { .. } | Identity::Imds { .. } | Identity::Arc { .. } => None,
         }
     }
 
@@ -284,13 +299,16 @@ impl Identity {
             Identity::IdentityBinding { .. } => "identity-binding",
             Identity::AppService { .. } => "app-service",
             Identity::Imds { .. } => "imds",
+            Identity::Arc { .. } => "arc",
             Identity::AzureCli { .. } => "cli",
         };
         // Federated identities: Entra checks the assertion's issuer and subject against the app's
         // federated credentials, but a cache hit skips Entra. Keying on them too means one
         // service account can never be served a token fetched with another one's assertion.
         let extra = match self {
-            Identity::AppService { endpoint, .. } => endpoint.clone(),
+            Identity::AppService { endpoint, .. } | Identity::Arc { endpoint, .. } => {
+                endpoint.clone()
+            }
             Identity::ClientCertificate { path, .. } => path.to_string_lossy().into_owned(),
             Identity::Federated { assertion, .. } | Identity::FederatedToken { assertion, .. } => {
                 assertion_subject(assertion.expose())
@@ -353,6 +371,7 @@ const SOURCE_GITHUB: &str = "GitHub Actions OIDC";
 const SOURCE_PIPELINES: &str = "Azure Pipelines OIDC";
 const SOURCE_APP_SERVICE: &str = "managed identity (App Service endpoint)";
 const SOURCE_IMDS: &str = "managed identity (IMDS)";
+const SOURCE_ARC: &str = "managed identity (Azure Arc)";
 const SOURCE_CLI: &str = "Azure CLI";
 
 /// One source of the identity chain: its name, the `ACR_IDENTITY` values that select it, and how
@@ -411,6 +430,11 @@ const CHAIN: &[Source] = &[
         name: SOURCE_APP_SERVICE,
         choices: &[SourceChoice::Managed, SourceChoice::AppService],
         pick: app_service,
+    },
+    Source {
+        name: SOURCE_ARC,
+        choices: &[SourceChoice::Managed, SourceChoice::Arc],
+        pick: arc,
     },
     Source {
         name: SOURCE_IMDS,
@@ -595,6 +619,32 @@ fn app_service(settings: &Settings, _: Option<SourceChoice>) -> Result<Identity,
             client_id: settings.env.get("AZURE_CLIENT_ID").map(str::to_string),
         }),
         _ => Err("IDENTITY_ENDPOINT and IDENTITY_HEADER are not both set".into()),
+    }
+}
+
+/// The Arc agent's endpoint on this machine, when its variables are not in the environment (a
+/// service started without them): what the Azure SDKs use.
+pub(crate) const ARC_DEFAULT_ENDPOINT: &str =
+    "http://localhost:40342/metadata/identity/oauth2/token";
+
+/// Azure Arc: the agent sets `IDENTITY_ENDPOINT` and `IMDS_ENDPOINT` (and no `IDENTITY_HEADER`,
+/// which is App Service's), or `ACR_IDENTITY=arc` forces it with the agent's default endpoint.
+fn arc(settings: &Settings, forced: Option<SourceChoice>) -> Result<Identity, String> {
+    let env = &settings.env;
+    let client_id = env.get("AZURE_CLIENT_ID").map(str::to_string);
+    match (env.get("IDENTITY_ENDPOINT"), env.get("IMDS_ENDPOINT")) {
+        (Some(endpoint), Some(_)) => Ok(Identity::Arc {
+            endpoint: endpoint.to_string(),
+            client_id,
+        }),
+        (endpoint, _) if forced == Some(SourceChoice::Arc) => Ok(Identity::Arc {
+            endpoint: endpoint.unwrap_or(ARC_DEFAULT_ENDPOINT).to_string(),
+            client_id,
+        }),
+        _ => Err(
+            "IDENTITY_ENDPOINT and IMDS_ENDPOINT are not both set (the Azure Arc agent sets them; ACR_IDENTITY=arc uses its default endpoint)"
+                .into(),
+        ),
     }
 }
 
@@ -838,6 +888,47 @@ mod tests {
     ];
 
     #[test]
+    fn arc_is_chosen_by_the_agents_variables_before_imds_and_after_app_service() {
+        let dir = tempfile::tempdir().unwrap();
+        let tag = dir.path().join("tag");
+        std::fs::write(&tag, AZURE_ASSET_TAG).unwrap();
+        let arc = [
+            ("ACR_DMI_ASSET_TAG_FILE", tag.to_str().unwrap()),
+            (
+                "IDENTITY_ENDPOINT",
+                "http://localhost:40342/metadata/identity/oauth2/token",
+            ),
+            ("IMDS_ENDPOINT", "http://localhost:40342"),
+        ];
+        match pick(&arc).unwrap() {
+            Identity::Arc {
+                endpoint,
+                client_id,
+            } => {
+                assert_eq!(endpoint, arc[1].1);
+                assert_eq!(client_id, None);
+            }
+            other => panic!("{other:?}"),
+        }
+        // App Service's endpoint comes with its header: App Service, not Arc.
+        let app = [arc[1], arc[2], ("IDENTITY_HEADER", "h")];
+        assert!(matches!(pick(&app).unwrap(), Identity::AppService { .. }));
+        // Only one of the two: not Arc (the VM's IMDS).
+        assert!(matches!(pick(&arc[..2]).unwrap(), Identity::Imds { .. }));
+        // Forced, with no variable: the agent's default endpoint.
+        match pick(&[("ACR_IDENTITY", "arc")]).unwrap() {
+            Identity::Arc { endpoint, .. } => assert_eq!(endpoint, ARC_DEFAULT_ENDPOINT),
+            other => panic!("{other:?}"),
+        }
+        let id = pick(&arc).unwrap();
+        assert!(id.endpoint_is_local());
+        assert_ne!(
+            id.fingerprint("a"),
+            Identity::Imds { client_id: None }.fingerprint("a")
+        );
+    }
+
+    #[test]
     fn chain_order_puts_ci_sources_after_explicit_settings_and_before_managed_identity() {
         assert_eq!(
             CHAIN.iter().map(|s| s.name).collect::<Vec<_>>(),
@@ -849,6 +940,7 @@ mod tests {
                 SOURCE_GITHUB,
                 SOURCE_PIPELINES,
                 SOURCE_APP_SERVICE,
+                SOURCE_ARC,
                 SOURCE_IMDS,
                 SOURCE_CLI,
             ]

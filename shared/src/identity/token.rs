@@ -31,6 +31,10 @@ pub(crate) async fn entra_token(request: &TokenRequest<'_>) -> Result<EntraToken
             };
             managed::get_token(endpoint, client_id.as_deref(), scope, name, http).await
         }
+        Identity::Arc {
+            endpoint,
+            client_id,
+        } => managed::arc_token(endpoint, client_id.as_deref(), scope, name, http).await,
         Identity::Imds { client_id } => {
             let endpoint = managed::Endpoint::Imds;
             managed::get_token(endpoint, client_id.as_deref(), scope, name, http).await

@@ -391,6 +391,27 @@ impl World {
     }
 }
 
+/// A test tool built with Go by `scripts/build-test-tools.sh` (e.g. `kubectl`), from its folder
+/// (`$ACR_TEST_TOOLS`, default `~/.local/share/acr-test-tools`; never on `PATH`). An error that
+/// says what to run when it has not been built.
+pub fn test_tool(name: &str) -> Result<PathBuf> {
+    let dir = match std::env::var_os("ACR_TEST_TOOLS").filter(|d| !d.is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+            .join(".local/share/acr-test-tools"),
+    };
+    let path = dir.join("bin").join(name);
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(format!(
+            "{} is missing: run scripts/build-test-tools.sh (scripts/install-deps.sh runs it)",
+            path.display()
+        )
+        .into())
+    }
+}
+
 /// An error with the command's output unless it succeeded.
 pub fn check(out: &Output, what: &str) -> Result<()> {
     if out.status.success() {

@@ -315,7 +315,7 @@ fn exchange_inner(shared: &Shared, host: &str, form: &Form) -> Result<Response, 
         )));
     }
     let appid = jwt.claim("appid").map(str::to_owned);
-    let role = lock(&shared.dir).role(host, &oid, appid.as_deref());
+    let role = lock(&shared.dir).any_role(host, &oid, appid.as_deref());
     let Some(role) = role else {
         return Err(unauthorized(&format!(
             "principal '{oid}' (application '{}') has no role assignment on registry '{host}'; assign AcrPull or AcrPush to it",
@@ -441,7 +441,7 @@ fn token_inner(
                     tenant: String::new(),
                     admin: false,
                 },
-                Some(Role::AcrPull),
+                |_| Some(Role::AcrPull),
                 form,
             );
         };
@@ -470,23 +470,31 @@ fn token_inner(
         }
     };
 
-    let role = if caller.admin {
-        Some(Role::Owner)
-    } else {
-        lock(&shared.dir).role(host, &caller.object_id, caller.app_id.as_deref())
+    if caller.admin {
+        return sign_access(shared, host, &caller, |_| Some(Role::Owner), form);
+    }
+    let dir = lock(&shared.dir);
+    let role_of = |repository: &str| {
+        dir.repository_role(
+            host,
+            repository,
+            &caller.object_id,
+            caller.app_id.as_deref(),
+        )
     };
-    sign_access(shared, host, &caller, role, form)
+    sign_access(shared, host, &caller, role_of, form)
 }
 
-/// An access token for `caller` with the requested scopes `role` allows.
+/// An access token for `caller` with the requested scopes that `role_of` (the role deciding a
+/// repository's access) allows.
 fn sign_access(
     shared: &Shared,
     host: &str,
     caller: &Caller,
-    role: Option<Role>,
+    role_of: impl Fn(&str) -> Option<Role>,
     form: &Form,
 ) -> Result<Response, Response> {
-    let access = granted_access(role, &form.all("scope"));
+    let access = granted_access(role_of, &form.all("scope"));
     let settings = shared.settings();
     let now = shared.now();
     let claims = json!({
@@ -538,18 +546,17 @@ fn verify_refresh_token(shared: &Shared, token: &str, host: &str) -> Result<Call
     })
 }
 
-/// The `access` claim: each requested scope with the actions `role` allows; scopes left with no
-/// action are dropped. A scope value may hold several space-separated scopes.
-fn granted_access(role: Option<Role>, scopes: &[&str]) -> Vec<Value> {
-    let Some(role) = role else {
-        return Vec::new();
-    };
+/// The `access` claim: each requested scope with the actions the role `role_of` gives for its
+/// repository allows (ABAC registries filter by repository role assignments); scopes left with
+/// no action are dropped. A scope value may hold several space-separated scopes.
+fn granted_access(role_of: impl Fn(&str) -> Option<Role>, scopes: &[&str]) -> Vec<Value> {
     scopes
         .iter()
         .flat_map(|s| s.split_whitespace())
         .filter_map(|scope| {
             let (kind, rest) = scope.split_once(':')?;
             let (name, actions) = rest.rsplit_once(':')?;
+            let role = role_of(name)?;
             let granted: Vec<&str> = if kind.starts_with("repository") {
                 actions.split(',').filter(|a| role.allows(a)).collect()
             } else if kind == "registry" && name == "catalog" && role == Role::Owner {
@@ -573,19 +580,19 @@ mod tests {
             "repository:app:pull,push",
             "repository:base:pull registry:catalog:*",
         ];
-        assert_eq!(granted_access(None, &scopes), Vec::<Value>::new());
+        assert_eq!(granted_access(|_| None, &scopes), Vec::<Value>::new());
         assert_eq!(
-            granted_access(Some(Role::AcrPull), &scopes),
+            granted_access(|_| Some(Role::AcrPull), &scopes),
             vec![
                 json!({"type": "repository", "name": "app", "actions": ["pull"]}),
                 json!({"type": "repository", "name": "base", "actions": ["pull"]}),
             ]
         );
         assert_eq!(
-            granted_access(Some(Role::AcrPush), &scopes[..1]),
+            granted_access(|_| Some(Role::AcrPush), &scopes[..1]),
             vec![json!({"type": "repository", "name": "app", "actions": ["pull", "push"]})]
         );
-        assert_eq!(granted_access(Some(Role::Owner), &scopes).len(), 3);
+        assert_eq!(granted_access(|_| Some(Role::Owner), &scopes).len(), 3);
     }
 
     #[test]

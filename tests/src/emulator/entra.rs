@@ -746,3 +746,11 @@ fn imds_inner(
         }),
     ))
 }
+
+/// The answer of an Azure Arc agent once its challenge is met: IMDS's, for the system-assigned
+/// identity (the agent's token format is IMDS's: `access_token`, `expires_in`, `expires_on`,
+/// `resource`, `token_type`).
+pub(crate) fn arc_answer(shared: &Shared, headers: &HeaderMap, query: &Form) -> Response {
+    let (found, _) = mi_lookup(shared, query, true);
+    either(imds_inner(shared, headers, query, found))
+}

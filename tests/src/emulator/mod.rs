@@ -36,6 +36,7 @@
 //! ```
 
 mod acr;
+mod arc;
 mod binding;
 mod crypto;
 mod discovery;
@@ -218,6 +219,7 @@ impl Emulator {
             clock_offset: AtomicI64::new(0),
             clock_stopped_at: AtomicI64::new(state::CLOCK_RUNS),
             journal: Arc::default(),
+            arc_keys: Mutex::default(),
         });
 
         let ca_dir = tempfile::Builder::new().prefix("acr-emulator-").tempdir()?;
@@ -320,6 +322,7 @@ impl Emulator {
         let mut out = lock(&self.shared.dir).secrets();
         out.extend(lock(&self.shared.ci).secrets());
         out.push(self.shared.settings().identity_header);
+        out.extend(lock(&self.shared.arc_keys).iter().cloned());
         for key in [
             &self.shared.keys.entra,
             &self.shared.keys.acr,
@@ -441,6 +444,32 @@ impl Emulator {
     /// Give an identity (object id or client id) a role on a registry.
     pub fn grant(&self, principal_object_id_or_client_id: &str, registry: &str, role: Role) {
         lock(&self.shared.dir).grant(principal_object_id_or_client_id, registry, role);
+    }
+
+    /// Assign a repository role (ABAC): `AcrPull` stands for "Container Registry Repository
+    /// Reader", `AcrPush` for "… Writer", `Owner` for "… Contributor". Counts only on a registry
+    /// in ABAC mode ([`Emulator::set_abac_mode`]), where the `access` claim of `/oauth2/token`
+    /// is filtered by these per repository.
+    pub fn grant_repository(
+        &self,
+        principal_object_id_or_client_id: &str,
+        registry: &str,
+        repository: &str,
+        role: Role,
+    ) {
+        lock(&self.shared.dir).grant_repository(
+            principal_object_id_or_client_id,
+            registry,
+            repository,
+            role,
+        );
+    }
+
+    /// Put a registry in ABAC mode (`roleAssignmentMode: AbacRepositoryPermissions`): registry
+    /// roles AcrPull and AcrPush no longer give repository access, repository roles do (see
+    /// <https://learn.microsoft.com/en-us/azure/container-registry/container-registry-rbac-abac-repository-permissions>).
+    pub fn set_abac_mode(&self, registry: &str, on: bool) {
+        lock(&self.shared.dir).set_abac(registry, on);
     }
 
     /// Remove an identity's roles (granted to that object id or client id) on a registry, as
@@ -669,6 +698,31 @@ impl Emulator {
         runtime.spawn(server::serve_plain(
             listener,
             server::imds_router(Arc::clone(&self.shared)),
+        ));
+        Ok(bound)
+    }
+
+    /// Also serve an Azure Arc agent's managed identity endpoint (HIMDS) over plain HTTP on
+    /// `addr` (`127.0.0.1:40342` in a test network namespace): a request without the key is
+    /// answered 401 with `WWW-Authenticate: Basic realm=<key file>`, the key file (a new random
+    /// key, mode 0640) written into `tokens_folder` first; a request with
+    /// `Authorization: Basic <key>` gets a token of the system-assigned managed identity
+    /// ([`Emulator::add_managed_identity`] with no client id). Returns the bound address.
+    pub fn serve_arc_http(&self, addr: SocketAddr, tokens_folder: &Path) -> io::Result<SocketAddr> {
+        let listener = std::net::TcpListener::bind(addr)?;
+        listener.set_nonblocking(true)?;
+        let bound = listener.local_addr()?;
+        let runtime = self
+            .runtime
+            .as_ref()
+            .ok_or_else(|| io_err("the emulator is shut down"))?;
+        let listener = {
+            let _guard = runtime.enter();
+            tokio::net::TcpListener::from_std(listener)?
+        };
+        runtime.spawn(server::serve_plain(
+            listener,
+            arc::router(Arc::clone(&self.shared), tokens_folder.to_path_buf()),
         ));
         Ok(bound)
     }

@@ -96,6 +96,8 @@ pub enum EndpointKind {
     AppService,
     /// `GET /metadata/identity/oauth2/token` (IMDS managed identity).
     Imds,
+    /// `GET /metadata/identity/oauth2/token` of an Azure Arc agent (HIMDS), challenge included.
+    Arc,
     /// `GET /v2/…` on a registry host (the Bearer challenge).
     Challenge,
     /// `POST /oauth2/exchange` on a registry host.
@@ -121,7 +123,7 @@ impl EndpointKind {
     pub(crate) fn is_entra(self) -> bool {
         matches!(
             self,
-            EndpointKind::Entra | EndpointKind::AppService | EndpointKind::Imds
+            EndpointKind::Entra | EndpointKind::AppService | EndpointKind::Imds | EndpointKind::Arc
         )
     }
 }
@@ -273,6 +275,11 @@ impl Counters {
     /// IMDS requests, on any listener.
     pub fn imds(&self) -> usize {
         self.kind(EndpointKind::Imds)
+    }
+
+    /// Azure Arc agent requests (the challenged first ones included).
+    pub fn arc(&self) -> usize {
+        self.kind(EndpointKind::Arc)
     }
 
     /// Registry `/v2/` requests (challenges and authenticated pings).

@@ -43,6 +43,8 @@ pub(crate) struct Shared {
     pub(crate) clock_stopped_at: AtomicI64,
     /// Every request of every listener (see `journal`).
     pub(crate) journal: Arc<super::journal::Journal>,
+    /// The keys an Azure Arc agent wrote into its key files (secrets, see `arc`).
+    pub(crate) arc_keys: Mutex<Vec<String>>,
 }
 
 /// Tunables that may change while running.
@@ -79,6 +81,11 @@ pub(crate) struct Directory {
     system: Option<Principal>,
     registries: BTreeSet<String>,
     grants: HashMap<String, HashMap<String, Role>>,
+    /// Repository role assignments (ABAC), by normalized host, then (repository, id).
+    repository_grants: HashMap<String, HashMap<(String, String), Role>>,
+    /// Registries in ABAC mode (`roleAssignmentMode: AbacRepositoryPermissions`), by normalized
+    /// host: registry-wide AcrPull/AcrPush give no repository access there.
+    abac: BTreeSet<String>,
     /// Backends that serve a registry's `/v2/` API, by normalized host.
     upstreams: HashMap<String, Upstream>,
     /// The admin user of a registry, by normalized host: (username, password).
@@ -408,6 +415,92 @@ impl Directory {
         }
     }
 
+    /// Assign a repository role: `AcrPull` stands for "Container Registry Repository Reader",
+    /// `AcrPush` for "… Writer", `Owner` for "… Contributor" (pull, push, delete).
+    pub(crate) fn grant_repository(
+        &mut self,
+        id: &str,
+        registry: &str,
+        repository: &str,
+        role: Role,
+    ) {
+        let slot = self
+            .repository_grants
+            .entry(host::normalize(registry))
+            .or_default()
+            .entry((repository.to_owned(), id.to_ascii_lowercase()))
+            .or_insert(role);
+        *slot = (*slot).max(role);
+    }
+
+    /// Put a registry in ABAC mode (or back).
+    pub(crate) fn set_abac(&mut self, registry: &str, on: bool) {
+        if on {
+            self.abac.insert(host::normalize(registry));
+        } else {
+            self.abac.remove(&host::normalize(registry));
+        }
+    }
+
+    /// The ids an identity is known by: its object id and its client id.
+    fn ids<'a>(&'a self, object_id: &'a str, app_id: Option<&'a str>) -> [Option<&'a str>; 2] {
+        [
+            Some(object_id),
+            app_id.or_else(|| self.client_id_of(object_id)),
+        ]
+    }
+
+    /// The role that decides an identity's access to `repository` of a registry: in ABAC mode
+    /// its repository roles only (registry-wide Owner too), else its registry-wide role.
+    pub(crate) fn repository_role(
+        &self,
+        registry: &str,
+        repository: &str,
+        object_id: &str,
+        app_id: Option<&str>,
+    ) -> Option<Role> {
+        let registry_role = self.role(registry, object_id, app_id);
+        let host = host::normalize(registry);
+        if !self.abac.contains(&host) {
+            return registry_role;
+        }
+        let repository_role = self.repository_grants.get(&host).and_then(|g| {
+            self.ids(object_id, app_id)
+                .into_iter()
+                .flatten()
+                .filter_map(|id| {
+                    g.get(&(repository.to_owned(), id.to_ascii_lowercase()))
+                        .copied()
+                })
+                .max()
+        });
+        repository_role.max(registry_role.filter(|r| *r == Role::Owner))
+    }
+
+    /// The strongest role of an identity anywhere on a registry, repository roles of an ABAC
+    /// registry included: whether the exchange gives it a refresh token.
+    pub(crate) fn any_role(
+        &self,
+        registry: &str,
+        object_id: &str,
+        app_id: Option<&str>,
+    ) -> Option<Role> {
+        let host = host::normalize(registry);
+        let repository_role = self.repository_grants.get(&host).and_then(|g| {
+            let ids: Vec<String> = self
+                .ids(object_id, app_id)
+                .into_iter()
+                .flatten()
+                .map(str::to_ascii_lowercase)
+                .collect();
+            g.iter()
+                .filter(|((_, id), _)| ids.contains(id))
+                .map(|(_, r)| *r)
+                .max()
+        });
+        self.role(registry, object_id, app_id).max(repository_role)
+    }
+
     /// The strongest role of an identity (by object id, or its client id) on a registry.
     pub(crate) fn role(
         &self,
@@ -566,7 +659,9 @@ fn default_fault_body(kind: EndpointKind, status: StatusCode) -> Value {
             "correlation_id": uuid::Uuid::new_v4().to_string(),
         }),
         EndpointKind::AppService => json!({"statusCode": status.as_u16(), "message": reason}),
-        EndpointKind::Imds => json!({"error": "unknown_error", "error_description": reason}),
+        EndpointKind::Imds | EndpointKind::Arc => {
+            json!({"error": "unknown_error", "error_description": reason})
+        }
         EndpointKind::GitHubOidc | EndpointKind::PipelinesOidc => json!({"message": reason}),
         EndpointKind::Challenge | EndpointKind::Exchange | EndpointKind::AcrToken => json!({
             "errors": [{"code": "UNAVAILABLE", "message": reason, "detail": null}]
