@@ -140,7 +140,11 @@ fn get_under_umask(w: &acr_tests::sandbox::Sandbox, umask: &str) -> std::process
     let out = Command::new("/bin/sh")
         .args([
             "-c",
-            &format!("umask {umask}; echo {} | exec {BIN} get", w.registry),
+            &format!(
+                "umask {umask}; echo {} | exec {} get",
+                w.registry,
+                acr_tests::sandbox::shell_words(&w.bin)
+            ),
         ])
         .env_clear()
         .envs(&w.env)
