@@ -15,7 +15,7 @@ const MAX_CONFIG: usize = 16 * 1024 * 1024;
 pub fn config_path(env: &Env) -> Option<PathBuf> {
     env.get("DOCKER_CONFIG")
         .map(PathBuf::from)
-        .or_else(|| env.get("HOME").map(|h| PathBuf::from(h).join(".docker")))
+        .or_else(|| env.home().map(|h| PathBuf::from(h).join(".docker")))
         .map(|d| d.join("config.json"))
 }
 
