@@ -168,6 +168,14 @@ wait_for "the registry" registry_up
 echo "  up; it accepts only tokens signed by the emulator's ACR token service"
 
 step "Writing a throw-away Docker config (docker-credential-acr configure-docker)"
+# Only the demo's own settings reach the helper: none of the identity, cache or proxy variables
+# of the shell that started it (an ACR_IDENTITY, a workload identity's token file, a proxy).
+for v in $(compgen -e); do
+  case "$v" in
+    ACR_* | AZURE_* | IDENTITY_* | IMDS_* | ACTIONS_ID_TOKEN_* | AZURESUBSCRIPTION_* | SYSTEM_* | \
+      DBUS_* | REGISTRY_AUTH_FILE | *_PROXY | *_proxy) unset "$v" ;;
+  esac
+done
 export HOME="$work/home"
 export DOCKER_CONFIG="$HOME/.docker"
 export XDG_CONFIG_HOME="$HOME/.config" XDG_CACHE_HOME="$HOME/.cache" XDG_RUNTIME_DIR="$work/run"

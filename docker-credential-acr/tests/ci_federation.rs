@@ -2,11 +2,9 @@
 //! OIDC endpoints the emulator serves, and a federated token in `AZURE_FEDERATED_TOKEN`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
+use crate::common::*;
 use acr_tests::emulator::{CiJob, EndpointKind, Fault, FaultAction, Role};
 use acr_tests::sandbox::assert_no_secret;
-use common::*;
 use std::time::Duration;
 
 const GITHUB_APP: &str = "77777777-7777-7777-7777-777777777777";
@@ -72,8 +70,9 @@ fn a_github_job_keeps_pulling_after_its_first_assertion_expired_and_the_token_wa
     answer(&get(&w, &w.registry));
     assert_eq!(w.emu.counters().total(), c.total());
 
-    // The first assertion expires; later the ACR token is due for refresh.
-    std::thread::sleep(Duration::from_millis(4100));
+    // The first assertion expires (for Entra: the emulator's clock moves past it); later the ACR
+    // token is due for refresh.
+    w.emu.set_clock_offset(5);
     make_refresh_due(&w);
     let o = get(&w, &w.registry);
     let second = answer(&o);
@@ -314,14 +313,28 @@ fn a_federated_token_in_the_environment_is_keyed_by_its_subject_and_never_shown(
             Duration::from_secs(600),
         )
     };
-    let (on_main, on_tag) = (token(main), token(tag));
+    // Two tokens of the first subject, as two jobs on the same branch get.
+    let (on_main, on_main_again, on_tag) = (token(main), token(main), token(tag));
     w.set("AZURE_TENANT_ID", TENANT);
     w.set("AZURE_CLIENT_ID", GITLAB_APP);
     w.set("AZURE_FEDERATED_TOKEN", &on_main);
     w.set("ACR_LOG", "trace");
-    answer(&get(&w, &w.registry));
+    let first = answer(&get(&w, &w.registry));
     answer(&get(&w, &w.registry));
     assert_eq!(w.emu.counters().entra(), 1, "the second get is a cache hit");
+    // A fresh token of the same subject (as the CI system issues for each job) is the same
+    // identity: still a cache hit, with the same registry token.
+    assert_ne!(on_main_again, on_main);
+    w.set("AZURE_FEDERATED_TOKEN", &on_main_again);
+    assert!(
+        answer(&get(&w, &w.registry))["Secret"] == first["Secret"],
+        "the same subject was handed another token"
+    );
+    assert_eq!(
+        w.emu.counters().entra(),
+        1,
+        "the same subject is a cache hit"
+    );
     // Another subject is another identity: not served the first one's token.
     w.set("AZURE_FEDERATED_TOKEN", &on_tag);
     answer(&get(&w, &w.registry));

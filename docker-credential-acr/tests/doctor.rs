@@ -1,9 +1,7 @@
 //! `doctor`: a working setup and each broken one, in text and JSON, never a secret.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 #[test]
 fn a_working_setup_is_explained_and_exits_zero() {

@@ -1,10 +1,8 @@
 //! The real `docker-credential-acr` binary against the Entra/ACR emulator over HTTPS.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
+use crate::common::*;
 use acr_tests::emulator::Role;
-use common::*;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::time::Duration;
 

@@ -4,10 +4,8 @@
 //! helper, against the emulator.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
+use crate::common::*;
 use acr_tests::emulator::{EndpointKind, Fault, FaultAction, RegistryAudiences};
-use common::*;
 use std::io::{BufRead, BufReader, Write};
 
 /// A fault: the next exchange is answered `status` with an ACR error body whose message is
@@ -41,7 +39,11 @@ fn a_host_that_is_not_a_known_clouds_acr_is_never_sent_an_arm_token_unasked() {
         "no ARM token asked for: {c:?}"
     );
     assert_eq!(c.exchange_for(&w.registry), 1, "{c:?}");
-    // Even ACR's own documented refusal does not make it send one: it says what to set.
+    // Even the refusal it recognises as ACR's does not make it send one: it says what to set.
+    // (ACR documents only its refusal of ARM's audience, `arm aad token disallowed`; the
+    // emulator's `acr aad token disallowed` is invented by symmetry, and the documented trigger
+    // for ACR's, Entra's AADSTS500011, is validity.rs's
+    // a_tenant_without_acrs_audience_names_the_setting_for_a_configured_host.)
     w.emu
         .set_registry_audiences(&w.registry, RegistryAudiences::ArmOnly);
     let o = get(&w, &w.registry);

@@ -3,10 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
+use crate::common::*;
 use acr_tests::emulator::{EndpointKind, Fault, FaultAction, Role};
-use common::*;
 
 #[test]
 fn managed_identity_through_imds_system_and_user_assigned() {

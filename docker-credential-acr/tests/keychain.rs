@@ -2,10 +2,8 @@
 //! Service (GNOME Keyring on a private D-Bus session), checked with libsecret's own
 //! `secret-tool`; and the 0600 file wherever no keychain answers.
 
-mod common;
-
+use crate::common::*;
 use acr_tests::secret_service::SecretService;
-use common::*;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixListener;
 

@@ -4,10 +4,8 @@
 //! reaching the code it exercises shows.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
+use crate::common::*;
 use acr_tests::emulator::{EndpointKind, Fault, FaultAction};
-use common::*;
 
 #[test]
 fn no_secret_reaches_stderr_in_any_scenario_at_trace_level() {

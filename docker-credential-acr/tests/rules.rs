@@ -2,10 +2,8 @@
 //! login server's token, and files that are refused with one line naming the line to fix.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
+use crate::common::*;
 use acr_tests::emulator::Role;
-use common::*;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 
 /// Writes the config file where the sandbox's helper looks for it, with `mode`, in folders only

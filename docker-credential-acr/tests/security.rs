@@ -2,10 +2,8 @@
 //! corrupt entries, read-only and full disks, a lock holder killed mid-fetch, hostile hosts.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
+use crate::common::*;
 use acr_tests::emulator::{EndpointKind, Fault, FaultAction};
-use common::*;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::process::Command;
 use std::time::{Duration, Instant};

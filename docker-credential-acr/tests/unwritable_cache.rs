@@ -3,9 +3,7 @@
 //! Entra token's lock could not be created there and every fetch failed.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 

@@ -3,10 +3,8 @@
 //! one line.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
+use crate::common::*;
 use acr_tests::emulator::RegistryAudiences;
-use common::*;
 
 #[test]
 fn doctor_explains_the_minimum_validity_and_the_audience_that_worked() {

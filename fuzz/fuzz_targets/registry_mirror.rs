@@ -1,5 +1,12 @@
-#![no_main]
+#![cfg_attr(fuzzing, no_main)]
 //! `cargo fuzz run registry_mirror`: see `acr_fuzz::registry_mirror`.
-use libfuzzer_sys::fuzz_target;
+//! Built without cargo-fuzz, it runs the target on the files named on its command line
+//! (`acr_fuzz::replay`).
 
-fuzz_target!(|data: &[u8]| acr_fuzz::registry_mirror(data));
+#[cfg(fuzzing)]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| acr_fuzz::registry_mirror(data));
+
+#[cfg(not(fuzzing))]
+fn main() -> std::process::ExitCode {
+    acr_fuzz::replay(acr_fuzz::registry_mirror)
+}

@@ -3,6 +3,25 @@
 //! through them on stable Rust, in CI. Each one panics when a property breaks.
 
 use std::path::Path;
+use std::process::ExitCode;
+
+/// What a target's binary does when built without cargo-fuzz (so without libFuzzer): runs the
+/// target on each file named on the command line, as libFuzzer does with file arguments, so a
+/// crash input replays on stable Rust (`cargo run -p acr-fuzz --bin <target> -- <file>...`).
+/// A broken property panics; an unreadable file is reported and fails the run.
+pub fn replay(target: fn(&[u8])) -> ExitCode {
+    let mut status = ExitCode::SUCCESS;
+    for file in std::env::args_os().skip(1) {
+        match std::fs::read(&file) {
+            Ok(data) => target(&data),
+            Err(e) => {
+                eprintln!("{}: {e}", Path::new(&file).display());
+                status = ExitCode::FAILURE;
+            }
+        }
+    }
+    status
+}
 
 /// A target's name (of its binary and of its seed folder) and its body.
 pub type Target = (&'static str, fn(&[u8]));

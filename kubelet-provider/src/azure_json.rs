@@ -16,7 +16,6 @@
 
 use acr_broker::{Cloud, Identity, Secret};
 use serde_json::{Map, Value};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// Largest azure.json read.
@@ -46,14 +45,11 @@ pub struct AzureJson {
 /// Why azure.json cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum AzureJsonError {
-    /// The file cannot be read.
-    #[error("cannot read {}: {source}", .path.display())]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// The OS error.
-        source: std::io::Error,
-    },
+    /// The file cannot be read: it does not exist, or the path names something that is not a
+    /// regular file of at most 1 MiB (a FIFO, a device, a folder, a huge file), which is refused
+    /// without waiting on it or reading it whole.
+    #[error("{0}")]
+    Refused(String),
     /// The content is not what azure.json holds.
     #[error("{}: {detail}", .path.display())]
     Invalid {
@@ -67,20 +63,18 @@ pub enum AzureJsonError {
 impl AzureJson {
     /// Reads and parses the file at `path`.
     pub fn load(path: &Path) -> Result<AzureJson, AzureJsonError> {
-        let read_err = |source| AzureJsonError::Read {
-            path: path.to_path_buf(),
-            source,
+        // Bounded and non-blocking (the broker's reader, following links as AKS lays them out):
+        // a FIFO or a device in its place cannot hang the kubelet's pull.
+        let bytes = match acr_broker::files::read_following(path, MAX_SIZE as usize) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => {
+                return Err(AzureJsonError::Refused(format!(
+                    "cannot read {}: the file does not exist",
+                    path.display()
+                )));
+            }
+            Err(e) => return Err(AzureJsonError::Refused(e.to_string())),
         };
-        let mut bytes = Vec::new();
-        std::fs::File::open(path)
-            .and_then(|f| f.take(MAX_SIZE + 1).read_to_end(&mut bytes))
-            .map_err(read_err)?;
-        if bytes.len() as u64 > MAX_SIZE {
-            return Err(AzureJsonError::Invalid {
-                path: path.to_path_buf(),
-                detail: "larger than 1 MiB; not an azure.json".into(),
-            });
-        }
         AzureJson::parse(&bytes, path)
     }
 
@@ -238,12 +232,15 @@ impl CustomCloud {
     /// Reads the environment file at `path`.
     pub fn load(path: &Path) -> Result<CustomCloud, String> {
         let name = path.display();
-        let mut bytes = Vec::new();
-        std::fs::File::open(path)
-            .and_then(|f| f.take(MAX_SIZE + 1).read_to_end(&mut bytes))
-            .map_err(|e| {
-                format!("cannot read the environment file {name} (AZURE_ENVIRONMENT_FILEPATH): {e}")
-            })?;
+        let unreadable = |e: &dyn std::fmt::Display| {
+            format!("cannot read the environment file {name} (AZURE_ENVIRONMENT_FILEPATH): {e}")
+        };
+        // Bounded and non-blocking, as azure.json.
+        let bytes = match acr_broker::files::read_following(path, MAX_SIZE as usize) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => return Err(unreadable(&"it does not exist")),
+            Err(e) => return Err(unreadable(&e)),
+        };
         let value =
             parse_json_or_yaml(&bytes).map_err(|e| format!("environment file {name}: {e}"))?;
         let Value::Object(object) = value else {
@@ -563,6 +560,31 @@ mod tests {
         std::fs::write(&env_file, r#"{"containerRegistryDNSSuffix":"com"}"#).unwrap();
         let e = a.custom_cloud(Some(path)).unwrap_err();
         assert!(e.contains("containerRegistryDNSSuffix"), "{e}");
+    }
+
+    #[test]
+    fn a_fifo_or_a_huge_file_is_refused_without_waiting() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("azure.json");
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success()
+        );
+        // A blocking open of a FIFO with no writer would never return.
+        let e = AzureJson::load(&fifo).unwrap_err().to_string();
+        assert!(e.contains("not a regular file"), "{e}");
+        let e = CustomCloud::load(&fifo).unwrap_err();
+        assert!(
+            e.starts_with("cannot read the environment file") && e.contains("not a regular file"),
+            "{e}"
+        );
+        let huge = dir.path().join("huge.json");
+        std::fs::write(&huge, vec![b' '; MAX_SIZE as usize + 1]).unwrap();
+        let e = AzureJson::load(&huge).unwrap_err().to_string();
+        assert!(e.contains("larger than"), "{e}");
     }
 
     #[test]

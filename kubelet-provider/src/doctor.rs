@@ -10,14 +10,14 @@ mod sections;
 
 pub use sections::{
     ActiveBindings, AzureJsonPart, BindingsPart, CustomCloudPart, ImagePart, MirrorCheck,
-    MirrorsPart, NodeParts, PodsPart,
+    MirrorsPart, NodeParts, PodsPart, ServicePrincipalPart,
 };
 
 use crate::azure_json::{AzureJson, AzureJsonError, CustomCloud};
 use crate::bindings::IdentityBindings;
 use crate::mirror::{MirrorError, Mirrors};
 use crate::node::{NodeConfig, NodeFlags};
-use crate::provider::{check_mirror, image_registry, node_setup};
+use crate::provider::{SERVICE_PRINCIPAL_KEYS, check_mirror, image_registry, node_setup};
 use acr_broker::doctor::{self, Checks, ChosenIdentity, Diagnosis};
 use acr_broker::{Broker, Env};
 use std::path::Path;
@@ -47,7 +47,7 @@ pub fn doctor(env: Env, args: &DoctorArgs) -> Diagnosis<NodeParts> {
         mirrors,
         identity_bindings,
         fallback_to_node_identity,
-        exchange_sp_secret: _,
+        exchange_sp_secret,
     } = NodeConfig::from_flags(&args.node, env);
     let azure_json = azure_json
         .as_ref()
@@ -82,10 +82,33 @@ pub fn doctor(env: Env, args: &DoctorArgs) -> Diagnosis<NodeParts> {
         .as_deref()
         .map(str::trim)
         .filter(|t| !t.is_empty());
-    let (registry, image) = match target.map(|t| image_part(t, &mirrors)) {
+    let (mut registry, image) = match target.map(|t| image_part(t, &mirrors)) {
         Some((registry, image)) => (registry, Some(image)),
         None => (None, None),
     };
+    // A service-principal node answers the principal's id and secret and makes no request, so
+    // there is no challenge or token to check (as a request: see provider.rs).
+    let service_principal = file
+        .filter(|f| !f.use_managed_identity_extension && !exchange_sp_secret)
+        .map(|f| {
+            let mut keys: Vec<String> = SERVICE_PRINCIPAL_KEYS
+                .iter()
+                .map(|k| (*k).to_string())
+                .collect();
+            if let Some(Ok(cloud)) = &setup.custom_cloud
+                && let Some(suffix) = &cloud.registry_suffix
+            {
+                keys.push(format!("*.{suffix}"));
+            }
+            ServicePrincipalPart {
+                client_id: f.aad_client_id.clone().unwrap_or_default(),
+                secret_set: f.aad_client_secret.is_some(),
+                keys,
+            }
+        });
+    if service_principal.is_some() {
+        registry = None;
+    }
     let front = NodeParts {
         azure_json: azure_json_part,
         mirrors: mirrors_part,
@@ -100,6 +123,7 @@ pub fn doctor(env: Env, args: &DoctorArgs) -> Diagnosis<NodeParts> {
             broker.settings().timeout,
         )),
         custom_cloud: setup.custom_cloud.map(custom_cloud_part),
+        service_principal,
     };
     doctor::check(
         &broker,

@@ -3,11 +3,9 @@
 //! the lock files nobody uses any more, and nothing else.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
+use crate::common::*;
 use acr_broker::Secret;
 use acr_broker::cache::{CACHE_VERSION, EntraEntry, RefreshEntry, key};
-use common::*;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};

@@ -2,16 +2,24 @@
 //! working node and each broken one, in text and JSON, never a secret, never reading stdin.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
+use crate::common::*;
 use acr_tests::sandbox::assert_no_secret;
-use common::*;
 use serde_json::{Value, json};
 use std::process::Output;
 use std::time::{Duration, Instant};
 
 /// Runs `args` and checks the run printed no secret on stdout (`Sandbox::run` checks stderr).
+/// The node's service principal derives tokens (`--exchange-sp-secret`), so the challenge and
+/// token checks are what a request does; `a_service_principal_node_answers_without_a_request`
+/// checks the AKS plugin's answer.
 fn doctor(w: &Sandbox, args: &[&str]) -> Output {
+    let mut args = args.to_vec();
+    args.push(EXCHANGE);
+    doctor_as_given(w, &args)
+}
+
+/// [`doctor`] with exactly `args`.
+fn doctor_as_given(w: &Sandbox, args: &[&str]) -> Output {
     let o = w.run(args, "");
     assert_no_secret(&w.emu, &o.stdout, &format!("stdout of --doctor {args:?}"));
     assert!(!stdout(&o).contains(NODE_SECRET), "{}", stdout(&o));
@@ -232,7 +240,7 @@ fn a_broken_azure_json_is_named_and_never_quoted() {
     let out = failed(&doctor(&w, &[missing, &image]));
     assert!(
         line(&out, "azure.json: ").starts_with(&format!(
-            "azure.json: ERROR cannot read {missing}: No such file or directory"
+            "azure.json: ERROR cannot read {missing}: the file does not exist"
         )),
         "{out}"
     );
@@ -520,4 +528,39 @@ fn an_unknown_cloud_in_azure_json_says_which_authority_is_used() {
         "{err}"
     );
     assert!(!out.contains("registry's domain") && !err.contains("registry's domain"));
+}
+
+/// A service-principal node without `--exchange-sp-secret` answers the principal's id and secret
+/// and makes no request, so the report says that and checks no challenge or token.
+#[test]
+fn a_service_principal_node_answers_without_a_request() {
+    let (w, node) = sandbox_with_node_principal();
+    let image = format!("{}/app:1", w.registry);
+    let o = doctor_as_given(&w, &[&w.azure_json(), &format!("--doctor={image}")]);
+    let out = stdout(&o);
+    assert!(o.status.success(), "{out}");
+    assert_eq!(
+        line(&out, "node answer: "),
+        format!(
+            "node answer: service principal {}'s id and secret for *.azurecr.io, *.azurecr.cn, *.azurecr.de, *.azurecr.us (no request; the registry checks them; --exchange-sp-secret answers a derived token instead)",
+            node.client_id
+        )
+    );
+    assert!(!out.contains("\nregistry: "), "{out}");
+    assert_eq!(w.emu.counters().total(), 0, "{:?}", w.emu.counters());
+    // Without the secret, the answer would carry an empty password: a failure to fix.
+    w.write(
+        "nosecret.json",
+        &format!("{{\"aadClientId\": \"{NODE_CLIENT}\"}}"),
+    );
+    let nosecret = w.path("nosecret.json");
+    let out = failed(&doctor_as_given(
+        &w,
+        &[nosecret.to_str().unwrap(), &format!("--doctor={image}")],
+    ));
+    assert!(
+        line(&out, "node answer: ")
+            .ends_with("ERROR azure.json has no aadClientSecret, so the password is empty"),
+        "{out}"
+    );
 }

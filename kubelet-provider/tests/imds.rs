@@ -3,10 +3,8 @@
 //! test creates (nothing leaves the test; needs root, as CI has).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
+use crate::common::*;
 use acr_tests::emulator::Role;
-use common::*;
 use serde_json::json;
 
 #[test]

@@ -2,9 +2,7 @@
 //! a credential only while it has at least that much life left.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 #[test]
 fn cache_duration_keeps_to_acr_min_validity() {

@@ -3,10 +3,8 @@
 //! username and password are used with the registry's token service as a registry client would.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
+use crate::common::*;
 use acr_tests::emulator::Role;
-use common::*;
 use serde_json::Value;
 
 /// Checks every field of a response carrying a fresh credential for `login_server`, keyed by

@@ -9,6 +9,7 @@
 //! `audience = "arm"`): a front end there could refuse the ACR-audience token just to be sent
 //! the ARM one.
 
+use crate::error::Error;
 use serde::{Deserialize, Serialize};
 
 /// The ACR audience scope for Entra tokens.
@@ -116,9 +117,9 @@ pub(crate) fn is_audience_refusal(message: Option<&str>) -> bool {
 /// Azure Local identity provider answers for ACR's audience, Azure/azure-cli#33674). The other
 /// audience may still be issued. A wrong secret, an unknown app or tenant have other codes and
 /// are not matched. Read from the AADSTS code in the error, not its wording.
-pub(crate) fn entra_lacks_audience(error: &crate::Error) -> bool {
+pub(crate) fn entra_lacks_audience(error: &Error) -> bool {
     match error {
-        crate::Error::Entra { detail, .. } => {
+        Error::Entra { detail, .. } => {
             aadsts_codes(detail).any(|code| code == 500_011 || code == 50_001)
         }
         _ => false,
@@ -142,7 +143,7 @@ mod tests {
 
     #[test]
     fn entra_lacking_the_audience_is_told_by_its_code() {
-        let entra = |detail: &str| crate::Error::Entra {
+        let entra = |detail: &str| Error::Entra {
             source_name: "service principal (secret)",
             detail: detail.into(),
         };
@@ -161,7 +162,7 @@ mod tests {
         ] {
             assert!(!entra_lacks_audience(&entra(no)), "{no}");
         }
-        let registry = crate::Error::Exchange {
+        let registry = Error::Exchange {
             registry: "r".into(),
             detail: "AADSTS500011".into(),
         };

@@ -99,7 +99,10 @@ impl Env {
         }
     }
 
-    /// An environment made of the given pairs.
+    /// An environment made of the given pairs and nothing of the machine: no variable of the
+    /// process, and no machine file a setting would default to (the DMI asset tag is read only
+    /// where `ACR_DMI_ASSET_TAG_FILE` names it), so tests and simulations behave alike on any
+    /// machine, an Azure VM included.
     pub fn from_pairs<K: Into<String>, V: Into<String>>(
         pairs: impl IntoIterator<Item = (K, V)>,
     ) -> Self {
@@ -237,8 +240,10 @@ pub struct Settings {
     pub authority_host: Option<String>,
     /// `ACR_CLOUD`: the cloud the identity belongs to, when set.
     pub cloud: Option<Cloud>,
-    /// The file holding the DMI chassis asset tag (`ACR_DMI_ASSET_TAG_FILE`).
-    pub asset_tag_file: PathBuf,
+    /// The file holding the DMI chassis asset tag: `ACR_DMI_ASSET_TAG_FILE`, else the machine's
+    /// `/sys/class/dmi/id/chassis_asset_tag` for the process environment; `None` (none is read)
+    /// for an environment made of pairs that names none.
+    pub asset_tag_file: Option<PathBuf>,
     /// The identity's files (certificate, federated token file) are named by a config file
     /// rule: they are read only as the config file itself is (`files::read_trusted`).
     pub files_from_config: bool,
@@ -349,9 +354,10 @@ impl Settings {
                 ))
             })?),
         };
-        let asset_tag_file = env
-            .get("ACR_DMI_ASSET_TAG_FILE")
-            .map_or_else(|| PathBuf::from(ASSET_TAG_FILE), PathBuf::from);
+        let asset_tag_file = match env.get("ACR_DMI_ASSET_TAG_FILE") {
+            Some(file) => Some(PathBuf::from(file)),
+            None => env.filtered.then(|| PathBuf::from(ASSET_TAG_FILE)),
+        };
         Ok(Settings {
             env,
             forced_source,
@@ -395,6 +401,20 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Tests build settings from pairs: none of them may read the machine's DMI asset tag (on an
+    /// Azure VM it would send the identity chain to IMDS).
+    #[test]
+    fn an_environment_of_pairs_reads_no_machine_file() {
+        let s = Settings::from_env(Env::from_pairs([("HOME", "/home/u")]), None).unwrap();
+        assert_eq!(s.asset_tag_file, None);
+        let s = Settings::from_env(
+            Env::from_pairs([("ACR_DMI_ASSET_TAG_FILE", "/tmp/tag")]),
+            None,
+        )
+        .unwrap();
+        assert_eq!(s.asset_tag_file, Some(PathBuf::from("/tmp/tag")));
+    }
 
     #[test]
     fn defaults() {

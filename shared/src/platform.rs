@@ -450,18 +450,43 @@ mod tests {
     use super::*;
     use std::fs::OpenOptions;
 
-    /// The constants are `libc`'s for the target being built. This cannot catch a wrong value by
-    /// itself on x86_64 (the old literal was x86_64's); together with the next test, and the
-    /// file-safety tests `scripts/test-cross.sh` runs against the aarch64 build, it pins down
-    /// that the flag used is the platform's own and that it really refuses links.
+    /// Each flag does what its name says on this platform, through the functions that use it:
+    /// a value copied from another architecture (`0o400000` is `O_NOFOLLOW` on x86_64 but
+    /// `O_LARGEFILE` on aarch64) fails here, on the platform where it is wrong; the file-safety
+    /// tests `scripts/test-cross.sh` runs against the aarch64 build check it there too.
     #[cfg(unix)]
     #[test]
-    fn flags_are_the_targets_own() {
-        assert_eq!(O_NOFOLLOW, libc::O_NOFOLLOW);
-        assert_eq!(O_NONBLOCK, libc::O_NONBLOCK);
-        assert_eq!(O_DIRECTORY, libc::O_DIRECTORY);
-        #[cfg(target_arch = "aarch64")]
-        assert_ne!(O_NOFOLLOW, 0o400000, "0o400000 is O_LARGEFILE on aarch64");
+    fn each_flag_does_what_its_name_says() {
+        let d = tempfile::tempdir().unwrap();
+        let file = d.path().join("f");
+        std::fs::write(&file, b"x").unwrap();
+        let link = d.path().join("l");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        // O_NOFOLLOW, also when combined with O_NONBLOCK: a link is refused with ELOOP.
+        let e = no_follow_non_blocking(OpenOptions::new().read(true))
+            .open(&link)
+            .unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ELOOP), "{e}");
+        // O_DIRECTORY: a file opened as a folder is refused with ENOTDIR.
+        let e = open_dir_no_follow(&file).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ENOTDIR), "{e}");
+        // O_NONBLOCK: a FIFO with no writer opens at once (a blocking open waits for a writer).
+        let fifo = d.path().join("fifo");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let (tx, rx) = std::sync::mpsc::channel();
+        for open in [non_blocking, no_follow_non_blocking] {
+            let (tx, fifo) = (tx.clone(), fifo.clone());
+            // A thread, so that a blocking open fails the test instead of hanging it.
+            std::thread::spawn(move || {
+                let _ = tx.send(open(OpenOptions::new().read(true)).open(&fifo).is_ok());
+            });
+            let opened = rx.recv_timeout(std::time::Duration::from_secs(10));
+            assert_eq!(opened, Ok(true), "a FIFO without a writer blocked the open");
+        }
     }
 
     #[cfg(unix)]

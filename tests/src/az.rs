@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 /// Writes `bin_dir/az` (creating `bin_dir`): it answers `az account get-access-token` with
 /// `access_token` expiring at `expires_on` (unix seconds) for [`crate::TENANT`], appends the
 /// arguments of every call as one line to `log`, and refuses any other command with exit 2.
-/// Returns the script's path.
+/// It uses shell builtins only, so it runs with nothing of the machine's on `PATH`. Returns the
+/// script's path.
 pub fn install(
     bin_dir: &Path,
     log: &Path,
@@ -31,7 +32,7 @@ pub fn install(
          \"account get-access-token\") ;;\n\
          *) echo \"az stand-in: unsupported command: $*\" >&2; exit 2 ;;\n\
          esac\n\
-         cat <<'JSON'\n{answer}\nJSON\n",
+         printf '%s\\n' '{answer}'\n",
         log = log.display(),
     );
     std::fs::create_dir_all(bin_dir)?;

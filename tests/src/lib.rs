@@ -8,7 +8,8 @@
 //! [`secret_service`] runs a private D-Bus session with GNOME Keyring for keychain tests.
 //! [`az`] is the one stand-in for the Azure CLI that every test puts on its `PATH`.
 //! [`kubelet`] builds and runs the kubelet's own credential-provider code (a Go harness) as a
-//! client of `acr-credential-provider`.
+//! client of `acr-credential-provider`. [`suite`] checks that each crate's one integration-test
+//! binary includes every test file.
 #![deny(missing_docs)]
 
 pub mod az;
@@ -17,6 +18,7 @@ pub mod emulator;
 pub mod kubelet;
 pub mod sandbox;
 pub mod secret_service;
+pub mod suite;
 
 /// The tenant of every test identity (sandbox, end-to-end worlds, emulator and broker tests).
 pub const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";

@@ -47,9 +47,10 @@ fn a_github_job_keeps_pulling_with_skopeo_after_its_first_assertion_expired() ->
         "{c:?}"
     );
 
-    // The first assertion expires; the cached ACR token comes due for refresh (its recorded
-    // lifetime made longer, so a third of it is left).
-    std::thread::sleep(Duration::from_millis(4100));
+    // The first assertion expires (for Entra: the emulator's clock moves past it); the cached
+    // ACR token comes due for refresh (its recorded lifetime made longer, so a third of it is
+    // left).
+    w.emu.set_clock_offset(5);
     let entries = w.cached_refresh_tokens();
     assert_eq!(entries.len(), 1, "{entries:?}");
     for path in entries {

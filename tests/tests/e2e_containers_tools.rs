@@ -87,18 +87,29 @@ fn podman_and_buildah_push_and_pull_through_the_helper() -> TestResult {
     w.push(&layout, "1", &first)?;
     let image_id = image.config_digest.trim_start_matches("sha256:").to_owned();
 
-    // Docker's config names no helper now: podman has no credentials and is refused.
+    // Docker's config names no helper now: podman has no credentials, and the registry's token
+    // service refuses it (401, ACR's "authentication required").
     let docker_config = std::path::PathBuf::from(&w.env["DOCKER_CONFIG"]).join("config.json");
     std::fs::write(&docker_config, "{}")?;
-    let exchanges = w.emu.counters().exchange_for(REGISTRY);
+    let before = w.emu.counters();
     let refused = tool(&w, "podman", "pull", &[&format!("docker://{first}")])?;
+    let said = String::from_utf8_lossy(&refused.stderr);
     assert!(
-        !refused.status.success(),
-        "podman pulled without credentials"
+        !refused.status.success()
+            && said.contains(
+                "unauthorized: authentication required, visit https://aka.ms/acr/authorization"
+            ),
+        "podman was not refused by the registry ({}): {said}",
+        refused.status
+    );
+    let after = w.emu.counters();
+    assert!(
+        after.acr_token_for(REGISTRY) > before.acr_token_for(REGISTRY),
+        "podman asked the token service: {after:?}"
     );
     assert_eq!(
-        w.emu.counters().exchange_for(REGISTRY),
-        exchanges,
+        after.exchange_for(REGISTRY),
+        before.exchange_for(REGISTRY),
         "no helper ran"
     );
 

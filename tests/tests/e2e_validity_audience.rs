@@ -1,7 +1,9 @@
-//! `skopeo` through `docker-credential-acr` against registries that take one Entra token
-//! audience only, and with `ACR_MIN_VALIDITY`: the helper finds the audience that works with no
-//! setting and remembers it, refreshes a token with less than the minimum left before handing
-//! it out, and fails in one line when neither audience (or the forced one) is taken.
+//! `skopeo` through `docker-credential-acr` where one Entra token audience is refused, the
+//! documented ways (Entra's AADSTS500011 in a tenant without ACR's service principal, a registry
+//! with ARM-audience authentication disabled), and with `ACR_MIN_VALIDITY`: the helper finds the
+//! audience that works with no setting and remembers it, refreshes a token with less than the
+//! minimum left before handing it out, and fails in one line when neither audience (or the
+//! forced one) is taken.
 
 use acr_tests::e2e::{self, REGISTRY, TENANT, World, oci};
 use acr_tests::emulator::{Principal, RegistryAudiences, Role};
@@ -10,15 +12,29 @@ use std::time::Duration;
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 const SECRET: &str = "audience-s3cret";
+/// ACR's Entra resource, whose service principal a tenant may lack (AADSTS500011).
+const ACR_RESOURCE: &str = "https://containerregistry.azure.net";
 
-/// A world whose one registry takes only `audiences`, and a service principal (with AcrPush when
-/// `grant`) configured in the environment.
-fn world(
-    audiences: RegistryAudiences,
-    grant: bool,
-) -> Result<(World, Principal), Box<dyn std::error::Error>> {
+/// How the world refuses one audience.
+enum Refusal {
+    /// The tenant has no service principal for ACR's audience: Entra issues no ACR-audience
+    /// token (AADSTS500011).
+    NoAcrAudienceInTenant,
+    /// The registry has ARM-audience authentication disabled: it refuses ARM-audience tokens
+    /// (`arm aad token disallowed`).
+    ArmDisabledAtRegistry,
+}
+
+/// A world with one registry that refuses an audience as `refusal` says, and a service
+/// principal (with AcrPush when `grant`) configured in the environment.
+fn world(refusal: Refusal, grant: bool) -> Result<(World, Principal), Box<dyn std::error::Error>> {
     let mut w = World::start(&[REGISTRY])?;
-    w.emu.set_registry_audiences(REGISTRY, audiences);
+    match refusal {
+        Refusal::NoAcrAudienceInTenant => w.emu.remove_tenant_resource(TENANT, ACR_RESOURCE),
+        Refusal::ArmDisabledAtRegistry => w
+            .emu
+            .set_registry_audiences(REGISTRY, RegistryAudiences::AcrOnly),
+    }
     let sp = w
         .emu
         .add_secret_principal(TENANT, "44444444-4444-4444-4444-444444444444", SECRET);
@@ -44,17 +60,17 @@ fn failed_get(w: &World) -> Result<String, Box<dyn std::error::Error>> {
 }
 
 #[test]
-fn a_registry_that_takes_only_arm_audience_tokens_works_with_no_setting() -> TestResult {
+fn a_tenant_without_acr_audience_tokens_works_through_arm_with_no_setting() -> TestResult {
     if !e2e::isolated() {
         return Ok(());
     }
-    let (mut w, sp) = world(RegistryAudiences::ArmOnly, true)?;
-    // Two-minute refresh tokens, to be handed out only with 100 s left (the most a 2-minute
-    // token can be held to): one is refreshed 20 s after it was issued, where the default
-    // (a third of the lifetime, 40 s) would still hand it out.
+    let (mut w, sp) = world(Refusal::NoAcrAudienceInTenant, true)?;
+    // Two-minute refresh tokens, issued by a registry whose clock is 21 s behind: they reach
+    // the helper with 99 s left. The default (refresh with a third of the lifetime, 40 s, left)
+    // hands them out; ACR_MIN_VALIDITY=100s (the most a 2-minute token can be held to) does not.
     w.emu
         .set_lifetimes(Duration::from_secs(3600), Duration::from_secs(120));
-    w.set("ACR_MIN_VALIDITY", "100s");
+    w.emu.set_clock_offset(-21);
     let layout = w.path("image");
     let image = oci::write_layout(&layout, "1", b"arm only\n")?;
     let reference = format!("{REGISTRY}/arm/hello:1");
@@ -63,13 +79,18 @@ fn a_registry_that_takes_only_arm_audience_tokens_works_with_no_setting() -> Tes
         .map_err(|e| format!("{e}\nregistry log:\n{}", w.registry_logs()))?;
     assert_eq!(pushed, image.manifest_digest);
     let c = w.emu.counters();
-    // An ACR-audience token, refused; an ARM-audience one, taken; then cache hits.
+    // An ACR-audience token, refused by Entra; an ARM-audience one, exchanged; then cache hits.
     assert_eq!(c.entra_for(&sp.client_id), 2, "{c:?}");
-    assert_eq!(c.exchange_for(REGISTRY), 2, "{c:?}");
+    assert_eq!(c.exchange_for(REGISTRY), 1, "{c:?}");
+    w.emu.set_clock_offset(0);
     w.emu.reset_counters();
-    std::thread::sleep(Duration::from_secs(21));
-    // Less than ACR_MIN_VALIDITY left: refreshed first, with the remembered audience (ARM's
-    // Entra token is still cached, so no Entra request, and no ACR-audience attempt).
+    // With the default, the token with 99 s left is handed out as it is...
+    assert_eq!(w.inspect_digest(&reference)?, image.manifest_digest);
+    assert_eq!(w.emu.counters().exchange_for(REGISTRY), 0);
+    // ...with less than ACR_MIN_VALIDITY left, it is refreshed first, with the remembered
+    // audience (ARM's Entra token is still cached, so no Entra request, and no ACR-audience
+    // attempt).
+    w.set("ACR_MIN_VALIDITY", "100s");
     assert_eq!(w.inspect_digest(&reference)?, image.manifest_digest);
     let c = w.emu.counters();
     assert_eq!(c.exchange_for(REGISTRY), 1, "{c:?}");
@@ -82,13 +103,15 @@ fn a_refusal_both_ways_is_one_line_and_caches_nothing() -> TestResult {
     if !e2e::isolated() {
         return Ok(());
     }
-    // ARM's audience only, and no role: ACR's is refused as the audience, ARM's for the role.
-    let (w, _) = world(RegistryAudiences::ArmOnly, false)?;
+    // No ACR-audience token in the tenant, and no role: ACR's audience is refused by Entra,
+    // ARM's by the registry for the role.
+    let (w, _) = world(Refusal::NoAcrAudienceInTenant, false)?;
     let text = failed_get(&w)?;
     assert!(
         text.contains(&format!(
-            "{REGISTRY}: no ACR-audience token (the registry refused it"
-        )) && text.contains("and the ARM-audience attempt failed")
+            "{REGISTRY}: no ACR-audience token (Entra issues none in this tenant"
+        )) && text.contains("AADSTS500011")
+            && text.contains("and the ARM-audience attempt failed")
             && text.contains("grant it AcrPull"),
         "{text}"
     );
@@ -97,7 +120,7 @@ fn a_refusal_both_ways_is_one_line_and_caches_nothing() -> TestResult {
         assert!(!text.contains(secret.as_str()), "a secret in: {text}");
     }
     assert!(w.cached_refresh_tokens().is_empty(), "nothing cached");
-    assert_eq!(w.emu.counters().exchange_for(REGISTRY), 2);
+    assert_eq!(w.emu.counters().exchange_for(REGISTRY), 1);
     Ok(())
 }
 
@@ -106,13 +129,14 @@ fn a_forced_audience_the_registry_refuses_fails_without_fallback() -> TestResult
     if !e2e::isolated() {
         return Ok(());
     }
-    let (mut w, sp) = world(RegistryAudiences::ArmOnly, true)?;
-    w.set("ACR_AUDIENCE", "acr");
+    // ARM-audience authentication disabled, and ARM's audience forced.
+    let (mut w, sp) = world(Refusal::ArmDisabledAtRegistry, true)?;
+    w.set("ACR_AUDIENCE", "arm");
     let out = w.skopeo(&["inspect", &format!("docker://{REGISTRY}/arm/none:1")])?;
     assert!(!out.status.success());
     let text = failed_get(&w)?;
-    assert!(text.contains("acr aad token disallowed"), "{text}");
-    assert!(!text.contains("ARM-audience"), "{text}");
+    assert!(text.contains("arm aad token disallowed"), "{text}");
+    assert!(!text.contains("ACR-audience"), "{text}");
     let c = w.emu.counters();
     // skopeo's get and ours: one Entra token (cached after the first), one exchange each.
     assert_eq!(c.exchange_for(REGISTRY), 2, "{c:?}");
@@ -122,19 +146,41 @@ fn a_forced_audience_the_registry_refuses_fails_without_fallback() -> TestResult
 }
 
 #[test]
-fn a_tenant_without_acrs_audience_gets_an_arm_audience_token_with_no_setting() -> TestResult {
+fn a_remembered_arm_audience_goes_back_to_acr_when_the_registry_disables_arm_tokens() -> TestResult
+{
     if !e2e::isolated() {
         return Ok(());
     }
-    // A known cloud's ACR login server: the other audience is tried unasked.
-    let (w, sp) = world(RegistryAudiences::Both, true)?;
-    // The tenant has no service principal for ACR's audience (Entra: AADSTS500011).
+    let (mut w, sp) = world(Refusal::NoAcrAudienceInTenant, true)?;
+    // Two-minute refresh tokens from a registry whose clock is 21 s behind reach the helper with
+    // 99 s left: with ACR_MIN_VALIDITY=100s, each get refreshes the one it cached.
     w.emu
-        .remove_tenant_resource(TENANT, "https://containerregistry.azure.net");
-    let out = w.helper(&["get"], REGISTRY)?;
-    assert!(out.status.success(), "{out:?}");
+        .set_lifetimes(Duration::from_secs(3600), Duration::from_secs(120));
+    w.emu.set_clock_offset(-21);
+    w.set("ACR_MIN_VALIDITY", "100s");
+    let ok = |out: std::process::Output| {
+        assert!(out.status.success(), "{out:?}");
+    };
+    ok(w.helper(&["get"], REGISTRY)?);
     let c = w.emu.counters();
-    assert_eq!(c.entra_for(&sp.client_id), 2, "ACR's, then ARM's: {c:?}");
+    assert_eq!(c.entra_for(&sp.client_id), 2, "ACR's refused, ARM's: {c:?}");
     assert_eq!(c.exchange_for(REGISTRY), 1, "{c:?}");
+    // An administrator adds ACR's service principal to the tenant and disables ARM-audience
+    // authentication on the registry: the remembered ARM audience, tried first, is refused with
+    // ACR's documented `arm aad token disallowed`, then ACR's is taken.
+    w.emu.restore_tenant_resource(TENANT, ACR_RESOURCE);
+    w.emu
+        .set_registry_audiences(REGISTRY, RegistryAudiences::AcrOnly);
+    w.emu.reset_counters();
+    ok(w.helper(&["get"], REGISTRY)?);
+    let c = w.emu.counters();
+    assert_eq!(c.exchange_for(REGISTRY), 2, "ARM's refused, ACR's: {c:?}");
+    assert_eq!(c.entra_for(&sp.client_id), 1, "ACR's (ARM's cached): {c:?}");
+    // ACR's is remembered: the next refresh asks for it first, with its cached Entra token.
+    w.emu.reset_counters();
+    ok(w.helper(&["get"], REGISTRY)?);
+    let c = w.emu.counters();
+    assert_eq!(c.exchange_for(REGISTRY), 1, "{c:?}");
+    assert_eq!(c.entra_for(&sp.client_id), 0, "{c:?}");
     Ok(())
 }

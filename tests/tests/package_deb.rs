@@ -1,5 +1,5 @@
-//! The Debian package: `scripts/build-deb.sh` builds it (release profile, its own target dir
-//! `target/deb`), and it is installed for real with `dpkg -i`, through dpkg's own database and
+//! The Debian package: `scripts/build-deb.sh` builds it (release profile, static, its own target
+//! dir `target/deb`: the binaries as they ship), and it is installed for real with `dpkg -i`, through dpkg's own database and
 //! dependency checks, inside a private mount (and network, and PID) namespace whose `/usr`,
 //! `/etc` and `/var` are overlays on a tmpfs: the machine's files and dpkg database are never
 //! written. Then its binaries must answer `version`, its completions, kubelet configs and docs
@@ -8,6 +8,11 @@
 //!
 //! Needs root, `unshare` (util-linux), overlayfs and cargo-deb: CI has them all
 //! (`scripts/install-deps.sh`). A missing piece fails the test; nothing is skipped.
+//!
+//! The release build takes minutes. `scripts/test.sh` starts the same command in the same
+//! target dir before everything else, in the background, and runs this test last: the test's own
+//! run of the script then finds the build up to date (or waits for cargo's lock on that folder
+//! until it is) and only packages it. Run alone, the test builds everything itself.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use acr_tests::emulator::{Emulator, EmulatorConfig, Role};

@@ -29,6 +29,9 @@ pub struct NodeParts {
     /// `cloud: AzureStackCloud`'s environment file, when one is named.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub custom_cloud: Option<CustomCloudPart>,
+    /// A service-principal node's answer, when it answers the principal's id and secret.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_principal: Option<ServicePrincipalPart>,
 }
 
 impl NodeParts {
@@ -41,6 +44,7 @@ impl NodeParts {
             pods: None,
             identity_bindings: None,
             custom_cloud: None,
+            service_principal: None,
         }
     }
 }
@@ -48,7 +52,8 @@ impl NodeParts {
 impl FrontEnd for NodeParts {
     fn sections(&self) -> Vec<&dyn Section> {
         let mut out: Vec<&dyn Section> = vec![&self.azure_json];
-        let optional: [Option<&dyn Section>; 5] = [
+        let optional: [Option<&dyn Section>; 6] = [
+            self.service_principal.as_ref().map(|s| s as &dyn Section),
             self.mirrors.as_ref().map(|s| s as &dyn Section),
             self.image.as_ref().map(|s| s as &dyn Section),
             self.pods.as_ref().map(|s| s as &dyn Section),
@@ -425,5 +430,44 @@ impl fmt::Display for CustomCloudPart {
 impl Section for CustomCloudPart {
     fn ok(&self) -> bool {
         matches!(self, CustomCloudPart::Read { .. })
+    }
+}
+
+/// A service-principal node (azure.json `useManagedIdentityExtension: false`) without
+/// `--exchange-sp-secret`: every request is answered, with no network, by the principal's id and
+/// secret, as the AKS plugin answers.
+#[derive(Debug, Serialize)]
+pub struct ServicePrincipalPart {
+    /// The principal's client id (`aadClientId`), the answered username.
+    pub client_id: String,
+    /// Whether azure.json holds `aadClientSecret` (its value is never shown).
+    pub secret_set: bool,
+    /// The `auth` keys answered.
+    pub keys: Vec<String>,
+}
+
+impl fmt::Display for ServicePrincipalPart {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "node answer: service principal {}'s id and secret for {} (no request; the registry checks them; --exchange-sp-secret answers a derived token instead){}",
+            if self.client_id.is_empty() {
+                "(no aadClientId)"
+            } else {
+                &self.client_id
+            },
+            self.keys.join(", "),
+            if self.secret_set {
+                ""
+            } else {
+                "; ERROR azure.json has no aadClientSecret, so the password is empty"
+            },
+        )
+    }
+}
+
+impl Section for ServicePrincipalPart {
+    fn ok(&self) -> bool {
+        self.secret_set && !self.client_id.is_empty()
     }
 }

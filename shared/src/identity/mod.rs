@@ -601,7 +601,7 @@ fn app_service(settings: &Settings, _: Option<SourceChoice>) -> Result<Identity,
 /// IMDS has no settings: chosen on an Azure VM (its asset tag, a file read), or when forced.
 fn imds(settings: &Settings, forced: Option<SourceChoice>) -> Result<Identity, String> {
     let forced_here = matches!(forced, Some(SourceChoice::Managed | SourceChoice::Imds));
-    if forced_here || on_azure_vm(&settings.asset_tag_file) {
+    if forced_here || settings.asset_tag_file.as_deref().is_some_and(on_azure_vm) {
         Ok(Identity::Imds {
             client_id: settings.env.get("AZURE_CLIENT_ID").map(str::to_string),
         })

@@ -49,6 +49,22 @@ pub const IMDS: &str = "169.254.169.254";
 /// TEST-NET-1 (RFC 5737, documentation only), so it is nobody's real host, and not loopback.
 pub const SERVICE_ADDRESS: &str = "192.0.2.10";
 
+/// The machine's programs a world's clients are: linked into its `tools` folder, which with its
+/// `bin` folder (the helper and stand-ins) is the whole of its `PATH`. No other program of the
+/// machine, such as an installed `az` or another credential helper, can be found by accident.
+pub const CLIENT_TOOLS: &[&str] = &["skopeo", "docker", "podman", "buildah"];
+
+/// Where [`CLIENT_TOOLS`] are looked for: the system's folders, not the `PATH` of whoever runs
+/// the tests.
+const SYSTEM_FOLDERS: &[&str] = &[
+    "/usr/local/sbin",
+    "/usr/local/bin",
+    "/usr/sbin",
+    "/usr/bin",
+    "/sbin",
+    "/bin",
+];
+
 /// Runs the current test in a private network and mount namespace with 169.254.169.254 and
 /// [`SERVICE_ADDRESS`] on `lo` (see [`in_private_netns`]); `true` in the inner run, which does
 /// the work.
@@ -137,6 +153,18 @@ impl World {
             &workspace_bin("docker-credential-acr"),
             &bin.join("docker-credential-acr"),
         )?;
+        let tools = root.join("tools");
+        std::fs::create_dir_all(&tools)?;
+        for tool in CLIENT_TOOLS {
+            // A tool that is not installed stays missing: running it says to install it.
+            if let Some(found) = SYSTEM_FOLDERS
+                .iter()
+                .map(|d| Path::new(d).join(tool))
+                .find(|p| p.is_file())
+            {
+                std::os::unix::fs::symlink(found, tools.join(tool))?;
+            }
+        }
         let certs = root.join("certs");
         std::fs::create_dir_all(&certs)?;
         std::fs::write(certs.join("ca.crt"), emu.ca_pem())?;
@@ -154,13 +182,8 @@ impl World {
         let mut env = BTreeMap::new();
         for (k, v) in [
             ("HOME", text(&home)),
-            (
-                "PATH",
-                format!(
-                    "{}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-                    text(&bin)
-                ),
-            ),
+            // The helper and stand-ins, then the clients: nothing else of the machine's.
+            ("PATH", format!("{}:{}", text(&bin), text(&tools))),
             ("DOCKER_CONFIG", text(&docker_config)),
             ("XDG_CONFIG_HOME", text(&home.join(".config"))),
             ("XDG_CACHE_HOME", text(&home.join(".cache"))),

@@ -19,7 +19,7 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
-use super::crypto::{Jwt, secs, unix_now};
+use super::crypto::{Jwt, secs};
 use super::lock;
 use super::model::{EndpointKind, RegistryAudiences, Role};
 use super::proxy;
@@ -204,7 +204,7 @@ fn verify_access_token(shared: &Shared, token: &str, host: &str) -> Option<Value
     (jwt.verify(&shared.keys.acr.decoding)
         && jwt.claim("iss") == Some(issuer.as_str())
         && jwt.audience_in(&[host])
-        && jwt.time_claim("exp").is_some_and(|e| e > unix_now()))
+        && jwt.time_claim("exp").is_some_and(|e| e > shared.now()))
     .then_some(jwt.claims)
 }
 
@@ -280,7 +280,7 @@ fn exchange_inner(shared: &Shared, host: &str, form: &Form) -> Result<Response, 
             "the access token's signature is not valid or its issuer is not trusted",
         ));
     }
-    if jwt.time_claim("exp").is_none_or(|e| e <= unix_now()) {
+    if jwt.time_claim("exp").is_none_or(|e| e <= shared.now()) {
         return Err(unauthorized("the access token has expired"));
     }
     if !jwt.audience_in(EXCHANGE_AUDIENCES) {
@@ -292,7 +292,8 @@ fn exchange_inner(shared: &Shared, host: &str, form: &Form) -> Result<Response, 
     // Real ACR with ARM-audience authentication disabled answers an ARM-audience token with
     // 401 {"errors":[{"code":"UNAUTHORIZED","message":"arm aad token disallowed"}]} (Azure SDK for
     // Go, sdk/containers/azcontainerregistry/TROUBLESHOOTING.md, "ARM access token is disabled").
-    // No refusal of an ACR-audience token is documented: the same shape, by symmetry, stands in.
+    // No refusal of an ACR-audience token is documented: the same shape, by symmetry, stands in
+    // (invented; tests of ACR-audience refusals use Entra's documented AADSTS500011 instead).
     let arm = jwt.audience_in(ARM_AUDIENCES);
     let refused = match lock(&shared.dir).audiences(host) {
         RegistryAudiences::Both => None,
@@ -322,7 +323,7 @@ fn exchange_inner(shared: &Shared, host: &str, form: &Form) -> Result<Response, 
         )));
     };
     let settings = shared.settings();
-    let now = unix_now();
+    let now = shared.now();
     let claims = json!({
         "jti": uuid::Uuid::new_v4().to_string(),
         "sub": oid,
@@ -487,7 +488,7 @@ fn sign_access(
 ) -> Result<Response, Response> {
     let access = granted_access(role, &form.all("scope"));
     let settings = shared.settings();
-    let now = unix_now();
+    let now = shared.now();
     let claims = json!({
         "jti": uuid::Uuid::new_v4().to_string(),
         "sub": caller.object_id,
@@ -526,7 +527,7 @@ fn verify_refresh_token(shared: &Shared, token: &str, host: &str) -> Result<Call
             jwt.audience_text()
         ));
     }
-    if jwt.time_claim("exp").is_none_or(|e| e <= unix_now()) {
+    if jwt.time_claim("exp").is_none_or(|e| e <= shared.now()) {
         return Err("the refresh token has expired".to_owned());
     }
     Ok(Caller {

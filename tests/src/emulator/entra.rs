@@ -101,14 +101,26 @@ impl EntraError {
     }
 }
 
-/// The claims of an Entra v1 access token for an application identity.
+/// The claims of an Entra v1 access token for an application identity, issued now by the
+/// machine's clock (the identity bindings authority's tokens); the emulator's own endpoints use
+/// [`access_token_claims_at`] with its clock.
 pub(crate) fn access_token_claims(
     principal: &Principal,
     audience: &str,
     lifetime: Duration,
     appidacr: &str,
 ) -> Value {
-    let now = unix_now();
+    access_token_claims_at(unix_now(), principal, audience, lifetime, appidacr)
+}
+
+/// The claims of an Entra v1 access token for an application identity, issued at `now`.
+pub(crate) fn access_token_claims_at(
+    now: i64,
+    principal: &Principal,
+    audience: &str,
+    lifetime: Duration,
+    appidacr: &str,
+) -> Value {
     let issuer = format!("https://sts.windows.net/{}/", principal.tenant);
     json!({
         "aud": audience,
@@ -292,7 +304,14 @@ fn client_credentials(
                     ),
                 ));
             }
-            check_assertion(app, assertion, tenant, host, &shared.keys.cluster.decoding)?;
+            check_assertion(
+                app,
+                assertion,
+                tenant,
+                host,
+                &shared.keys.cluster.decoding,
+                shared.now(),
+            )?;
             (app.principal.clone(), "2")
         } else {
             return Err(fail(
@@ -320,7 +339,13 @@ fn client_credentials(
             ),
         ));
     }
-    let claims = access_token_claims(&principal, &resource, settings.entra_lifetime, appidacr);
+    let claims = access_token_claims_at(
+        shared.now(),
+        &principal,
+        &resource,
+        settings.entra_lifetime,
+        appidacr,
+    );
     let token = shared
         .keys
         .entra
@@ -350,6 +375,7 @@ fn check_assertion(
     tenant: &str,
     host: &str,
     cluster_key: &jsonwebtoken::DecodingKey,
+    now: i64,
 ) -> Result<(), EntraError> {
     let client_id = app.principal.client_id.as_str();
     let Some(jwt) = Jwt::parse(assertion) else {
@@ -423,7 +449,7 @@ fn check_assertion(
                 ),
             ));
         }
-        return check_time(&jwt);
+        return check_time(&jwt, now);
     }
 
     if app.federated.is_empty() {
@@ -432,7 +458,7 @@ fn check_assertion(
     if !jwt.verify(cluster_key) {
         return Err(bad_signature());
     }
-    check_time(&jwt)?;
+    check_time(&jwt, now)?;
     let issuer = jwt.claim("iss").unwrap_or("");
     let subject = jwt.claim("sub").unwrap_or("");
     let by_issuer: Vec<_> = app
@@ -482,9 +508,8 @@ fn check_assertion(
     Ok(())
 }
 
-/// `exp` in the future and `nbf` not far ahead (5 minutes of clock skew, as Entra allows).
-fn check_time(jwt: &Jwt) -> Result<(), EntraError> {
-    let now = unix_now();
+/// `exp` after `now` and `nbf` not far ahead (5 minutes of clock skew, as Entra allows).
+fn check_time(jwt: &Jwt, now: i64) -> Result<(), EntraError> {
     let exp = jwt.time_claim("exp");
     let nbf = jwt.time_claim("nbf");
     let valid = exp.is_some_and(|e| e > now) && nbf.is_none_or(|n| n <= now + 300);
@@ -527,13 +552,14 @@ fn mi_token(
     resource: &str,
 ) -> Result<(String, i64), String> {
     let lifetime = shared.settings().entra_lifetime;
-    let claims = access_token_claims(principal, resource, lifetime, "2");
+    let now = shared.now();
+    let claims = access_token_claims_at(now, principal, resource, lifetime, "2");
     let token = shared
         .keys
         .entra
         .sign(&claims, Some(&shared.keys.entra.kid))
         .map_err(|e| e.to_string())?;
-    Ok((token, unix_now() + secs(lifetime)))
+    Ok((token, now + secs(lifetime)))
 }
 
 /// `GET /msi/token` (App Service, api-version 2019-08-01, `X-IDENTITY-HEADER`).
@@ -704,7 +730,7 @@ fn imds_inner(
     })?;
     let (token, expires_on) =
         mi_token(shared, &principal, &resource).map_err(|e| imds_error("unknown_error", &e))?;
-    let now = unix_now();
+    let now = shared.now();
     let expires_in = (expires_on - now).to_string();
     Ok(json(
         StatusCode::OK,

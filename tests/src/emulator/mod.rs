@@ -65,11 +65,12 @@ use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 use tokio_rustls::TlsAcceptor;
 
-use crypto::{Keys, io_err, secs, unix_now};
+use crypto::{Keys, io_err, secs};
 use state::{Directory, Federated, Settings, Shared};
 
 /// Lock a mutex, ignoring poisoning: a panicked handler leaves no half-updated state behind
@@ -122,7 +123,9 @@ pub struct EmulatorConfig {
     pub access_lifetime: Duration,
     /// `iss` of ACR access tokens (the registry's `auth.token.issuer`).
     pub acr_issuer: String,
-    /// Tenant of managed identities.
+    /// The tenant managed identities belong to: that of their subscription, as a real managed
+    /// identity is a service principal of its subscription's tenant. Default [`crate::TENANT`],
+    /// the tenant of the tests' nodes and app registrations.
     pub managed_identity_tenant: String,
     /// The App Service `IDENTITY_HEADER` secret; default a fresh uuid.
     pub identity_header: Option<String>,
@@ -148,7 +151,7 @@ impl Default for EmulatorConfig {
             refresh_lifetime: Duration::from_secs(3 * 3600),
             access_lifetime: Duration::from_secs(3600),
             acr_issuer: "Azure Container Registry".to_owned(),
-            managed_identity_tenant: "72f988bf-0000-4000-8000-00000000e4a1".to_owned(),
+            managed_identity_tenant: crate::TENANT.to_owned(),
             identity_header: None,
             secret_principals: Vec::new(),
             managed_identities: Vec::new(),
@@ -212,6 +215,8 @@ impl Emulator {
             faults: Mutex::new(config.faults.clone()),
             settings: Mutex::new(settings),
             ci: Mutex::default(),
+            clock_offset: AtomicI64::new(0),
+            clock_stopped_at: AtomicI64::new(state::CLOCK_RUNS),
             journal: Arc::default(),
         });
 
@@ -410,6 +415,12 @@ impl Emulator {
         lock(&self.shared.dir).remove_resource(tenant, resource);
     }
 
+    /// Undo [`Emulator::remove_tenant_resource`]: `tenant` has the service principal for
+    /// `resource` again (an administrator consented to the app), and Entra issues its tokens.
+    pub fn restore_tenant_resource(&self, tenant: &str, resource: &str) {
+        lock(&self.shared.dir).restore_resource(tenant, resource);
+    }
+
     /// Enable the admin user of a registry (on ACR the username is the registry's name): Basic
     /// `GET /oauth2/token` with these credentials gets every action asked for, with no role
     /// assignment, as with `docker login -u <name> -p <password>`.
@@ -494,7 +505,7 @@ impl Emulator {
         audience: &str,
         lifetime: Duration,
     ) -> String {
-        let now = unix_now();
+        let now = self.shared.now();
         let (namespace, name) = subject
             .strip_prefix("system:serviceaccount:")
             .and_then(|s| s.split_once(':'))
@@ -594,7 +605,8 @@ impl Emulator {
         audience: &str,
         lifetime: Duration,
     ) -> String {
-        let claims = entra::access_token_claims(principal, audience, lifetime, "0");
+        let claims =
+            entra::access_token_claims_at(self.shared.now(), principal, audience, lifetime, "0");
         self.shared.keys.entra.sign_infallible(&claims)
     }
 
@@ -606,6 +618,31 @@ impl Emulator {
     /// Drop every pending fault.
     pub fn clear_faults(&self) {
         lock(&self.shared.faults).clear();
+    }
+
+    /// Runs the emulator's clock `seconds` ahead of the machine's (behind when negative), from
+    /// now on, instead of a test sleeping: every token it issues (Entra, managed identity, ACR,
+    /// CI OIDC, service account) is dated by that clock, and every token it checks (client
+    /// assertions, Entra tokens at the exchange, ACR refresh and access tokens) is judged by it.
+    /// Ahead, tokens it issued earlier have expired for it; behind, the tokens it issues look
+    /// `-seconds` old to clients, which judge them by the machine's clock. The identity bindings
+    /// authority ([`Emulator::start_identity_binding_authority`]) keeps the machine's clock.
+    pub fn set_clock_offset(&self, seconds: i64) {
+        self.shared.clock_offset.store(seconds, Ordering::SeqCst);
+        self.shared
+            .clock_stopped_at
+            .store(state::CLOCK_RUNS, Ordering::SeqCst);
+    }
+
+    /// Stops the emulator's clock at `unix_seconds` until a test moves it again (this, or
+    /// [`Emulator::set_clock_offset`], which starts it again): every token it issues is dated,
+    /// and every token it checks judged, at exactly that second, however long the requests
+    /// take: for a test that drives a client's clock through simulated time (the broker's
+    /// `ManualClock`) and wants the emulator's to agree to the second.
+    pub fn stop_clock_at(&self, unix_seconds: i64) {
+        self.shared
+            .clock_stopped_at
+            .store(unix_seconds, Ordering::SeqCst);
     }
 
     /// Lifetimes of Entra access tokens and ACR refresh tokens issued from now on.

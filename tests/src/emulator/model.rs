@@ -29,8 +29,13 @@ pub struct CertPair {
 /// Real ACR takes both unless ARM-audience authentication is disabled
 /// (`az acr config authentication-as-arm update --status disabled`, or the Azure Policy
 /// "Container registries should have ARM audience token authentication disabled"); then only
-/// ACR-audience tokens work. `ArmOnly` stands for a registry or identity that takes only
-/// ARM-audience tokens (Azure/azure-cli #33698, issue 14).
+/// ACR-audience tokens work, and an ARM-audience token is refused with 401
+/// `arm aad token disallowed` (documented: Azure SDK for Go, azcontainerregistry's
+/// TROUBLESHOOTING.md). `ArmOnly` stands for a registry or identity that takes only ARM-audience
+/// tokens (Azure/azure-cli #33698, issue 14); how ACR refuses an ACR-audience token there is not
+/// documented, so its refusal text (`acr aad token disallowed`) is **invented** by symmetry, and
+/// no test should rest on it. The documented way to get no ACR-audience token is Entra's
+/// AADSTS500011 ([`crate::emulator::Emulator::remove_tenant_resource`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum RegistryAudiences {
     /// ACR's and ARM's (the default).
@@ -38,7 +43,7 @@ pub enum RegistryAudiences {
     Both,
     /// ACR's only: ARM-audience authentication disabled.
     AcrOnly,
-    /// ARM's only.
+    /// ARM's only; its refusal of an ACR-audience token is invented (see the type's doc).
     ArmOnly,
 }
 

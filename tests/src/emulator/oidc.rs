@@ -30,7 +30,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::crypto::{secs, unix_now};
+use super::crypto::secs;
 use super::lock;
 use super::model::EndpointKind;
 use super::server::{Form, json};
@@ -160,7 +160,7 @@ fn github(shared: &Shared, job: &CiJob, lifetime: Duration, query: &Form) -> Res
         .unwrap_or("owner");
     let default_audience = format!("https://github.com/{owner}");
     let audience = query.get("audience").unwrap_or(&default_audience);
-    let now = unix_now();
+    let now = shared.now();
     let token = shared.keys.cluster.sign_infallible(&json!({
         "jti": uuid::Uuid::new_v4().to_string(),
         "sub": job.subject,
@@ -193,7 +193,7 @@ fn pipelines(shared: &Shared, job: &CiJob, lifetime: Duration, query: &Form) -> 
             "The service connection does not exist or has not been authorized for use.",
         );
     }
-    let now = unix_now();
+    let now = shared.now();
     let token = shared.keys.cluster.sign_infallible(&json!({
         "jti": uuid::Uuid::new_v4().to_string(),
         "sub": job.subject,

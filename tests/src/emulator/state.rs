@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -22,6 +23,9 @@ use super::model::{
 };
 use super::proxy::Upstream;
 
+/// `Shared::clock_stopped_at` when the emulator's clock runs.
+pub(crate) const CLOCK_RUNS: i64 = i64::MIN;
+
 /// Everything the handlers share.
 pub(crate) struct Shared {
     pub(crate) keys: Keys,
@@ -31,6 +35,12 @@ pub(crate) struct Shared {
     pub(crate) settings: Mutex<Settings>,
     /// CI jobs whose OIDC tokens the emulator issues.
     pub(crate) ci: Mutex<super::oidc::Jobs>,
+    /// Seconds the emulator's clock runs ahead of the machine's (negative: behind); see
+    /// [`Shared::now`].
+    pub(crate) clock_offset: AtomicI64,
+    /// Where the emulator's clock stands still ([`super::Emulator::stop_clock_at`]), or
+    /// [`CLOCK_RUNS`].
+    pub(crate) clock_stopped_at: AtomicI64,
     /// Every request of every listener (see `journal`).
     pub(crate) journal: Arc<super::journal::Journal>,
 }
@@ -345,6 +355,14 @@ impl Directory {
         ));
     }
 
+    /// Gives the tenant `resource`'s service principal back.
+    pub(crate) fn restore_resource(&mut self, tenant: &str, resource: &str) {
+        self.missing_resources.remove(&(
+            tenant.to_ascii_lowercase(),
+            resource.trim_end_matches('/').to_ascii_lowercase(),
+        ));
+    }
+
     /// Whether the tenant lacks `resource`'s service principal.
     pub(crate) fn lacks_resource(&self, tenant: &str, resource: &str) -> bool {
         self.missing_resources.contains(&(
@@ -419,6 +437,20 @@ impl ConnCtl {
 }
 
 impl Shared {
+    /// The emulator's time, seconds since the Unix epoch: the machine's clock plus the offset
+    /// a test set ([`super::Emulator::set_clock_offset`]), or where a test stopped it
+    /// ([`super::Emulator::stop_clock_at`]). Every token the emulator issues is dated by it and
+    /// every token it checks is judged by it, so a test moves the emulator's time instead of
+    /// sleeping.
+    pub(crate) fn now(&self) -> i64 {
+        match self.clock_stopped_at.load(Ordering::SeqCst) {
+            CLOCK_RUNS => {
+                super::crypto::unix_now().saturating_add(self.clock_offset.load(Ordering::SeqCst))
+            }
+            stopped => stopped,
+        }
+    }
+
     /// Count a request and apply the first pending fault that matches it, if any. `Some` is the
     /// response to send instead of the normal one.
     pub(crate) async fn enter(
