@@ -58,7 +58,10 @@ run_suites() {
         for s in "$@"; do args+=(--test "$s"); done
     fi
     for s in $skips; do filters+=(--skip "$s"); done
-    cargo test --locked -p "$package" "${args[@]}" -- "${filters[@]}" 2>&1 | tee -a "$log"
+    # As scripts/test.sh runs them: as on an Azure VM (scripts/as-azure-vm.sh), so no test leans
+    # on this machine's own facts.
+    scripts/as-azure-vm.sh cargo test --locked -p "$package" "${args[@]}" -- "${filters[@]}" 2>&1 |
+        tee -a "$log"
     local st=${PIPESTATUS[0]}
     if [ "$st" -ne 0 ] && [ "$status" -eq 0 ]; then status=$st; fi
 }
