@@ -4,17 +4,18 @@
 # - arm64 Linux (aarch64-unknown-linux-gnu): both binaries built as they ship (static, non-PIE:
 #   scripts/build-cross.sh), their .deb (cargo-deb --target), and the tests that drive the
 #   binaries from outside run against them under qemu-user (`qemu-aarch64`).
-# - Windows (x86_64-pc-windows-gnu): both .exe files built (scripts/build-cross.sh), the release
-#   zip, and the same kind of tests run against them under Wine, with the emulator on the
-#   machine's loopback.
+# - Windows (x86_64-pc-windows-gnu), NOT FINISHED and not run by default: both .exe files built
+#   (scripts/build-cross.sh), the release zip, and the same kind of tests run against them under
+#   Wine, with the emulator on the machine's loopback (docs/TESTING-PLATFORMS.md says what is
+#   left).
 #
 # The tests are this workspace's own integration tests, built for the host as scripts/test.sh
 # builds them; ACR_TEST_BIN_DIR makes them run the other target's binaries instead of the host's,
 # each through ACR_TEST_RUNNER (tests/src/sandbox.rs). Which suites run on which target, and why
 # the others do not, is listed below and in docs/TESTING-PLATFORMS.md.
 #
-#   scripts/test-cross.sh                 # both targets
-#   ACR_CROSS_TARGETS=aarch64-unknown-linux-gnu scripts/test-cross.sh
+#   scripts/test-cross.sh                 # arm64 (what .ci/run runs)
+#   ACR_CROSS_TARGETS=x86_64-pc-windows-gnu scripts/test-cross.sh   # Windows: unfinished
 #
 # Needs root (the end-to-end suites make network namespaces) and what scripts/install-deps.sh
 # installs in its "cross targets" block. Ends with one line of test counts and the time of each
@@ -30,7 +31,8 @@ fail() {
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
-targets=${ACR_CROSS_TARGETS:-aarch64-unknown-linux-gnu x86_64-pc-windows-gnu}
+# arm64 by default: the Windows branch has never run to its end (docs/TESTING-PLATFORMS.md).
+targets=${ACR_CROSS_TARGETS:-aarch64-unknown-linux-gnu}
 target_dir=${CARGO_TARGET_DIR:-$root/target}
 mkdir -p "$target_dir"
 target_dir=$(cd "$target_dir" && pwd)
@@ -60,9 +62,12 @@ run_suites() {
     for s in $skips; do filters+=(--skip "$s"); done
     # As scripts/test.sh runs them: as on an Azure VM (scripts/as-azure-vm.sh), so no test leans
     # on this machine's own facts.
+    # Every suite runs even when one fails; the first failure is the script's status.
+    set +e
     scripts/as-azure-vm.sh cargo test --locked -p "$package" "${args[@]}" -- "${filters[@]}" 2>&1 |
         tee -a "$log"
     local st=${PIPESTATUS[0]}
+    set -e
     if [ "$st" -ne 0 ] && [ "$status" -eq 0 ]; then status=$st; fi
 }
 
