@@ -6,6 +6,8 @@
 #
 #   scripts/build-cross.sh aarch64-unknown-linux-gnu     # static, non-PIE, as build-release.sh
 #   scripts/build-cross.sh x86_64-pc-windows-gnu         # .exe files, the C runtime linked in
+#   scripts/build-cross.sh x86_64-pc-windows-gnu --clippy  # lints of the three product crates
+#                                                          # (libraries and binaries) instead
 #
 # Honours CARGO_TARGET_DIR (default: target/cross-<target>, one folder per target so the
 # native build's artifacts are never rebuilt by this one); the binaries land in
@@ -25,8 +27,10 @@ fail() {
 }
 trap 'fail "command failed (line $LINENO): $BASH_COMMAND"' ERR
 
-[ $# -eq 1 ] || fail "usage: scripts/build-cross.sh <target triple>"
+[ $# -eq 1 ] || { [ $# -eq 2 ] && [ "$2" = --clippy ]; } ||
+    fail "usage: scripts/build-cross.sh <target triple> [--clippy]"
 triple=$1
+clippy=${2:-}
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -66,6 +70,17 @@ export RUSTC="$rustc" RUSTC_BOOTSTRAP=1
 export "CARGO_TARGET_${upper}_LINKER=$cc" "CC_${lower}=$cc"
 export "CARGO_TARGET_${upper}_RUSTFLAGS=$flags"
 unset RUSTFLAGS
+
+if [ -n "$clippy" ]; then
+    # Debian's clippy (rust-web-clippy) for Debian's cargo, found first on PATH. Not the tests:
+    # they drive the binaries from a Linux host (docs/TESTING-PLATFORMS.md).
+    command -v /usr/bin/cargo-clippy >/dev/null ||
+        fail "Debian's clippy is missing: run scripts/install-deps.sh (apt-get install rust-web-clippy)"
+    PATH="/usr/bin:$PATH" "$cargo" clippy --locked -Zbuild-std=std,panic_abort --target "$triple" \
+        -p acr-broker -p docker-credential-acr -p acr-credential-provider --lib --bins \
+        -- -D warnings >&2
+    exit 0
+fi
 
 # Only the two binary packages, as scripts/build-release.sh (the test crate's features stay out).
 "$cargo" build --release --locked -Zbuild-std=std,panic_abort --target "$triple" \

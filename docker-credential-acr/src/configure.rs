@@ -4,7 +4,6 @@
 
 use acr_broker::{Env, files};
 use serde_json::{Map, Value};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// The helper name Docker derives the program from (`docker-credential-` + this).
@@ -145,12 +144,10 @@ fn read_config(path: &Path) -> Result<Option<Config>, ConfigError> {
     let Some(bytes) = files::read_private(path, MAX_CONFIG)? else {
         return Ok(None);
     };
-    let mode = std::fs::metadata(path)
-        .map(|m| m.mode() & 0o7777)
-        .map_err(|source| ConfigError::Mode {
-            path: path.to_path_buf(),
-            source,
-        })?;
+    let mode = files::mode(path).map_err(|source| ConfigError::Mode {
+        path: path.to_path_buf(),
+        source,
+    })?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Some((Map::new(), mode)));
     }
@@ -167,7 +164,7 @@ fn read_config(path: &Path) -> Result<Option<Config>, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
     #[test]
     fn the_containers_auth_file_is_registry_auth_file_else_the_persistent_one() {

@@ -103,6 +103,12 @@ pub(crate) fn ensure_dir(dir: &Path, elsewhere: &str) -> Result<(), Error> {
     check_dir(dir, elsewhere).map(|_| ())
 }
 
+/// The permission bits of the file at `path`, following links, to keep when rewriting it with
+/// [`write_atomic`] (on Windows, which has no mode: `0o644`, or `0o444` when read-only).
+pub fn mode(path: &Path) -> std::io::Result<u32> {
+    fs::metadata(path).map(|m| platform::permission_bits(&m))
+}
+
 /// The user this process runs as.
 fn current_user(near: &Path) -> Result<platform::User, Error> {
     platform::current_user()

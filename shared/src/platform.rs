@@ -307,6 +307,17 @@ mod windows {
         )
     }
 
+    /// The mode a file's rewrite keeps (see [`set_mode`]): Windows has none, so a file that is
+    /// not read-only is `0o644` (its rewrite keeps the ACL it inherits) and a read-only one
+    /// `0o444`.
+    pub fn permission_bits(meta: &Metadata) -> u32 {
+        if meta.permissions().readonly() {
+            0o444
+        } else {
+            0o644
+        }
+    }
+
     /// The owner of the file at `path` (its links already refused by the caller: `meta` is its
     /// own metadata).
     pub fn owner(path: &Path, _meta: &Metadata) -> io::Result<User> {
