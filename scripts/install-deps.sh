@@ -50,3 +50,17 @@ fi
   go mod download
   go build -o /dev/null .
 ) || { echo "install-deps.sh: error: building tests/kubelet-harness failed" >&2; exit 1; }
+
+# ---- cross targets (scripts/test-cross.sh, scripts/build-cross.sh) --------------------------------
+# arm64 Linux and Windows, built with Debian's Rust building the standard library from its source
+# (rustc-web, cargo-web, rust-web-src; rust-web-clippy lints the Windows half), the targets' C
+# compilers and linkers for aws-lc (gcc-aarch64-linux-gnu with libc6-dev-arm64-cross;
+# mingw-w64's x86-64 POSIX-threads gcc), and where the arm64 binaries run here: qemu-user
+# (qemu-aarch64). The Windows branch of scripts/test-cross.sh (not yet run by CI: see
+# docs/TESTING-PLATFORMS.md) also needs `apt-get install wine64 zip unzip`; they are not installed
+# here until CI runs it.
+$SUDO apt-get install -y -qq --no-install-recommends \
+  rustc-web cargo-web rust-web-src rust-web-clippy \
+  gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user \
+  gcc-mingw-w64-x86-64-posix mingw-w64-x86-64-dev
+# ---- end of cross targets ---------------------------------------------------------------------------

@@ -4,7 +4,6 @@
 
 use acr_broker::{Env, files};
 use serde_json::{Map, Value};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// The helper name Docker derives the program from (`docker-credential-` + this).
@@ -15,7 +14,7 @@ const MAX_CONFIG: usize = 16 * 1024 * 1024;
 pub fn config_path(env: &Env) -> Option<PathBuf> {
     env.get("DOCKER_CONFIG")
         .map(PathBuf::from)
-        .or_else(|| env.get("HOME").map(|h| PathBuf::from(h).join(".docker")))
+        .or_else(|| env.home().map(|h| PathBuf::from(h).join(".docker")))
         .map(|d| d.join("config.json"))
 }
 
@@ -220,12 +219,10 @@ fn read_config(path: &Path) -> Result<Option<Config>, ConfigError> {
     let Some(bytes) = files::read_private(path, MAX_CONFIG)? else {
         return Ok(None);
     };
-    let mode = std::fs::metadata(path)
-        .map(|m| m.mode() & 0o7777)
-        .map_err(|source| ConfigError::Mode {
-            path: path.to_path_buf(),
-            source,
-        })?;
+    let mode = files::mode(path).map_err(|source| ConfigError::Mode {
+        path: path.to_path_buf(),
+        source,
+    })?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Some((Map::new(), mode)));
     }
@@ -242,7 +239,7 @@ fn read_config(path: &Path) -> Result<Option<Config>, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
     #[test]
     fn helms_registry_config_is_helm_registry_config_else_under_xdg_config_home() {

@@ -138,7 +138,11 @@ fn get_under_umask(w: &acr_tests::sandbox::Sandbox, umask: &str) -> std::process
     let out = Command::new("/bin/sh")
         .args([
             "-c",
-            &format!("umask {umask}; echo {} | exec {BIN} get", w.registry),
+            &format!(
+                "umask {umask}; echo {} | exec {} get",
+                w.registry,
+                acr_tests::sandbox::shell_words(&w.bin)
+            ),
         ])
         .env_clear()
         .envs(&w.env)
@@ -401,14 +405,25 @@ fn processes_killed_at_any_moment_never_leave_a_torn_entry() {
     // exchange and the write); erase between rounds so each one fetches and writes. Count the
     // rounds whose kill came before the exchange, and those that left a whole entry: the test
     // only proves something if the kills land on both sides of the write.
+    // The kills spread over one whole cold `get` as timed here, at least 400 ms: a binary run
+    // through an emulator (scripts/test-cross.sh, qemu-user) lives several times longer.
+    w.run(&["erase"], &w.registry);
+    let started = std::time::Instant::now();
+    answer(&get(&w, &w.registry));
+    let life = started.elapsed().max(Duration::from_millis(400));
+    // At least 24 rounds, more (up to 48, the kills ever later) until one wrote: under load
+    // the rounds' processes may live longer than the timed one.
     let (mut before_exchange, mut written) = (0, 0);
-    for round in 0..24u64 {
+    for round in 0..48u32 {
+        if round >= 24 && before_exchange > 0 && written > 0 {
+            break;
+        }
         w.run(&["erase"], &w.registry);
         let exchanges = w.emu.counters().exchange();
         let mut child = w.spawn(&["get"], &w.registry);
-        // 5 ms to about half a second: early kills land before the exchange, late ones after
-        // the write even on a loaded machine.
-        std::thread::sleep(Duration::from_millis(5 + round * round));
+        // 5 ms to about 1.3 lives in 24 rounds (5.5 in 48): early kills land before the
+        // exchange, late ones after the write even on a loaded machine.
+        std::thread::sleep(Duration::from_millis(5) + life * (round * round) / 400);
         let _ = child.kill();
         child.wait().unwrap();
         if w.emu.counters().exchange() == exchanges {

@@ -15,9 +15,12 @@ fn as_nobody(
     stdin: &str,
 ) -> std::process::Output {
     use std::io::Write;
+    // The binary of another build (`ACR_TEST_BIN_DIR`) runs under its runner, as `nobody` too.
+    let run = acr_tests::sandbox::command(&acr_tests::sandbox::product_bin(bin));
     let mut child = Command::new("/usr/bin/setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-        .arg(bin)
+        .arg(run.get_program())
+        .args(run.get_args())
         .args(args)
         .env_clear()
         .envs(env)

@@ -15,8 +15,14 @@ use crate::provider::Options;
 use acr_broker::{Env, Settings};
 use std::path::PathBuf;
 
-/// Where tokens are cached unless `--cache-dir` or `ACR_CACHE_DIR` says otherwise.
-pub const DEFAULT_CACHE_DIR: &str = "/var/lib/kubelet/acr-credential-provider";
+/// Where tokens are cached unless `--cache-dir` or `ACR_CACHE_DIR` says otherwise: beside the
+/// kubelet's own state (on AKS Windows nodes its root is `c:\var\lib\kubelet`, where AgentBaker
+/// also puts the provider: `--image-credential-provider-bin-dir=c:\var\lib\kubelet\credential-provider`).
+pub const DEFAULT_CACHE_DIR: &str = if cfg!(windows) {
+    "C:\\var\\lib\\kubelet\\acr-credential-provider"
+} else {
+    "/var/lib/kubelet/acr-credential-provider"
+};
 
 /// The flags that configure the node, as the kubelet passes them from the provider's
 /// `CredentialProviderConfig` entry.

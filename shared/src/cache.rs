@@ -239,7 +239,7 @@ impl Cache {
         if !matches!(files::check_dir(&self.dir, ELSEWHERE), Ok(Some(_))) {
             return done;
         }
-        let (Ok(uid), Ok(listing)) = (platform::effective_uid(), fs::read_dir(&self.dir)) else {
+        let (Ok(uid), Ok(listing)) = (platform::current_user(), fs::read_dir(&self.dir)) else {
             return done;
         };
         let now = SystemTime::now();
@@ -268,7 +268,10 @@ impl Cache {
             let Ok(meta) = item.metadata() else {
                 continue;
             };
-            if path == written || !meta.file_type().is_file() || platform::owner(&meta) != uid {
+            if path == written
+                || !meta.file_type().is_file()
+                || platform::owner(&path, &meta).ok().as_ref() != Some(&uid)
+            {
                 continue;
             }
             let age = meta

@@ -58,6 +58,10 @@ pub fn relevant(name: &str) -> bool {
     ];
     const NAMES: &[&str] = &[
         "HOME",
+        // Windows' home, per-user settings and caches (crate::platform).
+        "USERPROFILE",
+        "APPDATA",
+        "LOCALAPPDATA",
         "PATH",
         "SSL_CERT_FILE",
         "SSL_CERT_DIR",
@@ -84,12 +88,15 @@ pub fn relevant(name: &str) -> bool {
 
 impl Env {
     /// The process environment's `relevant` variables (those that are not valid UTF-8 are
-    /// left out).
+    /// left out), named as the platform compares names (on Windows, without case: `Path` is
+    /// `PATH`).
     pub fn process() -> Self {
         Env {
             vars: std::env::vars_os()
-                .filter(|(k, _)| k.to_str().is_some_and(relevant))
-                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+                .filter_map(|(k, v)| {
+                    let k = crate::platform::env_name(k.to_str()?).into_owned();
+                    relevant(&k).then_some((k, v.into_string().ok()?))
+                })
                 .collect(),
             filtered: true,
         }
@@ -133,15 +140,22 @@ impl Env {
         self.get(key).map(str::to_string)
     }
 
-    /// The user's config folder: `$XDG_CONFIG_HOME`, else `$HOME/.config`; `None` when neither
-    /// is set. A relative value is ignored, as the XDG base directory specification says: it
-    /// would name a folder under whatever folder the program runs in.
+    /// The user's config folder: `$XDG_CONFIG_HOME`, else `$HOME/.config` (on Windows
+    /// `%APPDATA%`); `None` when neither is set. A relative value is ignored, as the XDG base
+    /// directory specification says: it would name a folder under whatever folder the program
+    /// runs in.
     pub fn config_home(&self) -> Option<PathBuf> {
+        let (var, sub) = crate::platform::CONFIG_HOME;
         self.get("XDG_CONFIG_HOME")
             .map(PathBuf::from)
             .filter(|d| d.is_absolute())
-            .or_else(|| self.get("HOME").map(|h| PathBuf::from(h).join(".config")))
+            .or_else(|| self.get(var).map(|h| PathBuf::from(h).join(sub)))
             .filter(|d| d.is_absolute())
+    }
+
+    /// The user's home folder: `$HOME` (on Windows `%USERPROFILE%`).
+    pub fn home(&self) -> Option<&str> {
+        self.get(crate::platform::HOME)
     }
 
     /// Sets a variable (for callers that add settings from flags).
@@ -308,8 +322,9 @@ impl Settings {
                     .map(|x| PathBuf::from(x).join("docker-credential-acr"))
             })
             .or_else(|| {
-                env.get("HOME")
-                    .map(|h| PathBuf::from(h).join(".cache/docker-credential-acr"))
+                let (var, sub) = crate::platform::CACHE_HOME;
+                env.get(var)
+                    .map(|h| PathBuf::from(h).join(sub).join("docker-credential-acr"))
             });
         let timeout = match env.get("ACR_TIMEOUT") {
             None => Duration::from_secs(30),

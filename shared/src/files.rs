@@ -1,5 +1,6 @@
-//! Private files: folders made 0700, files written 0600 (or a given mode) through a temp file and
-//! a rename, reads that refuse symlinks and oversize files, and advisory locks with deadlines.
+//! Private files: folders made 0700 (on Windows, an ACL granting their owner alone), files written
+//! 0600 (or a given mode) through a temp file and a rename, reads that refuse symlinks (reparse
+//! points) and oversize files, and advisory locks with deadlines.
 //!
 //! Every file the project writes that holds a secret goes through here. A folder that already
 //! exists is never changed: it is used when it is a real folder of the current user that group
@@ -39,21 +40,24 @@ pub(crate) fn check_dir(dir: &Path, elsewhere: &str) -> Result<Option<fs::Metada
             std::io::Error::other("not a real folder (a symlink or a file is in the way)"),
         ));
     }
-    if platform::owner(&meta) != current_uid(dir)? {
+    let owner = platform::owner(dir, &meta).map_err(|e| Error::io("cannot inspect", dir, e))?;
+    if owner != current_user(dir)? {
         return Err(Error::io(
             "refusing to use",
             dir,
             std::io::Error::other("the folder belongs to another user"),
         ));
     }
-    let mode = platform::permission_bits(&meta);
-    if mode & 0o022 != 0 {
+    if let Some(how) =
+        platform::others_may_write(dir, &meta).map_err(|e| Error::io("cannot inspect", dir, e))?
+    {
         return Err(Error::io(
             "refusing to use",
             dir,
             std::io::Error::other(format!(
-                "group or others can write to the folder (mode {mode:04o}); fix it with `chmod go-w {}`, or {elsewhere}",
-                dir.display()
+                "{} can write to the folder ({how}); fix it with `{}`, or {elsewhere}",
+                platform::OTHERS,
+                platform::fix_others_write(dir)
             )),
         ));
     }
@@ -91,18 +95,23 @@ pub(crate) fn ensure_dir(dir: &Path, elsewhere: &str) -> Result<(), Error> {
         Err(e) => return Err(Error::io("cannot create", dir, e)),
     };
     if created {
-        // The umask may have narrowed 0700 (umask 0277 makes it 0500). This folder is the one
-        // just made: set its mode through a handle to it, never through a swapped path.
-        platform::open_dir_no_follow(dir)
-            .and_then(|f| f.set_permissions(platform::permissions(0o700)))
-            .map_err(|e| Error::io("cannot set permissions of", dir, e))?;
+        // The umask may have narrowed 0700 (umask 0277 makes it 0500); on Windows it has the ACL
+        // it inherited. This folder is the one just made: made private through a handle to it,
+        // never through a swapped path.
+        platform::restrict_dir(dir).map_err(|e| Error::io("cannot set permissions of", dir, e))?;
     }
     check_dir(dir, elsewhere).map(|_| ())
 }
 
-/// The effective uid of this process.
-fn current_uid(near: &Path) -> Result<u32, Error> {
-    platform::effective_uid()
+/// The permission bits of the file at `path`, following links, to keep when rewriting it with
+/// [`write_atomic`] (on Windows, which has no mode: `0o644`, or `0o444` when read-only).
+pub fn mode(path: &Path) -> std::io::Result<u32> {
+    fs::metadata(path).map(|m| platform::permission_bits(&m))
+}
+
+/// The user this process runs as.
+fn current_user(near: &Path) -> Result<platform::User, Error> {
+    platform::current_user()
         .map_err(|e| Error::io("cannot determine the current user for", near, e))
 }
 
@@ -114,7 +123,7 @@ pub fn read_private(path: &Path, limit: usize) -> Result<Option<Vec<u8>>, Error>
         platform::no_follow_non_blocking(OpenOptions::new().read(true)),
         path,
         limit,
-        |_| Ok(()),
+        |_, _| Ok(()),
     )
 }
 
@@ -128,7 +137,7 @@ pub fn read_following(path: &Path, limit: usize) -> Result<Option<Vec<u8>>, Erro
         platform::non_blocking(OpenOptions::new().read(true)),
         path,
         limit,
-        |_| Ok(()),
+        |_, _| Ok(()),
     )
 }
 
@@ -196,49 +205,55 @@ pub fn read_trusted(path: &Path, limit: usize) -> Result<Option<Vec<u8>>, Error>
         platform::non_blocking(OpenOptions::new().read(true)),
         path,
         limit,
-        |meta| {
+        |file, meta| {
             // Asked only once the file exists: a missing one costs its failed `open` alone.
-            let me = platform::effective_uid()?;
-            let owner = platform::owner(meta);
-            if owner != me && owner != 0 {
+            let me = platform::current_user()?;
+            let owner = platform::owner(path, meta)?;
+            if owner != me && !platform::is_administrator(&owner) {
                 return Err(std::io::Error::other(format!(
-                    "it belongs to another user (uid {owner}), and it chooses your identities"
+                    "it belongs to another user ({}), and it chooses your identities",
+                    platform::describe(&owner)
                 )));
             }
-            if platform::permission_bits(meta) & 0o022 != 0 {
-                return Err(std::io::Error::other(
-                    "group or others may write it; run `chmod go-w` on it",
-                ));
+            if platform::others_may_write(path, meta)?.is_some() {
+                return Err(std::io::Error::other(format!(
+                    "{} may write it; run `{}`",
+                    platform::OTHERS,
+                    platform::fix_others_write(path)
+                )));
             }
-            check_folders(path, meta, me)
+            check_folders(path, file, &me)
         },
     )
 }
 
-/// Checks the folders of the file opened from `path` (`opened` is its metadata): every folder
-/// on its real path (links resolved) belongs to `me` or root and is writable by group or others
-/// only with the sticky bit; and the real path is the file opened, not one swapped in since.
-/// A `realpath`, a `stat` and one `lstat` per folder: no file is read.
-fn check_folders(path: &Path, opened: &fs::Metadata, me: u32) -> std::io::Result<()> {
+/// Checks the folders of the file `opened` from `path`: every folder on its real path (links
+/// resolved) belongs to `me` or the administrator and is writable by others only when it keeps
+/// their entries to their owners (the sticky bit); and the real path is the file opened, not one
+/// swapped in since. A `realpath`, a `stat` and one `lstat` per folder: no file is read.
+fn check_folders(path: &Path, opened: &File, me: &platform::User) -> std::io::Result<()> {
     let real = fs::canonicalize(path)?;
-    if !platform::same_file(&fs::metadata(&real)?, opened) {
+    if !platform::same_file(&real, opened)? {
         return Err(std::io::Error::other("it was replaced while being read"));
     }
     for folder in real.ancestors().skip(1) {
         let meta = fs::symlink_metadata(folder)?;
-        let owner = platform::owner(&meta);
-        if owner != me && owner != 0 {
+        let owner = platform::owner(folder, &meta)?;
+        if owner != *me && !platform::is_administrator(&owner) {
             return Err(std::io::Error::other(format!(
-                "its folder {} belongs to another user (uid {owner}), who could replace it",
-                folder.display()
+                "its folder {} belongs to another user ({}), who could replace it",
+                folder.display(),
+                platform::describe(&owner)
             )));
         }
-        let mode = platform::permission_bits(&meta);
-        if mode & 0o022 != 0 && mode & platform::STICKY == 0 {
+        if let Some(how) = platform::others_may_write(folder, &meta)?
+            && !platform::keeps_entries_of_their_owners(&meta)
+        {
             return Err(std::io::Error::other(format!(
-                "group or others may write its folder {} (mode {mode:04o}) and so replace it; run `chmod go-w {}`",
+                "{} may write its folder {} ({how}) and so replace it; run `{}`",
+                platform::OTHERS,
                 folder.display(),
-                folder.display()
+                platform::fix_others_write(folder)
             )));
         }
     }
@@ -246,12 +261,13 @@ fn check_folders(path: &Path, opened: &fs::Metadata, me: u32) -> std::io::Result
 }
 
 /// Opens `path` with `options` and reads it whole when it is a regular file of at most `limit`
-/// bytes that `check` accepts. `Ok(None)` when it does not exist.
+/// bytes that `check` (given the file and its metadata) accepts. `Ok(None)` when it does not
+/// exist.
 fn read_regular(
     options: &OpenOptions,
     path: &Path,
     limit: usize,
-    check: impl FnOnce(&fs::Metadata) -> std::io::Result<()>,
+    check: impl FnOnce(&File, &fs::Metadata) -> std::io::Result<()>,
 ) -> Result<Option<Vec<u8>>, Error> {
     let file = match options.open(path) {
         Ok(f) => f,
@@ -268,7 +284,7 @@ fn read_regular(
             std::io::Error::other("not a regular file"),
         ));
     }
-    check(&meta).map_err(|e| Error::io("refusing to read", path, e))?;
+    check(&file, &meta).map_err(|e| Error::io("refusing to read", path, e))?;
     read_bounded(file, path, limit, meta.len()).map(Some)
 }
 
@@ -326,7 +342,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Error> {
             .open(&tmp)
             .map_err(|e| Error::io("cannot write", &tmp, e))?;
         // The umask may have narrowed `mode`; a copied mode must come out exact.
-        f.set_permissions(platform::permissions(mode))
+        platform::set_mode(&f, &tmp, mode)
             .map_err(|e| Error::io("cannot set permissions of", &tmp, e))?;
         f.write_all(bytes)
             .map_err(|e| Error::io("cannot write", &tmp, e))?;
@@ -396,6 +412,7 @@ impl FileLock {
 }
 
 #[cfg(test)]
+#[cfg(unix)]
 mod tests {
     use super::fifo::mkfifo;
     use super::*;
@@ -575,6 +592,7 @@ mod tests {
 
 /// FIFOs for tests of the readers that must not wait on one.
 #[cfg(test)]
+#[cfg(unix)]
 pub(crate) mod fifo {
     use std::fs::OpenOptions;
     use std::io::Write;

@@ -36,8 +36,10 @@ pub struct Sandbox {
 }
 
 impl Sandbox {
-    /// A sandbox with no identity configured.
+    /// A sandbox with no identity configured. `bin` is the binary under test as this build made
+    /// it; [`product_bin`] may put another build's in its place.
     pub fn new(bin: impl Into<PathBuf>) -> Sandbox {
+        let bin = product_bin(&bin.into());
         let emu = Emulator::start(EmulatorConfig::default()).expect("emulator starts");
         let registry = format!("localhost:{}", emu.port());
         let registry2 = format!("127.0.0.1:{}", emu.port());
@@ -74,7 +76,7 @@ impl Sandbox {
         Sandbox {
             emu,
             home,
-            bin: bin.into(),
+            bin,
             registry,
             registry2,
             env,
@@ -190,9 +192,10 @@ pub fn assert_no_secret(emu: &Emulator, bytes: &[u8], what: &str) {
 }
 
 /// Starts `bin` with exactly `env` and `args`, stdin, stdout and stderr piped; the caller writes
-/// the request and waits (or kills).
+/// the request and waits (or kills). A binary of [`product_bin`]'s other build runs under the
+/// [`RUNNER`].
 pub fn spawn(bin: &Path, env: &BTreeMap<String, String>, args: &[&str]) -> std::process::Child {
-    Command::new(bin)
+    command(bin)
         .args(args)
         .env_clear()
         .envs(env)
@@ -223,8 +226,93 @@ pub fn claims(jwt: &str) -> serde_json::Value {
     serde_json::from_slice(&bytes).expect("JSON claims")
 }
 
+/// Names a folder holding the product binaries (`docker-credential-acr`,
+/// `acr-credential-provider`, or the same with `.exe`) of another build, typically another
+/// target's (`scripts/test-cross.sh`): the tests then run those instead of the ones this build
+/// made, under [`RUNNER`].
+pub const BIN_DIR: &str = "ACR_TEST_BIN_DIR";
+/// The command, split on spaces, that runs a binary of [`BIN_DIR`] (e.g. `/usr/bin/qemu-aarch64
+/// -L /usr/aarch64-linux-gnu`, or a script running Wine); unset or empty: the binary runs
+/// itself. Absolute paths: the binaries run with the sandbox's `PATH`.
+pub const RUNNER: &str = "ACR_TEST_RUNNER";
+
+/// The binaries [`BIN_DIR`] replaces: the shipped ones (never the emulator).
+pub const PRODUCTS: [&str; 2] = ["docker-credential-acr", "acr-credential-provider"];
+
+/// The binary to run in place of `built` (a binary this build made): with [`BIN_DIR`] set and
+/// `built` one of the [`PRODUCTS`], the binary of the same name there (`name`, else
+/// `name.exe`); else `built` itself. Panics when [`BIN_DIR`] has no such binary, so a cross run
+/// never tests the native build by mistake.
+pub fn product_bin(built: &Path) -> PathBuf {
+    let Some(dir) = std::env::var_os(BIN_DIR).filter(|d| !d.is_empty()) else {
+        return built.to_path_buf();
+    };
+    let Some(name) = built
+        .file_stem()
+        .filter(|n| PRODUCTS.iter().any(|p| **n == **p))
+    else {
+        return built.to_path_buf();
+    };
+    let dir = PathBuf::from(dir);
+    let plain = dir.join(name);
+    let exe = dir.join(format!("{}.exe", name.to_string_lossy()));
+    [plain, exe]
+        .into_iter()
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("{BIN_DIR}={} holds no {name:?} (nor .exe)", dir.display()))
+}
+
+/// The words of [`RUNNER`], empty when it is unset.
+pub fn runner() -> Vec<String> {
+    std::env::var(RUNNER)
+        .unwrap_or_default()
+        .split(' ')
+        .filter(|w| !w.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A command that runs `bin`: under the [`RUNNER`] when `bin` is in [`BIN_DIR`], else `bin`
+/// itself. Nothing else is set.
+pub fn command(bin: &Path) -> Command {
+    let dir = std::env::var_os(BIN_DIR).filter(|d| !d.is_empty());
+    let runner = runner();
+    match (dir, runner.split_first()) {
+        (Some(dir), Some((program, args))) if bin.starts_with(&dir) => {
+            let mut c = Command::new(program);
+            c.args(args).arg(bin);
+            c
+        }
+        _ => Command::new(bin),
+    }
+}
+
+/// [`command`] as one line for `sh`: its program and arguments, each quoted.
+pub fn shell_words(bin: &Path) -> String {
+    let c = command(bin);
+    let quote = |w: &std::ffi::OsStr| format!("'{}'", w.to_string_lossy().replace('\'', "'\\''"));
+    std::iter::once(c.get_program())
+        .chain(c.get_args())
+        .map(quote)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Makes `at` run `bin` as [`command`] does, for clients that find the binary on `PATH` (the
+/// docker CLI, skopeo, the kubelet): a symlink to `bin`, or, under a [`RUNNER`], a small `sh`
+/// script that runs it there with its arguments.
+pub fn install_bin(bin: &Path, at: &Path) -> std::io::Result<()> {
+    if command(bin).get_program() == bin.as_os_str() {
+        return std::os::unix::fs::symlink(bin, at);
+    }
+    std::fs::write(at, format!("#!/bin/sh\nexec {} \"$@\"\n", shell_words(bin)))?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(at, std::fs::Permissions::from_mode(0o755))
+}
+
 /// The path of a binary of this workspace (`docker-credential-acr`, `acr-credential-provider`,
-/// `acr-emulator`) built with the same profile as the running test: tests run from
+/// `acr-emulator`) built with the same profile as the running test (the first two from
+/// [`BIN_DIR`] when it is set, see [`product_bin`]): tests run from
 /// `target/<profile>/deps/`, binaries sit in `target/<profile>/`. Panics, saying what to run,
 /// when the binary has not been built (`cargo test` builds only the test's own crate's binaries).
 pub fn workspace_bin(name: &str) -> PathBuf {
@@ -236,6 +324,11 @@ pub fn workspace_bin(name: &str) -> PathBuf {
         _ => deps,
     };
     let bin = profile_dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    // The product binaries may come from another build ([`BIN_DIR`]).
+    let other = product_bin(&bin);
+    if other != bin {
+        return other;
+    }
     assert!(
         bin.is_file(),
         "{} is missing: run `cargo build --workspace --bins` (with the same profile and \

@@ -708,7 +708,7 @@ fn run_row(
         env.insert((*k).to_owned(), v.clone());
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = std::process::Command::new(bin)
+    let out = acr_tests::sandbox::command(bin)
         .args(&args)
         .env_clear()
         .envs(&env)

@@ -452,7 +452,7 @@ fn run(
         std::fs::write("/etc/hosts", down)?;
     }
     w.emu.clear_journal();
-    let child = Command::new(bin)
+    let child = acr_tests::sandbox::command(bin)
         .args(&args)
         .env_clear()
         .envs(&env)

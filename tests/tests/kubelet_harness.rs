@@ -899,7 +899,7 @@ impl Ctx {
             .map_err(e)?;
         let bin_dir = self.w.path(&format!("{name}/credential-provider"));
         std::fs::create_dir_all(&bin_dir).map_err(|e| e.to_string())?;
-        std::os::unix::fs::symlink(&self.provider, bin_dir.join("acr-credential-provider"))
+        acr_tests::sandbox::install_bin(&self.provider, &bin_dir.join("acr-credential-provider"))
             .map_err(|e| e.to_string())?;
         let mut env = self.w.env.clone();
         let path = |rel: &str| self.w.path(&format!("{name}/{rel}")).display().to_string();

@@ -5,7 +5,7 @@
 use acr_tests::emulator::{EndpointKind, Fault, FaultAction};
 use acr_tests::sandbox::{Sandbox, assert_no_secret, workspace_bin};
 use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 #[test]
@@ -30,7 +30,7 @@ fn sixty_four_mixed_cold_processes_make_one_entra_request_and_one_exchange() {
         } else {
             (&kubelet, &[], request.clone())
         };
-        let child = Command::new(bin)
+        let child = acr_tests::sandbox::command(bin)
             .args(args)
             .env_clear()
             .envs(&w.env)

@@ -16,8 +16,13 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
 
-/// Where AKS nodes keep the cluster CA, the default trust root for the local authority.
-pub const KUBERNETES_CA_FILE: &str = "/etc/kubernetes/certs/ca.crt";
+/// Where AKS nodes keep the cluster CA, the default trust root for the local authority (on
+/// Windows nodes AgentBaker writes it to `c:\k\ca.crt`: `staging/cse/windows/kubeletfunc.ps1`).
+pub const KUBERNETES_CA_FILE: &str = if cfg!(windows) {
+    "C:\\k\\ca.crt"
+} else {
+    "/etc/kubernetes/certs/ca.crt"
+};
 /// The service-account token audience AKS configures for identity bindings.
 pub const IB_SCOPE_AUDIENCE: &str = "api://AKSIdentityBinding";
 

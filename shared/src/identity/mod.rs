@@ -668,7 +668,10 @@ fn azure_cli(settings: &Settings, forced: Option<SourceChoice>) -> Result<Identi
     let profile = env
         .get("AZURE_CONFIG_DIR")
         .map(PathBuf::from)
-        .or_else(|| env.get("HOME").map(|h| Path::new(h).join(".azure")))
+        .or_else(|| {
+            env.get(crate::platform::HOME)
+                .map(|h| Path::new(h).join(".azure"))
+        })
         .map(|d| d.join("azureProfile.json"));
     Ok(Identity::AzureCli {
         tenant: env.get("AZURE_TENANT_ID").map(str::to_string),
@@ -756,16 +759,13 @@ fn on_azure_vm(tag_path: &Path) -> bool {
     )
 }
 
+/// Whether a folder of `path` (a `PATH` value) holds `program` as the platform runs it (on
+/// Windows, `az` is `az.cmd`).
 fn on_path(program: &str, path: Option<&str>) -> bool {
     path.unwrap_or_default()
-        .split(':')
+        .split(crate::platform::PATH_SEPARATOR)
         .filter(|d| !d.is_empty())
-        .any(|d| is_executable(&Path::new(d).join(program)))
-}
-
-fn is_executable(p: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .any(|d| crate::platform::program_in(Path::new(d), program))
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ mod registry;
 pub use registry::{Distribution, config_yaml};
 
 use crate::emulator::{Emulator, EmulatorConfig, Principal, Role};
-use crate::sandbox::{in_private_netns, inside_private_netns, workspace_bin};
+use crate::sandbox::{in_private_netns, inside_private_netns, install_bin, workspace_bin};
 use std::collections::BTreeMap;
 use std::error::Error;
 use std::io::Write;
@@ -149,9 +149,9 @@ impl World {
         )?;
         let bin = root.join("bin");
         std::fs::create_dir_all(&bin)?;
-        std::os::unix::fs::symlink(
-            workspace_bin("docker-credential-acr"),
-            bin.join("docker-credential-acr"),
+        install_bin(
+            &workspace_bin("docker-credential-acr"),
+            &bin.join("docker-credential-acr"),
         )?;
         let tools = root.join("tools");
         std::fs::create_dir_all(&tools)?;
@@ -298,7 +298,8 @@ impl World {
 
     /// Runs `program` with `args`, `stdin` and exactly the world's environment.
     pub fn run(&self, program: &str, args: &[&str], stdin: &str) -> Result<Output> {
-        let mut child = Command::new(program)
+        // A product binary of another build (`sandbox::BIN_DIR`) runs under its runner.
+        let mut child = crate::sandbox::command(Path::new(program))
             .args(args)
             .env_clear()
             .envs(&self.env)
