@@ -175,16 +175,18 @@ pub fn read_agent_key(path: &Path, limit: usize) -> Result<Option<Vec<u8>>, Erro
             ),
         ));
     }
-    let agent = platform::owner(&folder_meta);
+    let agent =
+        platform::owner(folder, &folder_meta).map_err(|e| Error::io("cannot read", folder, e))?;
     read_regular(
         platform::no_follow_non_blocking(OpenOptions::new().read(true)),
         path,
         limit,
-        |meta| {
-            let owner = platform::owner(meta);
-            if owner != 0 && owner != agent {
+        |_file, meta| {
+            let owner = platform::owner(path, meta)?;
+            if !platform::is_administrator(&owner) && owner != agent {
                 return Err(std::io::Error::other(format!(
-                    "it belongs to uid {owner}, neither root nor its folder's owner"
+                    "it belongs to {}, neither the administrator nor its folder's owner",
+                    platform::describe(&owner)
                 )));
             }
             if platform::permission_bits(meta) & 0o002 != 0 {

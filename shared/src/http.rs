@@ -201,7 +201,7 @@ fn add_folder(store: &mut RootCertStore, folder: &Path) {
             continue;
         };
         if meta.is_file()
-            && seen.insert(platform::file_identity(&meta))
+            && platform::file_identity(&meta).is_none_or(|id| seen.insert(id))
             && let Some(pem) = read_ca_file(&path)
         {
             add_pem(store, &pem);

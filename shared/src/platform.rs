@@ -98,6 +98,12 @@ mod unix {
         Permissions::from_mode(mode)
     }
 
+    /// What identifies a file whatever path reaches it (device and inode): a folder's links to
+    /// one certificate file are read once.
+    pub fn file_identity(meta: &Metadata) -> Option<(u64, u64)> {
+        Some((meta.dev(), meta.ino()))
+    }
+
     /// The permission bits of a file, with the setuid, setgid and sticky bits (`0o7777`).
     pub fn permission_bits(meta: &Metadata) -> u32 {
         meta.mode() & 0o7777
@@ -410,6 +416,12 @@ mod windows {
         Ok(None)
     }
 
+    /// What identifies a file whatever path reaches it: stable Rust has no file index on
+    /// Windows, so none (the caller then reads each file of a folder).
+    pub fn file_identity(_meta: &Metadata) -> Option<(u64, u64)> {
+        None
+    }
+
     /// Whether the folder lets others add entries but not replace those they do not own: no
     /// Windows folder is trusted that way.
     pub fn keeps_entries_of_their_owners(_meta: &Metadata) -> bool {
@@ -471,12 +483,6 @@ pub const CA_BUNDLES: &[&str] = &[
 
 /// Folders of CA certificate files, read only when no bundle of [`CA_BUNDLES`] exists.
 pub const CA_FOLDERS: &[&str] = &["/etc/ssl/certs", "/etc/pki/tls/certs"];
-
-/// What identifies a file whatever path reaches it (device and inode): a folder's links to one
-/// certificate file are read once.
-pub fn file_identity(meta: &Metadata) -> (u64, u64) {
-    (meta.dev(), meta.ino())
-}
 
 #[cfg(test)]
 mod tests {
