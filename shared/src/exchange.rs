@@ -232,10 +232,21 @@ async fn post_exchange(grant: &Grant<'_>, url: &str, service: &str) -> Result<Se
     if let Some(t) = grant.tenant {
         form.push(("tenant", t));
     }
-    let response = grant
-        .http
+    let (status, wait, body) = post_form(grant.http, url, registry, &form).await?;
+    read_answer(grant, status, &body, wait)
+}
+
+/// POSTs `form` to `url` of `registry`'s token service: the answer's status, its `Retry-After`
+/// and its body.
+async fn post_form(
+    http: &reqwest::Client,
+    url: &str,
+    registry: &str,
+    form: &[(&str, &str)],
+) -> Result<(u16, Option<Duration>, Vec<u8>), Attempt> {
+    let response = http
         .post(url)
-        .form(&form)
+        .form(form)
         .send()
         .await
         .map_err(|e| send_failed(registry, &e))?;
@@ -250,7 +261,7 @@ async fn post_exchange(grant: &Grant<'_>, url: &str, service: &str) -> Result<Se
         };
         Attempt::healing_if(heals, error)
     })?;
-    read_answer(grant, status, &body, wait)
+    Ok((status, wait, body))
 }
 
 /// The refresh token in an exchange answer, or what its status means.
@@ -323,24 +334,7 @@ async fn post_token(
         ("refresh_token", refresh.expose()),
     ];
     form.extend(scopes.iter().map(|s| ("scope", s.as_str())));
-    let response = http
-        .post(url)
-        .form(&form)
-        .send()
-        .await
-        .map_err(|e| send_failed(registry, &e))?;
-    let status = response.status().as_u16();
-    let wait = retry_after(response.headers());
-    let body = read_body(response).await.map_err(|e| {
-        let heals = matches!(e, crate::http::BodyError::Read(_));
-        Attempt::healing_if(
-            heals,
-            Error::Exchange {
-                registry: registry.to_string(),
-                detail: e.to_string(),
-            },
-        )
-    })?;
+    let (status, wait, body) = post_form(http, url, registry, &form).await?;
     match status {
         200 => {
             let parsed: TokenResponse = serde_json::from_slice(&body).map_err(|e| {

@@ -195,16 +195,11 @@ async fn arc_ask(
         .map(str::to_string);
     if status != 401 {
         // No challenge: whatever it is (a retryable 5xx, an error), the answer says so.
-        return answer_of(
+        return arc_answer(
             first,
-            &[429, 500, 502, 503, 504],
-            |e| fail(format!("{endpoint}: {e}")),
-            |status, _, body| {
-                fail(format!(
-                    "{endpoint} answered HTTP {status} without the Azure Arc agent's challenge{}",
-                    error_summary(body)
-                ))
-            },
+            endpoint,
+            fail,
+            "without the Azure Arc agent's challenge",
         )
         .await;
     }
@@ -227,13 +222,24 @@ async fn arc_ask(
         .send()
         .await
         .map_err(send_failed)?;
+    arc_answer(second, endpoint, fail, "to the key of its challenge").await
+}
+
+/// The body of the Arc agent's 200 `response`; another status fails with `context` (what the
+/// request was) in its message, and is retried when it may heal (429, 5xx).
+async fn arc_answer(
+    response: reqwest::Response,
+    endpoint: &str,
+    fail: &impl Fn(String) -> Error,
+    context: &str,
+) -> Result<Vec<u8>, Attempt> {
     answer_of(
-        second,
+        response,
         &[429, 500, 502, 503, 504],
         |e| fail(format!("{endpoint}: {e}")),
         |status, _, body| {
             fail(format!(
-                "{endpoint} answered HTTP {status} to the key of its challenge{}",
+                "{endpoint} answered HTTP {status} {context}{}",
                 error_summary(body)
             ))
         },

@@ -684,6 +684,12 @@ impl Emulator {
     /// Also serve IMDS over plain HTTP on `addr` (e.g. `169.254.169.254:80` in a test network
     /// namespace, or `127.0.0.1:0`); returns the bound address.
     pub fn serve_imds_http(&self, addr: SocketAddr) -> io::Result<SocketAddr> {
+        self.serve_plain_on(addr, server::imds_router(Arc::clone(&self.shared)))
+    }
+
+    /// Serves `router` over plain HTTP on `addr`, on the emulator's runtime; returns the bound
+    /// address.
+    fn serve_plain_on(&self, addr: SocketAddr, router: axum::Router) -> io::Result<SocketAddr> {
         let listener = std::net::TcpListener::bind(addr)?;
         listener.set_nonblocking(true)?;
         let bound = listener.local_addr()?;
@@ -695,10 +701,7 @@ impl Emulator {
             let _guard = runtime.enter();
             tokio::net::TcpListener::from_std(listener)?
         };
-        runtime.spawn(server::serve_plain(
-            listener,
-            server::imds_router(Arc::clone(&self.shared)),
-        ));
+        runtime.spawn(server::serve_plain(listener, router));
         Ok(bound)
     }
 
@@ -709,22 +712,10 @@ impl Emulator {
     /// `Authorization: Basic <key>` gets a token of the system-assigned managed identity
     /// ([`Emulator::add_managed_identity`] with no client id). Returns the bound address.
     pub fn serve_arc_http(&self, addr: SocketAddr, tokens_folder: &Path) -> io::Result<SocketAddr> {
-        let listener = std::net::TcpListener::bind(addr)?;
-        listener.set_nonblocking(true)?;
-        let bound = listener.local_addr()?;
-        let runtime = self
-            .runtime
-            .as_ref()
-            .ok_or_else(|| io_err("the emulator is shut down"))?;
-        let listener = {
-            let _guard = runtime.enter();
-            tokio::net::TcpListener::from_std(listener)?
-        };
-        runtime.spawn(server::serve_plain(
-            listener,
+        self.serve_plain_on(
+            addr,
             arc::router(Arc::clone(&self.shared), tokens_folder.to_path_buf()),
-        ));
-        Ok(bound)
+        )
     }
 
     /// Start an AKS identity bindings token authority on `addr` (e.g. `192.0.2.20:443` in a test
