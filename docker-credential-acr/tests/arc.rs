@@ -5,39 +5,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::common::*;
-use acr_tests::emulator::Role;
+use acr_tests::emulator::{ARC_TOKENS_FOLDER as TOKENS, Role};
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
-use std::process::Command;
-
-const TOKENS: &str = "/var/opt/azcmagent/tokens";
-
-/// The agent's token folder on a tmpfs of this namespace, root's, mode 0770 as the agent keeps
-/// it.
-fn agent_folder() {
-    let out = Command::new("mount")
-        .args(["-t", "tmpfs", "tmpfs", "/var/opt"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    std::fs::create_dir_all(TOKENS).unwrap();
-    std::fs::set_permissions(TOKENS, std::fs::Permissions::from_mode(0o770)).unwrap();
-}
 
 #[test]
 fn an_arc_servers_identity_through_the_agents_challenge() {
     if !acr_tests::sandbox::in_private_netns(&[]) {
         return;
     }
-    agent_folder();
     let mut w = sandbox();
-    w.emu
-        .serve_arc_http("127.0.0.1:40342".parse().unwrap(), Path::new(TOKENS))
-        .unwrap();
+    w.emu.serve_arc_agent().unwrap();
     let machine = w.emu.add_managed_identity(None);
     w.emu.grant(&machine.client_id, &w.registry, Role::AcrPull);
     // As the agent sets them, on a machine whose asset tag also says Azure VM: Arc comes first,

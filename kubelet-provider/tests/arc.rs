@@ -6,32 +6,14 @@
 
 use crate::common::*;
 use acr_tests::emulator::Role;
-use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
-
-const TOKENS: &str = "/var/opt/azcmagent/tokens";
 
 #[test]
 fn a_node_without_azure_json_pulls_as_the_arc_machines_identity() {
     if !acr_tests::sandbox::in_private_netns(&[]) {
         return;
     }
-    let out = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "tmpfs", "/var/opt"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    std::fs::create_dir_all(TOKENS).unwrap();
-    std::fs::set_permissions(TOKENS, std::fs::Permissions::from_mode(0o770)).unwrap();
-
     let mut w = sandbox();
-    w.emu
-        .serve_arc_http("127.0.0.1:40342".parse().unwrap(), Path::new(TOKENS))
-        .unwrap();
+    w.emu.serve_arc_agent().unwrap();
     let machine = w.emu.add_managed_identity(None);
     w.emu.grant(&machine.client_id, &w.registry, Role::AcrPull);
     w.set(

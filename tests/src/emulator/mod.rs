@@ -54,6 +54,10 @@ mod tests;
 
 pub use binding::{IDENTITY_BINDING_AUDIENCE, IdentityBindingAuthority};
 pub use crypto::libtrust_key_id;
+
+/// Where the Azure Arc agent keeps the key files its challenges name (Linux), as
+/// [`Emulator::serve_arc_agent`] makes it.
+pub const ARC_TOKENS_FOLDER: &str = "/var/opt/azcmagent/tokens";
 pub use journal::Entry as JournalEntry;
 pub use model::{
     CertPair, Counters, EndpointKind, Fault, FaultAction, Principal, RegistryAudiences, Role,
@@ -65,6 +69,7 @@ use serde_json::json;
 use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -716,6 +721,26 @@ impl Emulator {
             addr,
             arc::router(Arc::clone(&self.shared), tokens_folder.to_path_buf()),
         )
+    }
+
+    /// The Azure Arc agent as a machine has it, for a test inside its own network and mount
+    /// namespace (`sandbox::in_private_netns`): a tmpfs over `/var/opt`, the agent's token folder
+    /// [`ARC_TOKENS_FOLDER`] in it (root's, mode 0770 as the agent keeps it), and
+    /// [`Emulator::serve_arc_http`] on the agent's address, `127.0.0.1:40342`.
+    pub fn serve_arc_agent(&self) -> io::Result<SocketAddr> {
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "tmpfs", "/var/opt"])
+            .output()?;
+        if !out.status.success() {
+            return Err(io_err(format!(
+                "mount a tmpfs over /var/opt: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        std::fs::create_dir_all(ARC_TOKENS_FOLDER)?;
+        std::fs::set_permissions(ARC_TOKENS_FOLDER, std::fs::Permissions::from_mode(0o770))?;
+        let addr = SocketAddr::from(([127, 0, 0, 1], 40342));
+        self.serve_arc_http(addr, Path::new(ARC_TOKENS_FOLDER))
     }
 
     /// Start an AKS identity bindings token authority on `addr` (e.g. `192.0.2.20:443` in a test
